@@ -1,0 +1,1 @@
+"""Domain types common to the kiosk and the cloud: sizes, state machines, codes."""
