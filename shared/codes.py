@@ -18,7 +18,6 @@ CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 6
 
 
-
 class InvalidCode(ValueError):
     code = "invalid_code"
 
@@ -41,9 +40,7 @@ def normalize_code(raw: str) -> str:
         raise InvalidCode(f"a code has {CODE_LENGTH} characters, got {len(text)}")
     bad = sorted({ch for ch in text if ch not in CODE_ALPHABET})
     if bad:
-        hint = " (codes never contain O, 0, I, L or 1)" if any(
-            ch in "OIL01" for ch in bad
-        ) else ""
+        hint = " (codes never contain O, 0, I, L or 1)" if any(ch in "OIL01" for ch in bad) else ""
         raise InvalidCode(f"a code cannot contain {''.join(bad)}{hint}")
     return text
 

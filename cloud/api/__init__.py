@@ -1,0 +1,1 @@
+"""The carrier and admin HTTP API (FastAPI)."""

@@ -1,0 +1,152 @@
+"""The FastAPI application: lifespan (database, background jobs), errors, routes.
+
+`create_app` takes its collaborators (settings, clock, notification sender), so the
+command line, the demo and the tests all build the same app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloud import db
+from cloud.api import routes_admin, routes_carrier
+from cloud.api.auth import KeyCache
+from cloud.api.body_limit import BodySizeLimit
+from cloud.api.services import Services
+from cloud.clock import Clock, SystemClock
+from cloud.config import CloudSettings
+from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
+from cloud.errors import ServiceError
+from cloud.lifecycle import LifecycleRunner
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    415: "unsupported_media_type",
+}
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details or {}}},
+    )
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return _error(exc.status, exc.code, exc.message, exc.details)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {
+            "field": ".".join(str(part) for part in e.get("loc", ()) if part != "body"),
+            "problem": e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
+        for e in exc.errors()
+    ]
+    if any(p["type"] == "json_invalid" for p in problems):
+        return _error(400, "malformed_json", "the request body is not valid JSON")
+    return _error(
+        422, "validation_error", "the request does not match the API", {"errors": problems}
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return _error(exc.status_code, code, str(exc.detail))
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return _error(500, "internal_error", "something went wrong on our side; it was logged")
+
+
+def _make_sender(settings: CloudSettings, client: httpx.AsyncClient) -> NotificationSender:
+    if settings.notification_sender == "webhook":
+        return WebhookSender(client, settings.notification_webhook_url)
+    return LoggingSender()
+
+
+def create_app(
+    settings: CloudSettings,
+    *,
+    clock: Clock | None = None,
+    sender: NotificationSender | None = None,
+) -> FastAPI:
+    """Builds the service. The database is opened (and migrated) when the app starts."""
+    clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.database_url or await asyncio.to_thread(
+            db.start_embedded_postgres, settings.data_dir
+        )
+        assert url
+        await db.migrate(url)
+        pool = await db.open_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        app.state.services = Services(
+            settings=settings, pool=pool, clock=clock, key_cache=KeyCache(), database_url=url
+        )
+        tasks: list[asyncio.Task[None]] = []
+        async with httpx.AsyncClient(timeout=settings.notification_timeout_seconds) as client:
+            if settings.run_background_jobs:
+                runner = LifecycleRunner(pool, clock, settings.lifecycle_interval_seconds)
+                dispatcher = Dispatcher(
+                    pool,
+                    sender or _make_sender(settings, client),
+                    clock,
+                    settings.notification_interval_seconds,
+                    settings.notification_max_attempts,
+                )
+                tasks = [
+                    asyncio.create_task(runner.run(), name="lifecycle"),
+                    asyncio.create_task(dispatcher.run(), name="notifications"),
+                ]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await pool.close()
+
+    app = FastAPI(
+        title="Parcel locker allocation service",
+        version="1.0",
+        summary="Reserve locker doors for parcels, deposit, pick up, return.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.include_router(routes_carrier.router)
+    app.include_router(routes_admin.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        svc: Services = app.state.services
+        async with svc.pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        return {"status": "ok"}
+
+    return app

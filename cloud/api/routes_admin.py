@@ -1,0 +1,135 @@
+"""Operator endpoints: carriers, locations, doors, maintenance. All need the admin key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from cloud import carriers, doors, errors, locations
+from cloud.api.auth import Admin
+from cloud.api.schemas import (
+    CarrierIn,
+    CarrierOut,
+    DoorIn,
+    DoorOut,
+    DoorsIn,
+    ErrorOut,
+    LocationIn,
+    LocationOut,
+    MaintenanceIn,
+)
+from cloud.api.services import Svc
+from cloud.doors import DoorSpec
+from shared.sizes import Dimensions, Size, SizeError
+
+router = APIRouter(
+    prefix="/api/v1/admin",
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+
+
+def _door_specs(body: list[DoorIn], counts: dict[str, int] | None) -> list[DoorSpec]:
+    try:
+        specs = [
+            DoorSpec(
+                door_number=d.door_number,
+                size=Size.parse(d.size),
+                dimensions=None
+                if d.dimensions is None
+                else Dimensions(d.dimensions.length, d.dimensions.width, d.dimensions.height),
+            )
+            for d in body
+        ]
+        number = max((d.door_number for d in body), default=0)
+        for size_name, count in sorted(
+            (counts or {}).items(), key=lambda kv: Size.parse(kv[0]).rank
+        ):
+            for _ in range(count):
+                number += 1
+                specs.append(DoorSpec(door_number=number, size=Size.parse(size_name)))
+    except SizeError as exc:
+        raise errors.InvalidSize(str(exc)) from None
+    return specs
+
+
+@router.post("/carriers", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorOut}})
+async def create_carrier(body: CarrierIn, _: Admin, svc: Svc) -> CarrierOut:
+    """Registers a carrier. The response holds its API key, which is never shown again."""
+    async with svc.pool.connection() as conn:
+        key = await carriers.create_carrier(
+            conn,
+            carrier_id=body.carrier_id,
+            name=body.name,
+            webhook_url=body.webhook_url,
+            now=svc.clock.now(),
+        )
+    return CarrierOut(carrier_id=body.carrier_id, name=body.name, api_key=key)
+
+
+@router.post(
+    "/locations", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorOut}}
+)
+async def create_location(body: LocationIn, _: Admin, svc: Svc) -> LocationOut:
+    """Creates a location with its doors (listed, or counted per size), all or nothing."""
+    specs = _door_specs(body.doors, body.door_counts)
+    now = svc.clock.now()
+    async with svc.pool.connection() as conn, conn.transaction():
+        await locations.create_location(
+            conn,
+            location_id=body.location_id,
+            name=body.name,
+            address=body.address,
+            latitude=body.latitude,
+            longitude=body.longitude,
+            timezone=body.timezone,
+            operating_hours=body.operating_hours,
+            now=now,
+        )
+        if specs:
+            await doors.add_doors(conn, body.location_id, specs, now)
+        row = await locations.get_location(conn, body.location_id)
+    return LocationOut.model_validate(row)
+
+
+@router.post(
+    "/locations/{location_id}/doors",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def add_doors(location_id: str, body: DoorsIn, _: Admin, svc: Svc) -> list[DoorOut]:
+    async with svc.pool.connection() as conn:
+        await doors.add_doors(conn, location_id, _door_specs(body.doors, None), svc.clock.now())
+        rows = await doors.list_doors(conn, location_id)
+    return [DoorOut.model_validate(r) for r in rows]
+
+
+@router.get("/locations/{location_id}/doors", responses={404: {"model": ErrorOut}})
+async def list_doors(location_id: str, _: Admin, svc: Svc) -> list[DoorOut]:
+    async with svc.pool.connection() as conn:
+        rows = await doors.list_doors(conn, location_id)
+    return [DoorOut.model_validate(r) for r in rows]
+
+
+@router.put(
+    "/locations/{location_id}/doors/{door_number}/maintenance",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def set_maintenance(
+    location_id: str, door_number: int, _: Admin, svc: Svc, body: MaintenanceIn | None = None
+) -> DoorOut:
+    """Takes a door out of service. A reservation on it moves to another free door."""
+    async with svc.pool.connection() as conn:
+        row = await doors.set_maintenance(
+            conn, location_id, door_number, (body or MaintenanceIn()).reason, svc.clock.now()
+        )
+    return DoorOut.model_validate(row)
+
+
+@router.delete(
+    "/locations/{location_id}/doors/{door_number}/maintenance",
+    responses={404: {"model": ErrorOut}},
+)
+async def clear_maintenance(location_id: str, door_number: int, _: Admin, svc: Svc) -> DoorOut:
+    """Puts a door back in service."""
+    async with svc.pool.connection() as conn:
+        row = await doors.clear_maintenance(conn, location_id, door_number, svc.clock.now())
+    return DoorOut.model_validate(row)

@@ -1,0 +1,259 @@
+"""Carrier endpoints: allocations, deposit, pickup, returns, nearby locations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from cloud import allocation, errors, locations
+from cloud.allocation import AllocationRequest, ReturnRequest
+from cloud.api.auth import AnyCaller, CarrierId
+from cloud.api.schemas import (
+    AllocationIn,
+    AllocationOut,
+    CancelIn,
+    DepositIn,
+    ErrorOut,
+    LocationOut,
+    NearbyOut,
+    PickupIn,
+    PickupOut,
+    ReturnDropOffIn,
+    ReturnIn,
+    ReturnOut,
+)
+from cloud.api.services import Svc
+from cloud.api.sizing import resolve_size
+from shared.sizes import Size
+
+router = APIRouter(prefix="/api/v1", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+
+
+@router.post(
+    "/allocations",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": AllocationOut, "description": "a retry: the existing allocation"},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "location_full (with nearest alternatives)"},
+        422: {"model": ErrorOut},
+    },
+)
+async def create_allocation(
+    body: AllocationIn, carrier_id: CarrierId, svc: Svc, response: Response
+) -> AllocationOut:
+    """Reserves the smallest free door that fits the package, for the reservation hold."""
+    size, dims = resolve_size(body)
+    request = AllocationRequest(
+        location_id=body.location_id,
+        package_id=body.package_id,
+        order_id=body.order_id,
+        customer_id=body.customer_id,
+        size=size,
+        dimensions=dims,
+    )
+    async with svc.pool.connection() as conn:
+        try:
+            row, created = await allocation.reserve(
+                conn,
+                carrier_id=carrier_id,
+                request=request,
+                now=svc.clock.now(),
+                hold=svc.settings.reservation_hold,
+            )
+        except errors.LocationFull as exc:
+            exc.details["nearest"] = await locations.nearest_alternatives(
+                conn, body.location_id, size
+            )
+            raise
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return AllocationOut.from_row(row)
+
+
+@router.get("/allocations/{allocation_id}", responses={404: {"model": ErrorOut}})
+async def read_allocation(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> AllocationOut:
+    async with svc.pool.connection() as conn:
+        row = await allocation.get_allocation(conn, allocation_id, who.carrier_id)
+    return AllocationOut.from_row(row)
+
+
+@router.post(
+    "/allocations/{allocation_id}/deposit",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def deposit(
+    allocation_id: uuid.UUID, body: DepositIn, who: AnyCaller, svc: Svc
+) -> AllocationOut:
+    """The driver put the parcel in; the scanned barcode must be the allocation's package."""
+    async with svc.pool.connection() as conn:
+        row = await allocation.deposit(
+            conn,
+            carrier_id=who.carrier_id,
+            allocation_id=allocation_id,
+            driver_id=body.driver_id,
+            scan_code=body.scan_code,
+            now=svc.clock.now(),
+            window=svc.settings.pickup_window,
+        )
+    return AllocationOut.from_row(row)
+
+
+@router.post(
+    "/allocations/{allocation_id}/cancel",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def cancel(
+    allocation_id: uuid.UUID, who: AnyCaller, svc: Svc, body: CancelIn | None = None
+) -> AllocationOut:
+    """Cancels a reservation before deposit and frees its door. Idempotent."""
+    async with svc.pool.connection() as conn:
+        row = await allocation.cancel(
+            conn,
+            carrier_id=who.carrier_id,
+            allocation_id=allocation_id,
+            reason=(body or CancelIn()).reason,
+            now=svc.clock.now(),
+        )
+    return AllocationOut.from_row(row)
+
+
+@router.post(
+    "/allocations/{allocation_id}/collect",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> AllocationOut:
+    """Staff or the carrier emptied the door (expired parcel, return, recall). Idempotent."""
+    async with svc.pool.connection() as conn:
+        row = await allocation.collect(
+            conn, carrier_id=who.carrier_id, allocation_id=allocation_id, now=svc.clock.now()
+        )
+    return AllocationOut.from_row(row)
+
+
+@router.post(
+    "/pickup",
+    responses={
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut},
+        410: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
+async def pickup(body: PickupIn, who: AnyCaller, svc: Svc) -> PickupOut:
+    """Opens every deposited parcel of a pickup code at its location. A code works once."""
+    async with svc.pool.connection() as conn:
+        opened = await allocation.pickup(
+            conn,
+            location_id=body.location_id,
+            code_text=body.pickup_code,
+            carrier_id=who.carrier_id,
+            now=svc.clock.now(),
+        )
+    return PickupOut.model_validate(
+        {
+            "location_id": body.location_id,
+            "locker_numbers": [a["door_number"] for a in opened],
+            "opened": [{**a, "locker_number": a["door_number"]} for a in opened],
+        }
+    )
+
+
+def _return_out(row: Mapping[str, Any]) -> ReturnOut:
+    return ReturnOut.model_validate(
+        {
+            **row,
+            "locker_number": row["door_number"],
+            "return_code": row["pickup_code"],
+            "expires_at": row["reservation_expires_at"] if row["status"] == "reserved" else None,
+        }
+    )
+
+
+@router.post(
+    "/returns",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": ReturnOut, "description": "a retry: the existing return"},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
+async def create_return(
+    body: ReturnIn, carrier_id: CarrierId, svc: Svc, response: Response
+) -> ReturnOut:
+    """Reserves a door for a customer's return and issues its one-time return code."""
+    size, _ = resolve_size(body)
+    request = ReturnRequest(
+        location_id=body.location_id,
+        order_id=body.order_id,
+        customer_id=body.customer_id,
+        size=size,
+        reason=body.reason,
+    )
+    async with svc.pool.connection() as conn:
+        try:
+            row, created = await allocation.create_return(
+                conn,
+                carrier_id=carrier_id,
+                request=request,
+                now=svc.clock.now(),
+                hold=svc.settings.reservation_hold,
+            )
+        except errors.LocationFull as exc:
+            exc.details["nearest"] = await locations.nearest_alternatives(
+                conn, body.location_id, size
+            )
+            raise
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _return_out(row)
+
+
+@router.post(
+    "/returns/drop-off",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 410: {"model": ErrorOut}},
+)
+async def drop_off_return(body: ReturnDropOffIn, who: AnyCaller, svc: Svc) -> AllocationOut:
+    """The customer put the return in its door (what an online kiosk reports)."""
+    async with svc.pool.connection() as conn:
+        row = await allocation.drop_off_return(
+            conn,
+            location_id=body.location_id,
+            code_text=body.return_code,
+            carrier_id=who.carrier_id,
+            now=svc.clock.now(),
+        )
+    return AllocationOut.from_row(row)
+
+
+@router.get("/locations", responses={422: {"model": ErrorOut}})
+async def nearby_locations(
+    who: AnyCaller,
+    svc: Svc,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lng: Annotated[float, Query(ge=-180, le=180)],
+    size: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> NearbyOut:
+    """The nearest active locations with a free door (of ``size`` or larger), nearest first."""
+    try:
+        wanted = None if size is None else Size.parse(size)
+    except ValueError as exc:
+        raise errors.InvalidSize(str(exc)) from None
+    async with svc.pool.connection() as conn:
+        found = await locations.nearest_with_free_doors(
+            conn, latitude=lat, longitude=lng, size=wanted, limit=limit
+        )
+    return NearbyOut.model_validate({"locations": found})
+
+
+@router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})
+async def read_location(location_id: str, who: AnyCaller, svc: Svc) -> LocationOut:
+    async with svc.pool.connection() as conn:
+        row = await locations.get_location(conn, location_id)
+    return LocationOut.model_validate(row)

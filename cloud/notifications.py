@@ -1,0 +1,128 @@
+"""The customer-notification outbox: what to tell whom, and when.
+
+Notifications are rows written in the same transaction as the state change that
+causes them, so a crash can never commit a deposit without its "your code is"
+message, nor send a message for a deposit that rolled back. `dispatch.py` sends
+them later. Each row has an idempotency key that stays the same across retries;
+receivers dedupe on it, which is what turns at-least-once sending into
+exactly-once delivery.
+
+Schedule for a deposited parcel (day 1 is the 24 hours after deposit):
+- ``pickup_code``: at deposit.
+- ``reminder``: at the start of day 2 (deposit + 24 h), if still waiting.
+- ``expires_today``: 08:00 local time on the day the pickup window ends; when the
+  window ends before 08:00, at 08:00 the day before. Never before deposit.
+- ``expired``: when the expiry job expires the parcel.
+Pending messages that no longer apply (the parcel was picked up) are cancelled in
+the transaction that made them moot.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cloud.db import Conn
+
+KINDS = ("pickup_code", "reminder", "expires_today", "expired", "return_code")
+# Kinds that only make sense while the parcel waits in its door.
+WAITING_KINDS = ("reminder", "expires_today")
+
+REMINDER_AFTER = timedelta(days=1)
+EXPIRES_TODAY_LOCAL_TIME = time(8, 0)
+
+
+def expires_today_due(deposited_at: datetime, expires_at: datetime, timezone: str) -> datetime:
+    """When the "expires today" message goes out (see the module docstring)."""
+    tz = ZoneInfo(timezone)
+    local_expiry = expires_at.astimezone(tz)
+    due = datetime.combine(local_expiry.date(), EXPIRES_TODAY_LOCAL_TIME, tzinfo=tz)
+    if due >= local_expiry:
+        due = datetime.combine(
+            local_expiry.date() - timedelta(days=1), EXPIRES_TODAY_LOCAL_TIME, tzinfo=tz
+        )
+    return max(due, deposited_at)
+
+
+async def enqueue(
+    conn: Conn,
+    *,
+    allocation_id: uuid.UUID,
+    carrier_id: str,
+    customer_id: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    due_at: datetime,
+    now: datetime,
+) -> None:
+    """Adds one notification to the outbox; a second one of the same kind is ignored."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    await conn.execute(
+        """
+        INSERT INTO notifications (idempotency_key, allocation_id, carrier_id, customer_id,
+                                   kind, payload, due_at, next_attempt_at, created_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (allocation_id, kind) DO NOTHING
+        """,
+        (
+            uuid.uuid4(),
+            allocation_id,
+            carrier_id,
+            customer_id,
+            kind,
+            json.dumps(payload, default=str),
+            due_at,
+            due_at,
+            now,
+        ),
+    )
+
+
+async def schedule_after_deposit(
+    conn: Conn,
+    *,
+    allocation: Mapping[str, Any],
+    payload: Mapping[str, Any],
+    timezone: str,
+    now: datetime,
+) -> None:
+    """Queues the pickup code now, and the reminder and "expires today" for later."""
+    deposited_at: datetime = allocation["deposited_at"]
+    expires_at: datetime = allocation["pickup_expires_at"]
+    common = {
+        "allocation_id": allocation["allocation_id"],
+        "carrier_id": allocation["carrier_id"],
+        "customer_id": allocation["customer_id"],
+        "payload": payload,
+        "now": now,
+    }
+    await enqueue(conn, kind="pickup_code", due_at=now, **common)
+    reminder_at = deposited_at + REMINDER_AFTER
+    if reminder_at < expires_at:
+        await enqueue(conn, kind="reminder", due_at=reminder_at, **common)
+    await enqueue(
+        conn,
+        kind="expires_today",
+        due_at=expires_today_due(deposited_at, expires_at, timezone),
+        **common,
+    )
+
+
+async def cancel_pending(
+    conn: Conn, allocation_ids: Sequence[uuid.UUID], kinds: Sequence[str] = KINDS
+) -> None:
+    """Cancels messages not yet sent that the allocations' new state makes moot."""
+    if not allocation_ids:
+        return
+    await conn.execute(
+        """
+        UPDATE notifications SET status = 'cancelled'
+        WHERE allocation_id = ANY(%s) AND kind = ANY(%s) AND status = 'pending'
+        """,
+        (list(allocation_ids), list(kinds)),
+    )
