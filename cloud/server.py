@@ -7,8 +7,11 @@ the usual ones) and report the real address before the first request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import socket
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
@@ -32,6 +35,40 @@ def bind(host: str, port: int, *, fallback_to_free: bool = False) -> socket.sock
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal capture.
+
+    uvicorn re-raises a captured SIGINT after shutting down, which turns a clean
+    Ctrl-C into a KeyboardInterrupt and exit status 130; `serve` handles the
+    signals itself so that a stop requested by signal is an ordinary, clean exit.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _on_stop_signals(server: uvicorn.Server) -> Callable[[], None]:
+    """Makes SIGINT/SIGTERM ask the server to stop (a second one: stop now)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+
+    def request_exit() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_exit)
+
+    def restore() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    return restore
+
+
 async def serve(
     app: FastAPI,
     sock: socket.socket,
@@ -47,7 +84,21 @@ async def serve(
     """
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    restore_signals = _on_stop_signals(server)
+    try:
+        await _run(server, sock, f"http://{host}:{port}", on_ready, stop)
+    finally:
+        restore_signals()
+
+
+async def _run(
+    server: uvicorn.Server,
+    sock: socket.socket,
+    url: str,
+    on_ready: Callable[[str], Awaitable[None]] | None,
+    stop: asyncio.Event | None,
+) -> None:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -55,7 +106,7 @@ async def serve(
             return
         await asyncio.sleep(0.05)
     if on_ready is not None:
-        await on_ready(f"http://{host}:{port}")
+        await on_ready(url)
     if stop is None:
         await task
         return

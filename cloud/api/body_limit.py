@@ -6,7 +6,6 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
 _DRAIN_CAP = 1024 * 1024
 
 

@@ -167,7 +167,8 @@ async def test_bad_allocation_requests_are_refused_and_change_nothing(cloud, bod
     assert r.json()["error"]["code"] == code
     async with cloud.pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT (SELECT count(*) FROM allocations) AS a, (SELECT count(*) FROM pickup_codes) AS c,"
+            "SELECT (SELECT count(*) FROM allocations) AS a,"
+            " (SELECT count(*) FROM pickup_codes) AS c,"
             " (SELECT count(*) FROM doors WHERE status <> 'available') AS d"
         )
         assert await cur.fetchone() == {"a": 0, "c": 0, "d": 0}

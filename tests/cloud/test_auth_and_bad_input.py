@@ -28,9 +28,7 @@ async def test_x_api_key_header_works_too(cloud):
 
 async def test_carrier_key_cannot_use_admin_endpoints(cloud):
     acme = await cloud.create_carrier()
-    r = await acme.post(
-        "/api/v1/admin/carriers", json={"carrier_id": "evil", "name": "evil"}
-    )
+    r = await acme.post("/api/v1/admin/carriers", json={"carrier_id": "evil", "name": "evil"})
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "admin_only"
 
@@ -67,7 +65,9 @@ async def test_carrier_sees_and_changes_only_its_own_allocations(cloud):
         r = await other.request(method, path + suffix, json=body)
         assert r.status_code == 404, (method, suffix)
         assert r.json()["error"]["code"] == "allocation_not_found"
-    r = await other.post("/api/v1/pickup", json={"location_id": "LOC-1", "pickup_code": a["pickup_code"]})
+    r = await other.post(
+        "/api/v1/pickup", json={"location_id": "LOC-1", "pickup_code": a["pickup_code"]}
+    )
     assert r.status_code == 404
     assert (await acme.get(path)).json()["status"] == "reserved"
     # The operator sees everything.

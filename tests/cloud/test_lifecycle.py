@@ -97,7 +97,7 @@ async def test_pickup_after_expiry_time_but_before_the_job_is_refused(cloud):
 
 async def test_notification_schedule_after_deposit(cloud):
     # Test clock starts 2026-03-02 09:00 UTC = 10:00 in Warsaw.
-    acme, a = await setup_parcel(cloud)
+    _acme, _a = await setup_parcel(cloud)
     async with cloud.pool.connection() as conn:
         cur = await conn.execute("SELECT kind, due_at FROM notifications ORDER BY due_at")
         due = {r["kind"]: r["due_at"] for r in await cur.fetchall()}
@@ -124,7 +124,7 @@ def test_expires_today_follows_daylight_saving_time():
 
 
 async def test_jobs_are_idempotent_and_touch_only_due_rows(cloud):
-    acme, a = await setup_parcel(cloud)
+    _acme, _a = await setup_parcel(cloud)
     cloud.clock.advance(timedelta(days=4))
     first = await lifecycle.run_once(cloud.pool, cloud.clock.now())
     second = await lifecycle.run_once(cloud.pool, cloud.clock.now())

@@ -2,7 +2,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.codes import CODE_ALPHABET, CODE_LENGTH, InvalidCode, PickupCode, generate_code, normalize_code
+from shared.codes import (
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    InvalidCode,
+    PickupCode,
+    generate_code,
+    normalize_code,
+)
 
 
 def test_alphabet_has_no_lookalikes():
