@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
-    406: "not_acceptable",
-    415: "unsupported_media_type",
 }
 
 
