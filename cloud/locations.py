@@ -126,6 +126,35 @@ async def create_location(
         raise errors.AlreadyExists(f"location {location_id!r} already exists") from None
 
 
+async def update_location(conn: Conn, location_id: str, changes: Mapping[str, Any]) -> DictRow:
+    """Changes a location's descriptive fields or its ``active`` flag.
+
+    Raises:
+        LocationNotFound, BadRequest.
+    """
+    allowed = {"name", "address", "timezone", "operating_hours", "active"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise errors.BadRequest(f"cannot change {', '.join(sorted(unknown))}")
+    values = dict(changes)
+    if "timezone" in values:
+        validate_timezone(values["timezone"])
+    if "operating_hours" in values:
+        hours = validate_operating_hours(values["operating_hours"])
+        values["operating_hours"] = None if hours is None else json.dumps(hours)
+    if values:
+        # Column names come from the fixed `allowed` set above, never from the caller.
+        assignments = ", ".join(f"{column} = %({column})s" for column in sorted(values))
+        cur = await conn.execute(
+            f"UPDATE locations SET {assignments} WHERE location_id = %(location_id)s"
+            " RETURNING location_id",
+            {**values, "location_id": location_id},
+        )
+        if await cur.fetchone() is None:
+            raise errors.LocationNotFound(f"no location {location_id!r}")
+    return await get_location(conn, location_id)
+
+
 async def get_location(conn: Conn, location_id: str) -> DictRow:
     cur = await conn.execute(
         "SELECT location_id, name, address, latitude, longitude, timezone, operating_hours,"

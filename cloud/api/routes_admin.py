@@ -15,6 +15,7 @@ from cloud.api.schemas import (
     ErrorOut,
     LocationIn,
     LocationOut,
+    LocationPatch,
     MaintenanceIn,
 )
 from cloud.api.services import Svc
@@ -87,6 +88,16 @@ async def create_location(body: LocationIn, _: Admin, svc: Svc) -> LocationOut:
         if specs:
             await doors.add_doors(conn, body.location_id, specs, now)
         row = await locations.get_location(conn, body.location_id)
+    return LocationOut.model_validate(row)
+
+
+@router.patch("/locations/{location_id}", responses={404: {"model": ErrorOut}})
+async def update_location(location_id: str, body: LocationPatch, _: Admin, svc: Svc) -> LocationOut:
+    """Renames, re-times or (de)activates a location. Only the fields given change."""
+    async with svc.pool.connection() as conn:
+        row = await locations.update_location(
+            conn, location_id, body.model_dump(exclude_unset=True)
+        )
     return LocationOut.model_validate(row)
 
 

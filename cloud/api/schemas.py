@@ -171,6 +171,17 @@ class LocationIn(Request):
     door_counts: dict[str, Annotated[int, Field(ge=0, le=1000)]] | None = None
 
 
+class LocationPatch(Request):
+    """Fields to change; absent ones stay as they are. ``active: false`` stops allocations
+    there (parcels already in keep their doors)."""
+
+    name: FreeText | None = None
+    address: FreeText | None = None
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    operating_hours: dict[str, Any] | None = None
+    active: bool | None = None
+
+
 class DoorsIn(Request):
     doors: list[DoorIn] = Field(min_length=1, max_length=1000)
 

@@ -177,11 +177,20 @@ async def test_bad_allocation_requests_are_refused_and_change_nothing(cloud, bod
 async def test_inactive_location_takes_no_parcels(cloud):
     acme = await cloud.create_carrier()
     await cloud.create_location()
-    async with cloud.pool.connection() as conn:
-        await conn.execute("UPDATE locations SET active = false")
+    r = await cloud.admin.patch("/api/v1/admin/locations/LOC-1", json={"active": False})
+    assert r.status_code == 200
+    assert r.json()["active"] is False
     r = await acme.post("/api/v1/allocations", json=alloc_body())
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "location_inactive"
+    nearby = await acme.get("/api/v1/locations", params={"lat": 52.23, "lng": 21.01})
+    assert nearby.json()["locations"] == []
+    r = await cloud.admin.patch("/api/v1/admin/locations/LOC-1", json={"active": True})
+    assert (await acme.post("/api/v1/allocations", json=alloc_body())).status_code == 201
+    r = await cloud.admin.patch("/api/v1/admin/locations/NOPE", json={"active": True})
+    assert r.status_code == 404
+    r = await cloud.admin.patch("/api/v1/admin/locations/LOC-1", json={"timezone": "Nowhere/X"})
+    assert r.status_code == 400
 
 
 async def test_unknown_allocation_is_404(cloud):
