@@ -1,0 +1,226 @@
+"""The store's schema, as versioned migrations applied at start.
+
+Migrations are sqlite-utils `Migrations`: each runs in a transaction with the record of it
+having been applied (table ``_sqlite_migrations``), so a crash mid-migration leaves the previous
+version intact. A database that records a migration this code does not know (written by newer
+firmware) is refused rather than used half-understood.
+
+Statuses are CHECK-constrained to the values of ``shared/states.py`` and the enums of
+`kiosk.store.records`, and invariant 1 is a constraint: a unique index allows one live allocation
+per door, and another one active operation per door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from kiosk.store.records import (
+    ACTIVE_OPERATION_STATES,
+    Actor,
+    AllocationKind,
+    CodeKind,
+    OperationState,
+    Purpose,
+)
+from shared.sizes import Size
+from shared.states import LIVE_ALLOCATION_STATUSES, AllocationStatus, DoorStatus
+
+MIGRATION_SET = "kiosk"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+def _values(values: Iterable[StrEnum]) -> str:
+    """An SQL list of the enum's values, for CHECK constraints (constants only, never input)."""
+    return ", ".join(f"'{value}'" for value in sorted(str(v) for v in values))
+
+
+_ACTIVE = _values(ACTIVE_OPERATION_STATES)
+_LIVE = _values(LIVE_ALLOCATION_STATUSES)
+
+_INITIAL = [
+    f"""
+    CREATE TABLE doors (
+        number               INTEGER PRIMARY KEY CHECK (number > 0),
+        size                 TEXT NOT NULL CHECK (size IN ({_values(Size)})),
+        status               TEXT NOT NULL DEFAULT 'available'
+                             CHECK (status IN ({_values(DoorStatus)})),
+        maintenance_reason   TEXT,
+        sensor_open          INTEGER CHECK (sensor_open IN (0, 1)),
+        sensor_occupied      INTEGER CHECK (sensor_occupied IN (0, 1)),
+        sensor_changed_at    TEXT,
+        fault                TEXT,
+        left_open_alerted_at TEXT,
+        updated_at           TEXT NOT NULL
+    )
+    """,
+    f"""
+    CREATE TABLE codes (
+        code_id    INTEGER PRIMARY KEY,
+        kind       TEXT NOT NULL CHECK (kind IN ({_values(CodeKind)})),
+        -- HMAC-SHA256 under the kiosk's secret; the code itself is never stored.
+        code_hash  TEXT NOT NULL CHECK (length(code_hash) = 64),
+        created_at TEXT NOT NULL,
+        used_at    TEXT
+    )
+    """,
+    # One live row per code: later parcels of the same customer join it.
+    "CREATE UNIQUE INDEX codes_live ON codes (code_hash) WHERE used_at IS NULL",
+    "CREATE INDEX codes_hash ON codes (code_hash, created_at)",
+    f"""
+    CREATE TABLE allocations (
+        allocation_id          TEXT PRIMARY KEY,
+        kind                   TEXT NOT NULL CHECK (kind IN ({_values(AllocationKind)})),
+        barcode                TEXT NOT NULL CHECK (length(barcode) > 0),
+        size                   TEXT NOT NULL CHECK (size IN ({_values(Size)})),
+        door                   INTEGER REFERENCES doors (number),
+        proposed_door          INTEGER,
+        status                 TEXT NOT NULL CHECK (status IN ({_values(AllocationStatus)})),
+        code_id                INTEGER REFERENCES codes (code_id),
+        reservation_expires_at TEXT,
+        pickup_expires_at      TEXT,
+        deposited_at           TEXT,
+        finished_at            TEXT,
+        cancel_reason          TEXT,
+        revision               INTEGER NOT NULL DEFAULT 0,
+        created_at             TEXT NOT NULL,
+        updated_at             TEXT NOT NULL
+    )
+    """,
+    # Invariant 1: a door never holds two parcels. One column, so never two doors either.
+    f"""
+    CREATE UNIQUE INDEX allocations_one_live_per_door ON allocations (door)
+        WHERE door IS NOT NULL AND status IN ({_LIVE})
+    """,
+    "CREATE INDEX allocations_barcode ON allocations (barcode)",
+    "CREATE INDEX allocations_code ON allocations (code_id)",
+    """
+    CREATE TABLE returns (
+        allocation_id TEXT PRIMARY KEY REFERENCES allocations (allocation_id),
+        order_id      TEXT NOT NULL,
+        reason        TEXT,
+        created_at    TEXT NOT NULL
+    )
+    """,
+    f"""
+    CREATE TABLE door_operations (
+        operation_id  TEXT PRIMARY KEY,
+        door          INTEGER NOT NULL REFERENCES doors (number),
+        purpose       TEXT NOT NULL CHECK (purpose IN ({_values(Purpose)})),
+        actor         TEXT NOT NULL CHECK (actor IN ({_values(Actor)})),
+        allocation_id TEXT REFERENCES allocations (allocation_id),
+        code_id       INTEGER REFERENCES codes (code_id),
+        state         TEXT NOT NULL CHECK (state IN ({_values(OperationState)})),
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL,
+        opened_at     TEXT,
+        finished_at   TEXT,
+        outcome       TEXT
+    )
+    """,
+    # A door serves one operation at a time, so every opening is attributed to exactly one.
+    f"""
+    CREATE UNIQUE INDEX door_operations_one_active_per_door ON door_operations (door)
+        WHERE state IN ({_ACTIVE})
+    """,
+    "CREATE INDEX door_operations_code ON door_operations (code_id)",
+    "CREATE INDEX door_operations_allocation ON door_operations (allocation_id)",
+    """
+    CREATE TABLE outbox (
+        -- AUTOINCREMENT: a sequence number is never reused, even after pruning.
+        sequence   INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id   TEXT NOT NULL UNIQUE,
+        type       TEXT NOT NULL,
+        payload    TEXT NOT NULL CHECK (json_valid(payload)),
+        created_at TEXT NOT NULL,
+        acked      INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)),
+        acked_at   TEXT
+    )
+    """,
+    "CREATE INDEX outbox_pending ON outbox (sequence) WHERE acked = 0",
+    """
+    CREATE TABLE sync_state (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        last_revision INTEGER NOT NULL CHECK (last_revision >= 0),
+        updated_at    TEXT
+    )
+    """,
+    "INSERT INTO sync_state (id, last_revision) VALUES (1, 0)",
+    """
+    CREATE TABLE keypad_failures (
+        failure_id INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX keypad_failures_at ON keypad_failures (at)",
+    """
+    CREATE TABLE keypad_lock (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        locked_until TEXT
+    )
+    """,
+    "INSERT INTO keypad_lock (id, locked_until) VALUES (1, NULL)",
+    f"""
+    CREATE TABLE audit_log (
+        audit_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           TEXT NOT NULL,
+        actor        TEXT NOT NULL CHECK (actor IN ({_values(Actor)})),
+        door         INTEGER,
+        command      TEXT NOT NULL,
+        result       TEXT NOT NULL,
+        operation_id TEXT,
+        detail       TEXT NOT NULL DEFAULT '{{}}' CHECK (json_valid(detail)),
+        finished_at  TEXT
+    )
+    """,
+    "CREATE INDEX audit_log_operation ON audit_log (operation_id)",
+    """
+    CREATE TABLE kiosk_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
+]
+
+
+@migrations(name="0001_initial")
+def _initial(db: Database) -> None:
+    for statement in _INITIAL:
+        db.execute(statement)
+
+
+@migrations(name="0002_pending_audit_index")
+def _pending_audit_index(db: Database) -> None:
+    # Boot reconciliation looks for door commands still awaiting their result.
+    db.execute("CREATE INDEX audit_log_pending ON audit_log (audit_id) WHERE result = 'pending'")
+
+
+KNOWN_MIGRATIONS: tuple[str, ...] = ("0001_initial", "0002_pending_audit_index")
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by newer firmware; this code does not understand it."""
+
+
+def migrate(db: Database) -> list[str]:
+    """Applies pending migrations.
+
+    Returns:
+        The names of the migrations applied now (empty when the schema was current).
+
+    Raises:
+        SchemaTooNew: the database records migrations this code does not know.
+    """
+    applied = {m.name for m in migrations.applied(db)}
+    unknown = sorted(applied - set(KNOWN_MIGRATIONS))
+    if unknown:
+        raise SchemaTooNew(
+            f"the database has migrations this firmware does not know: {', '.join(unknown)}"
+        )
+    pending = [m.name for m in migrations.pending(db)]
+    migrations.apply(db)
+    return pending
