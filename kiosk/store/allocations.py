@@ -216,6 +216,21 @@ def move(
     require_transaction(db)
     allocation = get_allocation(db, allocation_id)
     allocation_transition(allocation.status, target)
+    # A savepoint: if the door cannot follow, the status change is undone too, even when the
+    # caller catches the error and goes on with its transaction.
+    with db.atomic():
+        _move(db, allocation, target, now, cancel_reason, pickup_expires_at)
+    return get_allocation(db, allocation_id)
+
+
+def _move(
+    db: Database,
+    allocation: Allocation,
+    target: AllocationStatus,
+    now: datetime,
+    cancel_reason: str | None,
+    pickup_expires_at: datetime | None,
+) -> None:
     stamp = to_db_time(now)
     db.execute(
         "UPDATE allocations SET status = ?, updated_at = ?,"
@@ -233,12 +248,11 @@ def move(
             int(target.is_final),
             stamp,
             cancel_reason,
-            allocation_id,
+            allocation.allocation_id,
         ],
     )
     if allocation.door is not None:
         _walk_door(db, allocation.door, _door_status_for(target), now)
-    return get_allocation(db, allocation_id)
 
 
 def assign_door(db: Database, allocation_id: str, door: int | None, now: datetime) -> Allocation:
@@ -258,16 +272,21 @@ def assign_door(db: Database, allocation_id: str, door: int | None, now: datetim
     allocation = get_allocation(db, allocation_id)
     if allocation.door == door:
         return allocation
-    if allocation.door is not None and allocation.status.holds_door:
-        old = doors.get_door(db, allocation.door)
-        if old.status is not DoorStatus.MAINTENANCE:
-            _walk_door(db, old.number, DoorStatus.AVAILABLE, now)
-    db.execute(
-        "UPDATE allocations SET door = ?, updated_at = ? WHERE allocation_id = ?",
-        [door, to_db_time(now), allocation_id],
-    )
-    if door is not None and allocation.status.holds_door:
-        _walk_door(db, door, _door_status_for(allocation.status), now)
+    if door is not None:
+        doors.get_door(db, door)
+    # A savepoint: a refused new door leaves the old one held, even when the caller catches
+    # the error and tries another door in the same transaction.
+    with db.atomic():
+        if allocation.door is not None and allocation.status.holds_door:
+            old = doors.get_door(db, allocation.door)
+            if old.status is not DoorStatus.MAINTENANCE:
+                _walk_door(db, old.number, DoorStatus.AVAILABLE, now)
+        db.execute(
+            "UPDATE allocations SET door = ?, updated_at = ? WHERE allocation_id = ?",
+            [door, to_db_time(now), allocation_id],
+        )
+        if door is not None and allocation.status.holds_door:
+            _walk_door(db, door, _door_status_for(allocation.status), now)
     return get_allocation(db, allocation_id)
 
 
