@@ -1,0 +1,213 @@
+"""What a door's opening and closing mean: the physical facts the door monitor and boot
+reconciliation record.
+
+- A door seen open under an operation moves it to ``open`` (the monitor may see it before the
+  pulse returns; either way it is recorded once).
+- A door seen open with no operation is a tamper event: nobody commanded it.
+- An open door seen shut completes its operation, and with it the parcel's step: a pickup is
+  picked up, a drop-off deposited, a return deposited (for staff to collect). Where the doors have
+  occupancy sensors, a reading that contradicts the step wins (physical facts win): a drop-off
+  door shut empty stays reserved, a pickup door shut with the parcel still inside keeps it
+  deposited (its code stays used: a code opens its doors once).
+
+Every function here writes inside the caller's transaction, with its outbox event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from kiosk.flows.context import FlowContext
+from kiosk.store import allocations, audit, codes, doors, operations, outbox
+from kiosk.store.records import (
+    Actor,
+    AllocationKind,
+    DoorOperation,
+    EventType,
+    OperationState,
+    Purpose,
+    from_json,
+)
+from shared.states import AllocationStatus
+
+
+def door_seen_open(ctx: FlowContext, db: Database, door: int, now: datetime, how: str) -> None:
+    """Records an opening: of its operation if it has one, else a tamper event."""
+    operation = operations.active_operation(db, door)
+    if operation is None:
+        doors.set_fault(db, door, "opened without a command", now)
+        outbox.append_event(db, EventType.DOOR_TAMPERED, {"door": door, "how": how}, now)
+        audit.record_entry(
+            db, now, Actor.KIOSK, "forced_open", "detected", door=door, detail={"how": how}
+        )
+        return
+    if operation.state is OperationState.OPEN:
+        return
+    operations.transition(db, operation.operation_id, OperationState.OPEN, now)
+    doors.set_fault(db, door, None, now)
+    for entry in audit.pending_entries(db, operation.operation_id):
+        audit.finish_entry(db, entry.audit_id, "opened", now, {"seen_by": how})
+    outbox.append_event(
+        db,
+        EventType.DOOR_OPENED,
+        {
+            "operation_id": operation.operation_id,
+            "door": door,
+            "purpose": operation.purpose.value,
+            "actor": operation.actor.value,
+            "allocation_id": operation.allocation_id,
+            "attempt": operation.attempts,
+            "detail": how,
+        },
+        now,
+    )
+
+
+def door_seen_shut(
+    ctx: FlowContext, db: Database, door: int, occupied: bool | None, now: datetime
+) -> DoorOperation | None:
+    """Records a closing and completes the door's open operation, if it has one.
+
+    Returns:
+        The operation completed, or None.
+    """
+    operation = operations.active_operation(db, door)
+    outbox.append_event(
+        db,
+        EventType.DOOR_CLOSED,
+        {
+            "door": door,
+            "occupied": occupied,
+            "operation_id": None if operation is None else operation.operation_id,
+        },
+        now,
+    )
+    if operation is None or operation.state is not OperationState.OPEN:
+        return None
+    outcome = _complete(ctx, db, operation, occupied, now)
+    operations.transition(
+        db, operation.operation_id, OperationState.COMPLETED, now, outcome=outcome
+    )
+    audit.record_entry(
+        db,
+        now,
+        Actor.KIOSK,
+        "door_closed",
+        outcome,
+        door=door,
+        operation_id=operation.operation_id,
+        detail={"purpose": operation.purpose.value, "occupied": occupied},
+    )
+    return operations.get_operation(db, operation.operation_id)
+
+
+def abandon(db: Database, operation: DoorOperation, outcome: str, now: datetime) -> None:
+    """Gives up an operation whose door never opened (or whose result is lost).
+
+    A return's code is released (it opens a door to put something in, so a second use loses
+    nothing). A pickup code is never released once its doors were pulsed: a door whose sensor
+    saw nothing may still have opened, and a code opens its doors once (invariant 4). The
+    customer gets a new code from the carrier.
+    """
+    operations.transition(
+        db, operation.operation_id, OperationState.ABANDONED, now, outcome=outcome
+    )
+    for entry in audit.pending_entries(db, operation.operation_id):
+        audit.finish_entry(db, entry.audit_id, outcome, now)
+    outbox.append_event(
+        db,
+        EventType.OPERATION_ABANDONED,
+        {"operation_id": operation.operation_id, "door": operation.door, "reason": outcome},
+        now,
+    )
+    if operation.purpose is Purpose.RETURN:
+        _release_return_code(db, operation, outcome, now)
+
+
+def _complete(
+    ctx: FlowContext, db: Database, operation: DoorOperation, occupied: bool | None, now: datetime
+) -> str:
+    parcel = (
+        None
+        if operation.allocation_id is None
+        else allocations.find_allocation(db, operation.allocation_id)
+    )
+    if parcel is None or operation.purpose is Purpose.OPEN:
+        return "closed"
+    base = {"allocation_id": parcel.allocation_id, "door": operation.door}
+    if operation.purpose is Purpose.PICKUP:
+        if parcel.status not in (AllocationStatus.DEPOSITED, AllocationStatus.EXPIRED):
+            return f"closed; parcel already {parcel.status}"
+        if occupied is True:
+            # The code has opened its door: it stays used; the carrier issues a new one.
+            return "closed with the parcel still inside"
+        allocations.move(db, parcel.allocation_id, AllocationStatus.PICKED_UP, now)
+        outbox.append_event(db, EventType.PARCEL_PICKED_UP, base, now)
+        return "picked up"
+    if operation.purpose in (Purpose.DROP_OFF, Purpose.RETURN):
+        if parcel.status is not AllocationStatus.RESERVED:
+            return f"closed; parcel already {parcel.status}"
+        if occupied is False:
+            if operation.purpose is Purpose.RETURN:
+                _release_return_code(db, operation, "door shut empty", now)
+            return "closed empty"
+        pickup_expires = now + ctx.rules.pickup_window
+        allocations.move(
+            db,
+            parcel.allocation_id,
+            AllocationStatus.DEPOSITED,
+            now,
+            pickup_expires_at=pickup_expires if parcel.kind is AllocationKind.DELIVERY else None,
+        )
+        deposited = allocations.get_allocation(db, parcel.allocation_id)
+        event = (
+            EventType.RETURN_DEPOSITED
+            if operation.purpose is Purpose.RETURN
+            else EventType.PARCEL_DEPOSITED
+        )
+        payload = {
+            **base,
+            "barcode": parcel.barcode,
+            "driver_id": _driver(db, operation),
+            "pickup_expires_at": None
+            if deposited.pickup_expires_at is None
+            else deposited.pickup_expires_at.isoformat(),
+        }
+        outbox.append_event(db, event, payload, now)
+        return "deposited"
+    # Collection: staff confirm each parcel; an empty compartment is proof enough.
+    if parcel.status.holds_door and occupied is False:
+        allocations.move(db, parcel.allocation_id, AllocationStatus.COLLECTED, now)
+        outbox.append_event(
+            db, EventType.PARCEL_COLLECTED, {**base, "kind": parcel.kind.value}, now
+        )
+        return "collected (compartment empty)"
+    return "closed" if not parcel.status.holds_door else "closed; parcel not confirmed collected"
+
+
+def _release_return_code(
+    db: Database, operation: DoorOperation, reason: str, now: datetime
+) -> None:
+    if operation.code_id is not None and codes.release(db, operation.code_id):
+        outbox.append_event(
+            db,
+            EventType.CODE_RELEASED,
+            {"operation_id": operation.operation_id, "reason": reason},
+            now,
+        )
+
+
+def _driver(db: Database, operation: DoorOperation) -> str | None:
+    # The driver is named in the unlock's audit entry (the operation itself has no free detail).
+    row = next(
+        db.query(
+            "SELECT detail FROM audit_log WHERE operation_id = ? AND command = 'unlock'"
+            " ORDER BY audit_id LIMIT 1",
+            [operation.operation_id],
+        ),
+        None,
+    )
+    driver = None if row is None else from_json(row["detail"]).get("driver_id")
+    return None if driver is None else str(driver)

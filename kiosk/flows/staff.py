@@ -1,0 +1,133 @@
+"""Staff and remote door flows: collection of expired parcels, maintenance, opening a door.
+
+Collection: `open_for_collection` opens every door whose parcel staff should take away (expired
+parcels, parcels past their pickup window, customers' returns); `confirm_collected` records each
+parcel taken, one by one. A door shut on a parcel staff did not confirm keeps its parcel.
+
+`open_door` is for staff at the kiosk and for an operator's remote open (actor ``remote``): it
+opens one door without changing any parcel. Accepting a remote open from the cloud (signature,
+freshness, replay) is sync's job; this is what it calls once it has.
+"""
+
+from __future__ import annotations
+
+from kiosk.flows import opening
+from kiosk.flows.context import FlowContext
+from kiosk.flows.opening import DoorOpening, PendingOpening
+from kiosk.flows.refusals import FlowRefused, Refusal
+from kiosk.store import allocations, audit, changes, doors, operations, outbox
+from kiosk.store.records import Actor, Allocation, EventType, Purpose
+from shared.states import AllocationStatus
+
+
+async def open_for_collection(ctx: FlowContext, *, staff_id: str) -> tuple[DoorOpening, ...]:
+    """Opens every door with a parcel to collect (skipping doors in use right now).
+
+    Returns:
+        One opening per door, by door number (empty when there is nothing to collect).
+    """
+    pending: list[PendingOpening] = []
+    with ctx.store.transaction() as db:
+        now = ctx.clock.now()
+        for parcel in allocations.collectable(db, now):
+            assert parcel.door is not None
+            if operations.active_operation(db, parcel.door) is not None:
+                continue
+            pending.append(
+                opening.begin_opening(
+                    ctx,
+                    db,
+                    door=parcel.door,
+                    purpose=Purpose.COLLECTION,
+                    actor=Actor.STAFF,
+                    allocation_id=parcel.allocation_id,
+                    detail={"staff_id": staff_id},
+                )
+            )
+    return tuple([await opening.pulse(ctx, p) for p in pending])
+
+
+def confirm_collected(ctx: FlowContext, allocation_id: str, *, staff_id: str) -> Allocation:
+    """Records that staff took the parcel out; its door is free once shut.
+
+    Raises:
+        FlowRefused: NOT_COLLECTABLE for an unknown parcel or one that is not due for
+            collection (still within its pickup window, already gone).
+    """
+    with ctx.store.transaction() as db:
+        now = ctx.clock.now()
+        parcel = allocations.find_allocation(db, allocation_id)
+        due = {a.allocation_id for a in allocations.collectable(db, now)}
+        if parcel is None or allocation_id not in due:
+            raise FlowRefused(
+                Refusal.NOT_COLLECTABLE,
+                "This parcel is not due for collection: leave it in its locker.",
+            )
+        collected = allocations.move(db, allocation_id, AllocationStatus.COLLECTED, now)
+        outbox.append_event(
+            db,
+            EventType.PARCEL_COLLECTED,
+            {
+                "allocation_id": allocation_id,
+                "door": parcel.door,
+                "kind": parcel.kind.value,
+                "staff_id": staff_id,
+            },
+            now,
+        )
+        audit.record_entry(
+            db,
+            now,
+            Actor.STAFF,
+            "confirm_collected",
+            "done",
+            door=parcel.door,
+            detail={"allocation_id": allocation_id, "staff_id": staff_id},
+        )
+        return collected
+
+
+def set_maintenance(
+    ctx: FlowContext, door: int, on: bool, *, reason: str | None, actor: Actor = Actor.STAFF
+) -> None:
+    """Takes a door out of service (``on``) or puts it back.
+
+    Raises:
+        FlowRefused: UNKNOWN_DOOR; DOOR_HAS_PARCEL or DOOR_BUSY when the door cannot leave
+            service now (the refusal is audited).
+    """
+    try:
+        result = changes.set_door_maintenance(
+            ctx.store, door, on, reason=reason, actor=actor, now=ctx.clock.now()
+        )
+    except doors.UnknownDoorRecord:
+        raise FlowRefused(Refusal.UNKNOWN_DOOR, f"There is no locker {door} here.") from None
+    if result.outcome is changes.ApplyOutcome.REFUSED:
+        refusal = (
+            Refusal.DOOR_BUSY if "in use" in (result.reason or "") else Refusal.DOOR_HAS_PARCEL
+        )
+        raise FlowRefused(refusal, f"Locker {door} cannot change now: {result.reason}.")
+
+
+async def open_door(
+    ctx: FlowContext, door: int, *, actor: Actor, reason: str, requested_by: str
+) -> DoorOpening:
+    """Opens one door for staff or a remote operator; no parcel changes hands.
+
+    Raises:
+        FlowRefused: UNKNOWN_DOOR, or DOOR_BUSY when the door is in use right now.
+    """
+    with ctx.store.transaction() as db:
+        try:
+            doors.get_door(db, door)
+        except doors.UnknownDoorRecord:
+            raise FlowRefused(Refusal.UNKNOWN_DOOR, f"There is no locker {door} here.") from None
+        pending = opening.begin_opening(
+            ctx,
+            db,
+            door=door,
+            purpose=Purpose.OPEN,
+            actor=actor,
+            detail={"reason": reason, "requested_by": requested_by},
+        )
+    return await opening.pulse(ctx, pending)

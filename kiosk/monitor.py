@@ -1,0 +1,184 @@
+"""The door monitor: polls every door, records what changed, and raises timed alerts.
+
+It runs for the daemon's whole life, beside the flows, on the same event loop and store:
+
+- `DoorMonitor.run` watches the door bank (every ``interval_s``, at most 500 ms) and gives each
+  change to `record_reading`, which stores it and records its meaning (an operation's door seen
+  open or shut, a tamper, a parcel picked up or deposited: see `kiosk.flows.completion`).
+- `sweep`, about once a second, raises a ``door_left_open`` alert for a door open longer than
+  ``left_open_after`` (once per opening), and gives up operations whose door never opened after
+  ``abandon_after`` (the person walked away from "door did not open").
+
+A board that stops answering ends the watch; the monitor notes it in `MonitorHealth`, waits with
+jittered exponential backoff and watches again from the last readings it has, so a door that
+changed meanwhile is still seen as a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from kiosk.flows import completion
+from kiosk.flows.context import FlowContext
+from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S, DoorState
+from kiosk.hardware.errors import LockBoardError
+from kiosk.store import audit, doors, operations, outbox
+from kiosk.store.records import Actor, EventType, OperationState
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 1.0
+
+
+@dataclass(slots=True)
+class MonitorHealth:
+    """What the monitor knows about the hardware, for heartbeats and the staff screen.
+
+    Attributes:
+        board_error: The last error of a failed poll, while the bank is not answering.
+        failed_polls: Failed polls since the bank last answered.
+        last_poll_ok_at: When a poll last succeeded.
+    """
+
+    board_error: str | None = None
+    failed_polls: int = 0
+    last_poll_ok_at: datetime | None = None
+
+
+def record_reading(ctx: FlowContext, door: int, state: DoorState) -> bool:
+    """Stores one door's reading and records what the change means, in one transaction.
+
+    Returns:
+        Whether the reading differed from the stored one.
+    """
+    with ctx.store.transaction() as db:
+        now = ctx.clock.now()
+        before = doors.get_door(db, door)
+        if not doors.record_sensors(db, door, state.is_open, state.occupied, now):
+            return False
+        if state.is_open and before.sensor_open is not True:
+            completion.door_seen_open(ctx, db, door, now, "monitor")
+        elif not state.is_open and before.sensor_open is True:
+            completion.door_seen_shut(ctx, db, door, state.occupied, now)
+        return True
+
+
+def sweep(ctx: FlowContext) -> None:
+    """Raises left-open alerts and abandons operations whose door never opened."""
+    rules = ctx.rules
+    with ctx.store.transaction() as db:
+        now = ctx.clock.now()
+        for door in doors.list_doors(db):
+            if (
+                door.sensor_open
+                and door.left_open_alerted_at is None
+                and door.sensor_changed_at is not None
+                and now - door.sensor_changed_at >= rules.left_open_after
+            ):
+                doors.mark_left_open_alerted(db, door.number, now)
+                active = operations.active_operation(db, door.number)
+                payload = {
+                    "door": door.number,
+                    "open_since": door.sensor_changed_at.isoformat(),
+                    "operation_id": None if active is None else active.operation_id,
+                }
+                outbox.append_event(db, EventType.DOOR_LEFT_OPEN, payload, now)
+                audit.record_entry(
+                    db, now, Actor.KIOSK, "left_open_alert", "raised", door=door.number
+                )
+        for operation in operations.active_operations(db):
+            if (
+                operation.state in (OperationState.NOT_DETECTED, OperationState.FAILED)
+                and now - operation.created_at >= rules.abandon_after
+            ):
+                completion.abandon(db, operation, "door never opened", now)
+
+
+class DoorMonitor:
+    """Watches the door bank for the daemon, until cancelled.
+
+    Args:
+        ctx: The kiosk.
+        interval_s: Seconds between polls, at most 0.5.
+        max_backoff_s: The longest wait before watching again after a failed poll.
+    """
+
+    def __init__(
+        self, ctx: FlowContext, *, interval_s: float = 0.25, max_backoff_s: float = 10.0
+    ) -> None:
+        if not 0 < interval_s <= MAX_POLL_INTERVAL_S:
+            raise ValueError(f"interval_s must be in (0, {MAX_POLL_INTERVAL_S}]")
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self.health = MonitorHealth()
+        self.states: dict[int, DoorState] = {}
+
+    async def run(self, baseline: Mapping[int, DoorState]) -> None:
+        """Watches and sweeps until cancelled; ``baseline`` is what boot reconciliation read."""
+        self.states = dict(baseline)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._watch())
+            group.create_task(self._sweep())
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async for change in self.ctx.bank.watch(self.interval_s, baseline=self.states):
+                    self._healthy()
+                    self.states[change.door] = change.after
+                    record_reading(self.ctx, change.door, change.after)
+                # watch only ends by raising; a clean end would be a backend bug.
+                raise LockBoardError("the door bank's watch ended")  # pragma: no cover
+            except LockBoardError as error:
+                self.health.failed_polls += 1
+                if self.health.board_error is None:
+                    log.warning("door bank stopped answering: %s", error)
+                self.health.board_error = f"{type(error).__name__}: {error}"
+                await asyncio.sleep(self._backoff())
+                await self._resync()
+
+    async def _resync(self) -> None:
+        """Reads every door once after an outage and records what changed meanwhile."""
+        try:
+            current = await self.ctx.bank.read_states()
+        except LockBoardError:
+            return
+        self._healthy()
+        for door, state in current.items():
+            if self.states.get(door) != state:
+                record_reading(self.ctx, door, state)
+        self.states = current
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            self._catch_up()
+            sweep(self.ctx)
+
+    def _catch_up(self) -> None:
+        """Records polled states the store does not reflect.
+
+        An unlock records the door open when its own polling sees it; if the door shut again
+        before the monitor's next poll, the watch saw no change, yet the store says open.
+        """
+        stored = {door.number: door.sensor_open for door in doors.list_doors(self.ctx.store.db)}
+        for door, state in self.states.items():
+            if stored.get(door) is not None and stored[door] != state.is_open:
+                record_reading(self.ctx, door, state)
+
+    def _healthy(self) -> None:
+        if self.health.board_error is not None:
+            log.info("door bank answers again after %d failed polls", self.health.failed_polls)
+        self.health.board_error = None
+        self.health.failed_polls = 0
+        self.health.last_poll_ok_at = self.ctx.clock.now()
+
+    def _backoff(self) -> float:
+        base = min(self.max_backoff_s, 0.5 * 2 ** min(self.health.failed_polls, 10))
+        return random.uniform(base / 2, base)

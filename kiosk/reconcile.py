@@ -1,0 +1,114 @@
+"""Boot reconciliation: finish what a crash or a power cut interrupted, from the door sensors.
+
+Because every door command is committed (operation ``unlocking`` plus a ``pending`` audit entry)
+before its pulse, a restart finds each interrupted command in the store. Each is settled from what
+the door's sensors read now:
+
+| operation at boot | door reads | what is recorded |
+| --- | --- | --- |
+| ``open`` | open | nothing yet: the monitor completes it when the door shuts |
+| ``open`` | shut | shut while the kiosk was down: completed (picked up, deposited, ...) |
+| ``unlocking``, ``not_detected``, ``failed`` | open | the pulse went out: ``open`` |
+| ``unlocking``, ``not_detected``, ``failed`` | shut | see below |
+
+For a command found shut, occupancy sensors (where fitted) tell what happened: an empty pickup
+compartment was picked up, a full drop-off compartment deposited. Without that evidence the
+operation is abandoned as ``interrupted``: a drop-off's parcel stays reserved (the driver scans
+again), a return's code is released, and a pickup's code stays used, because the pulse may have
+gone out and a code opens its doors once. Without occupancy sensors a pickup door that was pulsed,
+opened and shut while the kiosk was down cannot be told from one never pulsed: the parcel stays
+``deposited`` here and staff find the door empty at collection. This is the one case a kiosk
+without occupancy sensors cannot settle on its own.
+
+A door found open with no operation, that was shut when last seen, is recorded as a tamper.
+Audit entries still ``pending`` after all this are closed as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kiosk.flows import completion
+from kiosk.flows.context import FlowContext
+from kiosk.hardware.door_bank import DoorState
+from kiosk.store import audit, doors, operations
+from kiosk.store.records import DoorOperation, OperationState, Purpose
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    """What boot reconciliation found and did.
+
+    Attributes:
+        states: The door readings it started from (the monitor's baseline).
+        opened: Operations found with their door open.
+        completed: Operations whose door had been shut meanwhile, now completed.
+        abandoned: Operations given up as interrupted.
+        tampered: Doors found open with no command.
+        closed_audit_entries: Pending audit entries closed as interrupted.
+    """
+
+    states: dict[int, DoorState]
+    opened: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
+    tampered: list[int] = field(default_factory=list)
+    closed_audit_entries: int = 0
+
+
+async def reconcile(ctx: FlowContext) -> Reconciliation:
+    """Settles interrupted door operations against the sensors; run before the monitor starts.
+
+    Raises:
+        LockBoardError: the door bank did not answer (nothing is changed; retry later).
+    """
+    states = await ctx.bank.read_states()
+    report = Reconciliation(states=dict(states))
+    with ctx.store.transaction() as db:
+        now = ctx.clock.now()
+        for operation in operations.active_operations(db):
+            state = states.get(operation.door)
+            if state is None:  # the door left the layout
+                completion.abandon(db, operation, "interrupted: door not in the layout", now)
+                report.abandoned.append(operation.operation_id)
+                continue
+            doors.record_sensors(db, operation.door, state.is_open, state.occupied, now)
+            if state.is_open:
+                if operation.state is not OperationState.OPEN:
+                    completion.door_seen_open(ctx, db, operation.door, now, "boot")
+                    report.opened.append(operation.operation_id)
+                continue
+            if operation.state is OperationState.OPEN or _compartment_settles(operation, state):
+                if operation.state is not OperationState.OPEN:
+                    # The door opened and shut while the kiosk was down, as the compartment shows.
+                    completion.door_seen_open(ctx, db, operation.door, now, "boot")
+                completion.door_seen_shut(ctx, db, operation.door, state.occupied, now)
+                report.completed.append(operation.operation_id)
+            else:
+                completion.abandon(db, operation, "interrupted", now)
+                report.abandoned.append(operation.operation_id)
+        for door in doors.list_doors(db):
+            state = states.get(door.number)
+            if state is None:
+                continue
+            was_open = door.sensor_open
+            if doors.record_sensors(db, door.number, state.is_open, state.occupied, now) and (
+                state.is_open and was_open is not True
+            ):
+                completion.door_seen_open(ctx, db, door.number, now, "found open at boot")
+                report.tampered.append(door.number)
+        for entry in audit.pending_entries(db):
+            audit.finish_entry(db, entry.audit_id, "interrupted", now)
+            report.closed_audit_entries += 1
+    return report
+
+
+def _compartment_settles(operation: DoorOperation, state: DoorState) -> bool:
+    """Whether an occupancy reading proves the exchange happened behind a shut door."""
+    if state.occupied is None:
+        return False
+    if operation.purpose is Purpose.PICKUP:
+        return not state.occupied
+    if operation.purpose in (Purpose.DROP_OFF, Purpose.RETURN):
+        return state.occupied
+    return False

@@ -1,0 +1,123 @@
+"""Fixtures for the kiosk flow tests: a kiosk with a store, a door bank and a clock it controls.
+
+`Kiosk` bundles a `FlowContext` over an in-memory store and `FakeDoorBank` (or any bank), with the
+hands tests need: seed parcels through the same `changes` API sync uses, and `poll` the doors as
+the door monitor does (one deterministic poll instead of a background task).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kiosk.clock import ManualClock
+from kiosk.flows.context import FlowContext, FlowRules
+from kiosk.hardware.door_bank import DoorBank, UnlockTiming
+from kiosk.hardware.fake_bank import FakeDoorBank
+from kiosk.monitor import record_reading
+from kiosk.store import changes, doors, outbox
+from kiosk.store.code_hash import CodeHasher
+from kiosk.store.database import KioskIdentity, Store
+from kiosk.store.records import AllocationKind, Door, EventType, OutboxEvent
+from shared.codes import PickupCode
+from shared.sizes import Size
+from shared.states import AllocationStatus
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FAST = UnlockTiming(open_timeout_s=0.05, poll_interval_s=0.01)
+# Doors 1-3 small, 4-5 medium, 6 large, 7 xlarge, 8 small.
+LAYOUT = {
+    1: Size.SMALL,
+    2: Size.SMALL,
+    3: Size.SMALL,
+    4: Size.MEDIUM,
+    5: Size.MEDIUM,
+    6: Size.LARGE,
+    7: Size.XLARGE,
+    8: Size.SMALL,
+}
+SECRET = "kiosk-code-secret-for-tests"
+
+
+@dataclass
+class Kiosk:
+    ctx: FlowContext
+    clock: ManualClock
+    revision: int = 0
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def bank(self) -> DoorBank:
+        return self.ctx.bank
+
+    def allocate(
+        self,
+        allocation_id: str,
+        *,
+        code: str | None = None,
+        door: int | None = None,
+        size: Size = Size.SMALL,
+        status: AllocationStatus = AllocationStatus.RESERVED,
+        kind: AllocationKind = AllocationKind.DELIVERY,
+        barcode: str | None = None,
+        reservation_hours: float = 24,
+        pickup_expires_at: datetime | None = None,
+    ) -> None:
+        """Applies an allocation as the cloud would send it (next revision)."""
+        self.revision += 1
+        result = changes.apply_allocation(
+            self.store,
+            changes.AllocationUpdate(
+                allocation_id=allocation_id,
+                kind=kind,
+                barcode=barcode or f"PKG-{allocation_id}",
+                size=size,
+                status=status,
+                proposed_door=door,
+                code=None if code is None else PickupCode.parse(code),
+                reservation_expires_at=self.clock.now() + timedelta(hours=reservation_hours),
+                pickup_expires_at=pickup_expires_at,
+                order_id="ORDER-1" if kind is AllocationKind.RETURN else None,
+            ),
+            self.revision,
+            self.clock.now(),
+        )
+        assert result.outcome is changes.ApplyOutcome.APPLIED, result
+
+    async def poll(self) -> None:
+        """One poll of every door, recorded as the door monitor records it."""
+        for door, state in (await self.bank.read_states()).items():
+            record_reading(self.ctx, door, state)
+
+    def door(self, number: int) -> Door:
+        return doors.get_door(self.store.db, number)
+
+    def events(self, kind: EventType | None = None) -> list[OutboxEvent]:
+        return [e for e in outbox.events(self.store.db) if kind is None or e.type is kind]
+
+
+def make_store() -> Store:
+    store = Store.in_memory(CodeHasher(SECRET), KioskIdentity("loc-test", "kiosk-test"))
+    with store.transaction() as db:
+        doors.sync_layout(db, LAYOUT, START)
+    return store
+
+
+@pytest.fixture
+def fake_bank() -> FakeDoorBank:
+    return FakeDoorBank(sorted(LAYOUT), FAST)
+
+
+@pytest.fixture
+def kiosk(fake_bank: FakeDoorBank) -> Iterator[Kiosk]:
+    clock = ManualClock(START)
+    store = make_store()
+    ctx = FlowContext(store=store, bank=fake_bank, clock=clock, rules=FlowRules())
+    yield Kiosk(ctx, clock)
+    store.close()
