@@ -124,9 +124,12 @@ def apply_allocation(
         current = allocations.find_allocation(db, update.allocation_id)
         if current is not None and revision <= current.revision:
             return ApplyResult(ApplyOutcome.STALE)
+        # A parcel finished here (or sent finished) needs no code: attaching one would make a
+        # code the customer already used live again.
+        finished = (update.status if current is None else current.status).is_final
         code_id = (
             None
-            if update.code is None
+            if update.code is None or finished
             else codes.attach_code(db, store.hasher.hash(update.code), update.code_kind, now)
         )
         if current is None:
