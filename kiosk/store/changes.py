@@ -221,6 +221,9 @@ def set_door_maintenance(
         command = "maintenance_on" if on else "maintenance_off"
         if current.status is target:
             return ApplyResult(ApplyOutcome.UNCHANGED)
+        if not on and current.status is not DoorStatus.MAINTENANCE:
+            # Already in service: making it "available" would free a door that holds a parcel.
+            return ApplyResult(ApplyOutcome.UNCHANGED, f"the door is {current.status}, in service")
         refusal = _maintenance_refusal(db, current.number, current.status, on)
         if refusal is not None:
             audit.record_entry(
