@@ -13,6 +13,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class DoorSnapshot:
+    """Everything about a door at one instant, read under its lock (for listings).
+
+    Attributes:
+        is_open: The door's physical position.
+        sensor_reads_open: What its sensor reports (differs from ``is_open`` when stuck).
+        occupied: Whether something is in the compartment.
+        jammed: Pulses cannot open it.
+        solenoid_dead: Pulses do nothing.
+        stuck_sensor: The value the sensor is stuck at, or None when it works.
+        pulses: Unlock pulses received so far.
+    """
+
+    is_open: bool
+    sensor_reads_open: bool
+    occupied: bool
+    jammed: bool
+    solenoid_dead: bool
+    stuck_sensor: bool | None
+    pulses: int
 
 
 class SimulatedDoor:
@@ -79,6 +103,38 @@ class SimulatedDoor:
         """Unlock pulses received so far, effective or not."""
         with self._lock:
             return self._pulses
+
+    @property
+    def jammed(self) -> bool:
+        """Whether the door is jammed shut (see `jam`)."""
+        with self._lock:
+            return self._jammed
+
+    @property
+    def solenoid_dead(self) -> bool:
+        """Whether the solenoid is dead (see `kill_solenoid`)."""
+        with self._lock:
+            return self._solenoid_dead
+
+    @property
+    def stuck_sensor(self) -> bool | None:
+        """The value the sensor is stuck at (True: reads open), or None when it works."""
+        with self._lock:
+            return self._stuck_sensor
+
+    def snapshot(self) -> DoorSnapshot:
+        """Every reading at once, so a listing never shows a door half-way through a change."""
+        with self._lock:
+            is_open = self._is_open()
+            return DoorSnapshot(
+                is_open=is_open,
+                sensor_reads_open=is_open if self._stuck_sensor is None else self._stuck_sensor,
+                occupied=self._occupied,
+                jammed=self._jammed,
+                solenoid_dead=self._solenoid_dead,
+                stuck_sensor=self._stuck_sensor,
+                pulses=self._pulses,
+            )
 
     # What a person does.
 

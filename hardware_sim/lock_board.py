@@ -69,8 +69,21 @@ class SimulatedLockBoard:
 
     @property
     def powered(self) -> bool:
+        """Whether the board has power (see `power_off`)."""
         with self._lock:
             return self._powered
+
+    @property
+    def muted(self) -> bool:
+        """Whether the board is muted (see `mute`)."""
+        with self._lock:
+            return self._muted
+
+    @property
+    def corrupting(self) -> bool:
+        """Whether the board's next reply will carry a bad checksum (see `corrupt_replies`)."""
+        with self._lock:
+            return self._corrupt_always or self._corrupt_next > 0
 
     def power_off(self) -> None:
         """Cuts power: the board hears nothing, answers nothing, pulses nothing."""
