@@ -206,7 +206,8 @@ def set_door_maintenance(
 
     A reserved door's allocation loses it (the drop-off will assign another door). A door with
     a parcel in it, or one in use right now, is refused: empty it first. Audited, and reported in
-    the outbox.
+    the outbox. A change from the cloud (with a ``revision``) no newer than the last one applied
+    to the door is ignored as stale.
 
     Raises:
         UnknownDoorRecord: no such door.
@@ -217,6 +218,15 @@ def set_door_maintenance(
             _check_revision(revision)
             _advance_revision(db, revision, now)
         current = doors.get_door(db, door)
+        if revision is not None:
+            seen = db.execute(
+                "SELECT maintenance_revision FROM doors WHERE number = ?", [door]
+            ).fetchone()[0]
+            if revision <= seen:
+                return ApplyResult(ApplyOutcome.STALE)
+            db.execute(
+                "UPDATE doors SET maintenance_revision = ? WHERE number = ?", [revision, door]
+            )
         target = DoorStatus.MAINTENANCE if on else DoorStatus.AVAILABLE
         command = "maintenance_on" if on else "maintenance_off"
         if current.status is target:

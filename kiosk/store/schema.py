@@ -199,7 +199,21 @@ def _pending_audit_index(db: Database) -> None:
     db.execute("CREATE INDEX audit_log_pending ON audit_log (audit_id) WHERE result = 'pending'")
 
 
-KNOWN_MIGRATIONS: tuple[str, ...] = ("0001_initial", "0002_pending_audit_index")
+@migrations(name="0003_door_maintenance_revision")
+def _door_maintenance_revision(db: Database) -> None:
+    # The cloud revision of the last maintenance change applied to the door, so that a late
+    # duplicate of an older "on" or "off" is ignored (invariant 5).
+    db.execute(
+        "ALTER TABLE doors ADD COLUMN maintenance_revision INTEGER NOT NULL DEFAULT 0"
+        " CHECK (maintenance_revision >= 0)"
+    )
+
+
+KNOWN_MIGRATIONS: tuple[str, ...] = (
+    "0001_initial",
+    "0002_pending_audit_index",
+    "0003_door_maintenance_revision",
+)
 
 
 class SchemaTooNew(RuntimeError):

@@ -62,7 +62,7 @@ def _door_status(store: Store, door: int) -> DoorStatus:
     return door_records.get_door(store.db, door).status
 
 
-# --- insert and read ---------------------------------------------------------------------------
+# --- insert and read ---
 
 
 def test_insert_creates_an_allocation_without_a_door(store: Store, clock: ManualClock) -> None:
@@ -153,7 +153,7 @@ def test_update_fields_sets_descriptive_fields_only(store: Store, clock: ManualC
     assert alloc.get_allocation(store.db, "a1").status is A.RESERVED
 
 
-# --- the status walk and the door that follows ----------------------------------------------
+# --- the status walk and the door that follows ---
 
 
 def test_a_delivery_walks_reserved_deposited_picked_up_with_its_door(
@@ -278,7 +278,7 @@ def test_move_of_an_unknown_allocation_raises(store: Store, clock: ManualClock) 
         alloc.move(db, "ghost", A.CANCELLED, clock.now())
 
 
-# --- assigning doors ----------------------------------------------------------------------------
+# --- assigning doors ---
 
 
 def test_assign_door_moves_a_reservation_and_frees_the_old_door(
@@ -361,7 +361,7 @@ def test_a_refused_move_writes_nothing_even_if_the_caller_goes_on(
     assert alloc.get_allocation(store.db, "a1").status is A.RESERVED
 
 
-# --- invariant 1 as a database constraint -------------------------------------------------------
+# --- invariant 1 as a database constraint ---
 
 
 def test_two_live_allocations_on_one_door_are_impossible(store: Store, clock: ManualClock) -> None:
@@ -435,7 +435,7 @@ def test_door_must_exist(store: Store, clock: ManualClock) -> None:
     assert alloc.get_allocation(store.db, "a1").door is None
 
 
-# --- what staff collect --------------------------------------------------------------------------
+# --- what staff collect ---
 
 
 def test_collectable_lists_expired_overdue_and_returns(store: Store, clock: ManualClock) -> None:

@@ -436,3 +436,37 @@ def test_maintenance_of_an_unknown_door_raises(store: Store, clock: ManualClock)
     with pytest.raises(door_records.UnknownDoorRecord):
         _maintenance(store, clock, 99, True, revision=3)
     assert last_revision(store.db) == 0
+
+
+def test_a_late_duplicate_of_an_older_maintenance_change_is_stale(
+    store: Store, clock: ManualClock
+) -> None:
+    assert _maintenance(store, clock, 5, True, revision=3).outcome is ApplyOutcome.APPLIED
+    assert _maintenance(store, clock, 5, False, revision=4).outcome is ApplyOutcome.APPLIED
+    late = _maintenance(store, clock, 5, True, revision=3)
+    assert late.outcome is ApplyOutcome.STALE
+    assert _door(store, 5) is DoorStatus.AVAILABLE
+    assert len(_events(store)) == 2
+    assert last_revision(store.db) == 4
+
+
+def test_a_refused_maintenance_change_is_not_applied_by_its_late_duplicate(
+    store: Store, clock: ManualClock
+) -> None:
+    apply(store, clock, "a1", 1, door=2, status=A.DEPOSITED)
+    assert _maintenance(store, clock, 2, True, revision=2).outcome is ApplyOutcome.REFUSED
+    with store.transaction() as db:
+        alloc.move(db, "a1", A.PICKED_UP, clock.now())
+    assert _maintenance(store, clock, 2, True, revision=2).outcome is ApplyOutcome.STALE
+    assert _door(store, 2) is DoorStatus.AVAILABLE
+
+
+def test_staff_maintenance_does_not_block_newer_cloud_changes(
+    store: Store, clock: ManualClock
+) -> None:
+    assert _maintenance(store, clock, 5, True, revision=3).outcome is ApplyOutcome.APPLIED
+    assert _maintenance(store, clock, 5, False).outcome is ApplyOutcome.APPLIED  # staff, no rev
+    assert _maintenance(store, clock, 5, True, revision=3).outcome is ApplyOutcome.STALE
+    assert _door(store, 5) is DoorStatus.AVAILABLE
+    assert _maintenance(store, clock, 5, True, revision=6).outcome is ApplyOutcome.APPLIED
+    assert _door(store, 5) is DoorStatus.MAINTENANCE

@@ -22,7 +22,7 @@ CODE = "K7XW9P"
 OTHER_CODE = "HQ4MZT"
 
 
-# --- the hasher --------------------------------------------------------------------------------
+# --- the hasher ---
 
 
 def test_hash_is_hmac_sha256_hex_and_depends_on_the_secret() -> None:
@@ -63,7 +63,7 @@ def test_code_reference_is_a_short_prefix() -> None:
     assert code_reference(digest) == digest[:8]
 
 
-# --- code rows ---------------------------------------------------------------------------------
+# --- code rows ---
 
 
 def _hash(store: Store, code: str = CODE) -> str:
@@ -173,7 +173,7 @@ def test_get_code_of_an_unknown_row_raises(store: Store) -> None:
         codes.get_code(store.db, 12345)
 
 
-# --- codes arriving with allocations -------------------------------------------------------------
+# --- codes arriving with allocations ---
 
 
 def test_parcels_of_one_customer_share_one_code_row(store: Store, clock: ManualClock) -> None:

@@ -13,7 +13,13 @@ from kiosk.clock import ManualClock
 from kiosk.store import CodeHasher, KioskIdentity, NotInTransaction, Store, StoreError, outbox
 from kiosk.store.database import require_transaction
 from kiosk.store.records import EventType
-from kiosk.store.schema import KNOWN_MIGRATIONS, MIGRATION_SET, SchemaTooNew, migrate
+from kiosk.store.schema import (
+    KNOWN_MIGRATIONS,
+    MIGRATION_SET,
+    SchemaTooNew,
+    migrate,
+    migrations,
+)
 from tests.kiosk.store_helpers import IDENTITY, SECRET
 
 EXPECTED_TABLES = {
@@ -46,7 +52,7 @@ def _open(path: Path, secret: str = SECRET, identity: KioskIdentity = IDENTITY) 
     return Store.open(path, CodeHasher(secret), identity)
 
 
-# --- migrations ---------------------------------------------------------------------------
+# --- migrations ---
 
 
 def test_fresh_database_gets_the_whole_schema(bare_store: Store) -> None:
@@ -99,10 +105,25 @@ def test_a_database_at_an_older_version_is_brought_up_to_date(tmp_path: Path) ->
     conn.commit()
     conn.close()
     with _open(path) as store:
-        assert _applied(store.db) == list(KNOWN_MIGRATIONS)
+        assert sorted(_applied(store.db)) == list(KNOWN_MIGRATIONS)
         assert store.db.execute(
             "SELECT count(*) FROM sqlite_master WHERE name = 'audit_log_pending'"
         ).fetchone() == (1,)
+
+
+def test_doors_of_an_older_database_gain_a_maintenance_revision(tmp_path: Path) -> None:
+    path = tmp_path / "kiosk.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="0003_door_maintenance_revision")
+    old.execute(
+        "INSERT INTO doors (number, size, status, updated_at) VALUES (1, 'small', 'reserved', 'x')"
+    )
+    old.close()
+    with _open(path) as store:
+        assert _applied(store.db) == list(KNOWN_MIGRATIONS)
+        assert store.db.execute(
+            "SELECT number, status, maintenance_revision FROM doors"
+        ).fetchall() == [(1, "reserved", 0)]
 
 
 def test_a_database_with_an_unknown_migration_is_refused(tmp_path: Path) -> None:
@@ -129,7 +150,7 @@ def test_migrate_raises_schema_too_new_for_an_unknown_migration(bare_store: Stor
         migrate(bare_store.db)
 
 
-# --- identity and code secret -------------------------------------------------------------
+# --- identity and code secret ---
 
 
 def test_the_database_remembers_its_kiosk_and_secret_fingerprint(bare_store: Store) -> None:
@@ -194,7 +215,7 @@ def test_kiosk_identity_refuses_empty_ids() -> None:
         KioskIdentity("loc-1", "")
 
 
-# --- file settings --------------------------------------------------------------------------
+# --- file settings ---
 
 
 def test_a_file_database_uses_wal_and_full_synchronous_writes(tmp_path: Path) -> None:
@@ -230,7 +251,7 @@ def test_close_is_idempotent(tmp_path: Path) -> None:
         store.db.execute("SELECT 1")
 
 
-# --- transactions -----------------------------------------------------------------------------
+# --- transactions ---
 
 
 def _event_count(store: Store) -> int:
