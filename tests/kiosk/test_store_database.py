@@ -357,3 +357,14 @@ def test_committed_data_survives_reopening(tmp_path: Path) -> None:
         (event,) = outbox.events(store.db)
         assert event.type is EventType.PARCEL_DEPOSITED
         assert event.created_at == clock.now()
+
+
+def test_a_failed_commit_leaves_no_transaction_open(store: Store) -> None:
+    """After a COMMIT that fails, the next transaction is a real one, not a savepoint of it."""
+    store.db.execute("PRAGMA defer_foreign_keys = ON")  # the violation surfaces at COMMIT
+    with pytest.raises(sqlite3.IntegrityError), store.transaction() as db:
+        db.execute(
+            "INSERT INTO door_operations (operation_id, door, purpose, actor, state, created_at)"
+            " VALUES ('x', 999, 'open', 'staff', 'completed', '2026-01-01')"
+        )
+    assert not store.db.conn.in_transaction
