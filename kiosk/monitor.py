@@ -158,19 +158,42 @@ class DoorMonitor:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
-            self._catch_up()
+            await self._catch_up()
             sweep(self.ctx)
 
-    def _catch_up(self) -> None:
-        """Records polled states the store does not reflect.
+    async def _catch_up(self) -> None:
+        """Records fresh readings the store does not reflect.
 
         An unlock records the door open when its own polling sees it; if the door shut again
         before the monitor's next poll, the watch saw no change, yet the store says open.
+
+        The doors are read afresh here: the watch's last readings may predate the unlock's (the
+        door opened after the watch last polled it), and recording those would shut a door that
+        is open, completing its operation early and then reporting the opening as a tamper. A
+        door whose stored reading changed while this read was under way is left for the next
+        sweep, since the store may then hold the fresher reading.
         """
-        stored = {door.number: door.sensor_open for door in doors.list_doors(self.ctx.store.db)}
-        for door, state in self.states.items():
-            if stored.get(door) is not None and stored[door] != state.is_open:
-                record_reading(self.ctx, door, state)
+        before = self._stored_readings()
+        try:
+            current = await self.ctx.bank.read_states()
+        except LockBoardError:
+            return  # the watch notes the outage and resyncs
+        for door, stored in self._stored_readings().items():
+            state = current.get(door)
+            if (
+                state is None
+                or stored != before.get(door)
+                or stored[0] is None
+                or stored[0] == state.is_open
+            ):
+                continue
+            record_reading(self.ctx, door, state)
+
+    def _stored_readings(self) -> dict[int, tuple[bool | None, bool | None]]:
+        return {
+            door.number: (door.sensor_open, door.sensor_occupied)
+            for door in doors.list_doors(self.ctx.store.db)
+        }
 
     def _healthy(self) -> None:
         if self.health.board_error is not None:

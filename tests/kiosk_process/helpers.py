@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,9 +58,11 @@ def seed(
     *,
     deposited: Iterable[tuple[str, int, str]] = (),
     reserved: Iterable[tuple[str, int | None, str]] = (),
+    reserved_codes: Mapping[str, str] | None = None,
 ) -> None:
     """Seeds the store as the cloud would: doors, deposited parcels (id, door, code) and
-    reservations (id, proposed door or None, barcode)."""
+    reservations (id, proposed door or None, barcode), with a pickup code already issued for
+    those in ``reserved_codes`` (id to code)."""
     from kiosk.store import doors
 
     now = datetime.now(UTC)
@@ -85,6 +87,7 @@ def seed(
             now,
         )
     for allocation_id, proposed, barcode in reserved:
+        code = (reserved_codes or {}).get(allocation_id)
         revision += 1
         changes.apply_allocation(
             store,
@@ -95,6 +98,7 @@ def seed(
                 size=Size.SMALL,
                 status=AllocationStatus.RESERVED,
                 proposed_door=proposed,
+                code=None if code is None else PickupCode.parse(code),
                 reservation_expires_at=now + timedelta(days=1),
             ),
             revision,
