@@ -1,0 +1,445 @@
+"""The sync protocol's topics and messages, version 1 (see ``docs/protocol.md``).
+
+Every MQTT payload is a signed envelope (`Envelope`) around a typed body. `seal` builds and signs
+one; `open_message` is the single way in: it checks size, JSON, schema, version, topic, location,
+sender, signature, freshness and replay, in that order, and raises `Rejected` with a
+machine-readable reason for the first check that fails. Nothing is applied from a message that
+did not come out of `open_message`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.signing import Signer, SigningError, Verifier
+from shared.sizes import Size
+from shared.states import AllocationStatus
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD_BYTES = 262_144
+TOPIC_ROOT = "locker/v1"
+CLOUD_SENDER = "cloud"
+CLOCK_SKEW = timedelta(seconds=60)
+SHARED_GROUP = "locker-cloud"
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class Channel(StrEnum):
+    """The part of a topic after ``locker/v1/{location}/``."""
+
+    CLOUD_CHANGES = "cloud/changes"
+    CLOUD_ACKS = "cloud/acks"
+    CLOUD_COMMANDS = "cloud/commands"
+    KIOSK_SYNC = "kiosk/sync"
+    KIOSK_EVENTS = "kiosk/events"
+    KIOSK_PRESENCE = "kiosk/presence"
+    KIOSK_HEARTBEAT = "kiosk/heartbeat"
+
+    @property
+    def from_cloud(self) -> bool:
+        return self.value.startswith("cloud/")
+
+
+class MessageType(StrEnum):
+    CHANGES = "changes"
+    SNAPSHOT = "snapshot"
+    ACK = "ack"
+    REMOTE_OPEN = "remote_open"
+    SYNC_REQUEST = "sync_request"
+    EVENTS = "events"
+    BIRTH = "birth"
+    DEATH = "death"
+    HEARTBEAT = "heartbeat"
+
+
+CHANNEL_TYPES: dict[Channel, frozenset[MessageType]] = {
+    Channel.CLOUD_CHANGES: frozenset({MessageType.CHANGES, MessageType.SNAPSHOT}),
+    Channel.CLOUD_ACKS: frozenset({MessageType.ACK}),
+    Channel.CLOUD_COMMANDS: frozenset({MessageType.REMOTE_OPEN}),
+    Channel.KIOSK_SYNC: frozenset({MessageType.SYNC_REQUEST}),
+    Channel.KIOSK_EVENTS: frozenset({MessageType.EVENTS}),
+    Channel.KIOSK_PRESENCE: frozenset({MessageType.BIRTH, MessageType.DEATH}),
+    Channel.KIOSK_HEARTBEAT: frozenset({MessageType.HEARTBEAT}),
+}
+
+# How long a message of each type may claim to live (expires_at - issued_at).
+MAX_LIFETIME: dict[MessageType, timedelta] = {
+    MessageType.REMOTE_OPEN: timedelta(seconds=30),
+    MessageType.DEATH: timedelta(days=1),
+}
+DEFAULT_MAX_LIFETIME = timedelta(hours=1)
+
+
+def topic(location_id: str, channel: Channel) -> str:
+    """The topic of ``channel`` at a location.
+
+    Raises:
+        ValueError: the location id is not 1-64 of ``A-Z a-z 0-9 . _ -``.
+    """
+    if not _ID.match(location_id):
+        raise ValueError(f"not a valid location id for a topic: {location_id!r}")
+    return f"{TOPIC_ROOT}/{location_id}/{channel.value}"
+
+
+def parse_topic(name: str) -> tuple[str, Channel] | None:
+    """The location and channel of a protocol topic, or None for any other topic."""
+    parts = name.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or not _ID.match(parts[2]):
+        return None
+    try:
+        return parts[2], Channel("/".join(parts[3:]))
+    except ValueError:
+        return None
+
+
+def kiosk_subscription(location_id: str) -> str:
+    """What a kiosk subscribes to: every cloud channel of its location."""
+    return f"{TOPIC_ROOT}/{location_id}/cloud/#"
+
+
+CLOUD_SUBSCRIPTION = f"$share/{SHARED_GROUP}/{TOPIC_ROOT}/+/kiosk/#"
+"""What cloud workers subscribe to: every kiosk's messages, split among the workers."""
+
+
+# Bodies. Models are strict about shape: unknown fields are a schema error, not ignored.
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AllocationState(_Body):
+    """An allocation as the kiosk must know it."""
+
+    allocation_id: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: Literal["delivery", "return"]
+    barcode: Annotated[str, Field(min_length=1, max_length=128)]
+    size: Size
+    status: AllocationStatus
+    proposed_door: Annotated[int, Field(gt=0)] | None = None
+    code_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    reservation_expires_at: AwareDatetime | None = None
+    pickup_expires_at: AwareDatetime | None = None
+    order_id: Annotated[str, Field(max_length=128)] | None = None
+    return_reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class AllocationChange(_Body):
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["allocation"] = "allocation"
+    allocation: AllocationState
+
+
+class MaintenanceChange(_Body):
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["door_maintenance"] = "door_maintenance"
+    door: Annotated[int, Field(gt=0)]
+    on: bool
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+Change = Annotated[AllocationChange | MaintenanceChange, Field(discriminator="kind")]
+
+
+class ChangesBody(_Body):
+    from_revision: Annotated[int, Field(ge=0)]
+    to_revision: Annotated[int, Field(gt=0)]
+    changes: Annotated[list[Change], Field(max_length=500)]
+
+
+class MaintenanceState(_Body):
+    door: Annotated[int, Field(gt=0)]
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class SnapshotBody(_Body):
+    revision: Annotated[int, Field(ge=0)]
+    allocations: list[AllocationState]
+    maintenance: list[MaintenanceState]
+
+
+class AckBody(_Body):
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    through_sequence: Annotated[int, Field(ge=0)]
+
+
+class RemoteOpenBody(_Body):
+    command_id: uuid.UUID
+    door: Annotated[int, Field(gt=0)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    requested_by: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class SyncRequestBody(_Body):
+    since_revision: Annotated[int, Field(ge=0)]
+
+
+class EventRecord(_Body):
+    sequence: Annotated[int, Field(gt=0)]
+    event_id: uuid.UUID
+    type: Annotated[str, Field(min_length=1, max_length=64)]
+    created_at: AwareDatetime
+    payload: dict[str, Any]
+
+
+class EventsBody(_Body):
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    events: Annotated[list[EventRecord], Field(min_length=1, max_length=100)]
+
+
+class BirthBody(_Body):
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    epoch: Annotated[int, Field(gt=0)]
+    firmware: Annotated[str, Field(max_length=64)]
+    last_revision: Annotated[int, Field(ge=0)]
+
+
+class DeathBody(_Body):
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    epoch: Annotated[int, Field(gt=0)]
+
+
+class HeartbeatBody(_Body):
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    epoch: Annotated[int, Field(gt=0)]
+    door_faults: dict[str, str]
+    outbox_depth: Annotated[int, Field(ge=0)]
+    last_revision: Annotated[int, Field(ge=0)]
+    disk_free_bytes: Annotated[int, Field(ge=0)]
+    board_error: str | None = None
+
+
+Body = (
+    ChangesBody
+    | SnapshotBody
+    | AckBody
+    | RemoteOpenBody
+    | SyncRequestBody
+    | EventsBody
+    | BirthBody
+    | DeathBody
+    | HeartbeatBody
+)
+
+BODY_MODELS: dict[MessageType, type[_Body]] = {
+    MessageType.CHANGES: ChangesBody,
+    MessageType.SNAPSHOT: SnapshotBody,
+    MessageType.ACK: AckBody,
+    MessageType.REMOTE_OPEN: RemoteOpenBody,
+    MessageType.SYNC_REQUEST: SyncRequestBody,
+    MessageType.EVENTS: EventsBody,
+    MessageType.BIRTH: BirthBody,
+    MessageType.DEATH: DeathBody,
+    MessageType.HEARTBEAT: HeartbeatBody,
+}
+
+
+class Envelope(BaseModel):
+    """The signed wrapper of every message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int
+    type: MessageType
+    location_id: Annotated[str, Field(pattern=_ID.pattern)]
+    sender: Annotated[str, Field(pattern=_ID.pattern)]
+    message_id: uuid.UUID
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
+    body: dict[str, Any]
+    sig: Annotated[str, Field(min_length=1)]
+
+
+class RejectReason(StrEnum):
+    TOO_LARGE = "too_large"
+    MALFORMED_JSON = "malformed_json"
+    UNKNOWN_VERSION = "unknown_version"
+    SCHEMA = "schema"
+    WRONG_TOPIC = "wrong_topic"
+    WRONG_LOCATION = "wrong_location"
+    UNKNOWN_SENDER = "unknown_sender"
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    TOO_LONG_LIVED = "too_long_lived"
+    REPLAYED = "replayed"
+
+
+class Rejected(Exception):
+    """A message that must not be applied, with why (log it; never crash on it)."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message that passed every check."""
+
+    envelope: Envelope
+    body: Body
+    location_id: str
+    channel: Channel
+
+    @property
+    def type(self) -> MessageType:
+        return self.envelope.type
+
+    @property
+    def sender(self) -> str:
+        return self.envelope.sender
+
+
+KeyResolver = Callable[[str, str], Verifier | None]
+"""(location id, sender) -> the sender's verifier, or None if that sender may not speak there."""
+
+
+class ReplayGuard:
+    """Remembers message ids until they expire, so a captured message cannot be played again.
+
+    In memory: after a restart only expiry protects, which is why commands that open doors live
+    30 s at most and are also recorded durably by the kiosk.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._seen: dict[uuid.UUID, datetime] = {}
+        self._max = max_entries
+
+    def check_and_remember(
+        self, message_id: uuid.UUID, expires_at: datetime, now: datetime
+    ) -> bool:
+        """True the first time an unexpired id is seen; False for a repeat."""
+        if message_id in self._seen:
+            return False
+        if len(self._seen) >= self._max:
+            self._seen = {k: v for k, v in self._seen.items() if v > now}
+        self._seen[message_id] = expires_at
+        return True
+
+
+def seal(
+    signer: Signer,
+    message_type: MessageType,
+    *,
+    location_id: str,
+    sender: str,
+    body: _Body,
+    now: datetime,
+    ttl: timedelta | None = None,
+) -> bytes:
+    """A signed payload ready to publish.
+
+    Raises:
+        ValueError: ``body`` is not the model of ``message_type``, or ``ttl`` exceeds the type's
+            maximum lifetime.
+    """
+    if not isinstance(body, BODY_MODELS[message_type]):
+        raise ValueError(f"a {message_type} message needs a {BODY_MODELS[message_type].__name__}")
+    lifetime = ttl or MAX_LIFETIME.get(message_type, DEFAULT_MAX_LIFETIME)
+    if lifetime > MAX_LIFETIME.get(message_type, DEFAULT_MAX_LIFETIME):
+        raise ValueError(f"a {message_type} message lives at most {MAX_LIFETIME[message_type]}")
+    envelope = {
+        "v": PROTOCOL_VERSION,
+        "type": message_type.value,
+        "location_id": location_id,
+        "sender": sender,
+        "message_id": str(uuid.uuid4()),
+        "issued_at": now.astimezone(UTC).isoformat(),
+        "expires_at": (now + lifetime).astimezone(UTC).isoformat(),
+        "body": body.model_dump(mode="json"),
+    }
+    return json.dumps(signer.seal(envelope), separators=(",", ":")).encode()
+
+
+def open_message(
+    payload: bytes,
+    topic_name: str,
+    *,
+    keys: KeyResolver,
+    now: datetime,
+    replay_guard: ReplayGuard | None = None,
+) -> Message:
+    """Checks a received payload and returns it as a `Message`.
+
+    Raises:
+        Rejected: the first check that failed, with its reason.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected(RejectReason.TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    where = parse_topic(topic_name)
+    if where is None:
+        raise Rejected(RejectReason.WRONG_TOPIC, f"not a protocol topic: {topic_name!r}")
+    location_id, channel = where
+    try:
+        raw = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Rejected(RejectReason.MALFORMED_JSON, str(error)) from None
+    if not isinstance(raw, dict):
+        raise Rejected(RejectReason.MALFORMED_JSON, "the payload is not a JSON object")
+    if raw.get("v") != PROTOCOL_VERSION:
+        raise Rejected(RejectReason.UNKNOWN_VERSION, f"version {raw.get('v')!r} is not supported")
+    if "sig" not in raw:
+        raise Rejected(RejectReason.UNSIGNED, "the message has no signature")
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as error:
+        raise Rejected(RejectReason.SCHEMA, _first_error(error)) from None
+    if envelope.type not in CHANNEL_TYPES[channel]:
+        raise Rejected(RejectReason.WRONG_TOPIC, f"a {envelope.type} message on {channel}")
+    if envelope.location_id != location_id:
+        raise Rejected(
+            RejectReason.WRONG_LOCATION,
+            f"signed for {envelope.location_id!r}, published on {location_id!r}",
+        )
+    if channel.from_cloud != (envelope.sender == CLOUD_SENDER):
+        raise Rejected(RejectReason.UNKNOWN_SENDER, f"{envelope.sender!r} may not use {channel}")
+    verifier = keys(location_id, envelope.sender)
+    if verifier is None:
+        raise Rejected(
+            RejectReason.UNKNOWN_SENDER, f"{envelope.sender!r} is not a sender for {location_id!r}"
+        )
+    try:
+        verifier.verify(raw)
+    except SigningError as error:
+        raise Rejected(RejectReason.BAD_SIGNATURE, str(error)) from None
+    _check_times(envelope, now)
+    try:
+        body = BODY_MODELS[envelope.type].model_validate(envelope.body)
+    except ValidationError as error:
+        raise Rejected(RejectReason.SCHEMA, _first_error(error)) from None
+    kiosk_id = getattr(body, "kiosk_id", None)
+    if kiosk_id is not None and not channel.from_cloud and kiosk_id != envelope.sender:
+        raise Rejected(RejectReason.UNKNOWN_SENDER, f"{envelope.sender!r} wrote for {kiosk_id!r}")
+    if replay_guard is not None and not replay_guard.check_and_remember(
+        envelope.message_id, envelope.expires_at, now
+    ):
+        raise Rejected(RejectReason.REPLAYED, f"message {envelope.message_id} was seen before")
+    return Message(envelope, body, location_id, channel)  # type: ignore[arg-type]
+
+
+def _check_times(envelope: Envelope, now: datetime) -> None:
+    if envelope.expires_at <= now:
+        raise Rejected(RejectReason.EXPIRED, f"expired at {envelope.expires_at.isoformat()}")
+    if envelope.issued_at > now + CLOCK_SKEW:
+        raise Rejected(RejectReason.NOT_YET_VALID, f"issued at {envelope.issued_at.isoformat()}")
+    allowed = MAX_LIFETIME.get(envelope.type, DEFAULT_MAX_LIFETIME)
+    if envelope.expires_at - envelope.issued_at > allowed:
+        raise Rejected(RejectReason.TOO_LONG_LIVED, f"a {envelope.type} lives at most {allowed}")
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "message"
+    return f"{where}: {first['msg']}"
