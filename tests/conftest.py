@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -43,3 +44,25 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+async def mqtt_broker() -> AsyncIterator[tuple[str, int, bool]]:
+    """The broker sync tests talk to over TCP: (host, port, supports shared subscriptions).
+
+    LOCKER_TEST_MQTT_URL (``mqtt://host:port``) names a real broker (CI: the machine's
+    Mosquitto, which has shared subscriptions). Without it, amqtt is started in-process on a
+    free port (no shared subscriptions).
+    """
+    url = os.environ.get("LOCKER_TEST_MQTT_URL")
+    if url:
+        parsed = urlsplit(url)
+        yield parsed.hostname or "127.0.0.1", parsed.port or 1883, True
+        return
+    from cloud.embedded_broker import start_embedded_broker
+
+    broker = await start_embedded_broker()
+    try:
+        yield broker.host, broker.port, False
+    finally:
+        await broker.stop()
