@@ -19,6 +19,10 @@ class CloudSettings(BaseSettings):
     data_dir: str = "var/cloud"
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
+    # Allocation requests that arrive together are made in one transaction: at most
+    # this many per transaction, and this many transactions (pooled connections) at once.
+    allocation_batch_max: int = Field(default=64, ge=1)
+    allocation_batch_workers: int = Field(default=4, ge=1)
 
     http_host: str = "127.0.0.1"
     # 0 picks a free port (the chosen one is logged and printed).

@@ -23,7 +23,12 @@ def bind(host: str, port: int, *, fallback_to_free: bool = False) -> socket.sock
     Raises:
         OSError: the port is taken and ``fallback_to_free`` is False.
     """
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on
+    # accepted sockets whose proto is IPPROTO_TCP, and accepted sockets inherit the
+    # listener's. With Nagle on, uvicorn's separate header and body writes wait for
+    # the client's delayed ACK: ~40 ms added to every response (docs/BENCHMARKS.md).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud import db
+from cloud.allocation_batch import AllocationBatcher
 from cloud.api import routes_admin, routes_carrier
 from cloud.api.auth import KeyCache
 from cloud.api.body_limit import BodySizeLimit
@@ -100,8 +101,17 @@ def create_app(
         assert url
         await db.migrate(url)
         pool = await db.open_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        allocator = AllocationBatcher(
+            pool, workers=settings.allocation_batch_workers, max_batch=settings.allocation_batch_max
+        )
+        allocator.start()
         app.state.services = Services(
-            settings=settings, pool=pool, clock=clock, key_cache=KeyCache(), database_url=url
+            settings=settings,
+            pool=pool,
+            clock=clock,
+            key_cache=KeyCache(),
+            allocator=allocator,
+            database_url=url,
         )
         tasks: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(timeout=settings.notification_timeout_seconds) as client:
@@ -124,6 +134,7 @@ def create_app(
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await allocator.stop()
                 await pool.close()
 
     app = FastAPI(

@@ -55,20 +55,19 @@ async def create_allocation(
         size=size,
         dimensions=dims,
     )
-    async with svc.pool.connection() as conn:
-        try:
-            row, created = await allocation.reserve(
-                conn,
-                carrier_id=carrier_id,
-                request=request,
-                now=svc.clock.now(),
-                hold=svc.settings.reservation_hold,
-            )
-        except errors.LocationFull as exc:
+    try:
+        row, created = await svc.allocator.reserve(
+            carrier_id=carrier_id,
+            request=request,
+            now=svc.clock.now(),
+            hold=svc.settings.reservation_hold,
+        )
+    except errors.LocationFull as exc:
+        async with svc.pool.connection() as conn:
             exc.details["nearest"] = await locations.nearest_alternatives(
                 conn, body.location_id, size
             )
-            raise
+        raise
     if not created:
         response.status_code = status.HTTP_200_OK
     return AllocationOut.from_row(row)

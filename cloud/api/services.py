@@ -12,6 +12,7 @@ from cloud.config import CloudSettings
 from cloud.db import Pool
 
 if TYPE_CHECKING:
+    from cloud.allocation_batch import AllocationBatcher
     from cloud.api.auth import KeyCache
 
 
@@ -21,10 +22,12 @@ class Services:
     pool: Pool
     clock: Clock
     key_cache: KeyCache
+    allocator: AllocationBatcher
     database_url: str = field(repr=False, default="")
 
 
-def services(request: Request) -> Services:
+# async: FastAPI runs a plain ``def`` dependency in a worker thread on every request.
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
