@@ -27,7 +27,7 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from cloud import errors, notifications
+from cloud import changelog, errors, notifications
 from cloud.db import Conn
 from cloud.pickup_codes import issue_code, pickup_code_for, retire_if_orphaned
 from shared.codes import InvalidCode, normalize_code
@@ -234,6 +234,7 @@ async def reserve(
             )
             if await cur.fetchone() is None:
                 raise _LostInsertRace
+            await changelog.record(conn, now, allocations=[allocation_id])
     except _LostInsertRace:
         # The transaction rolled back, door claim included; answer as the winner did.
         existing = await _find_by_package(conn, carrier_id, request.package_id)
@@ -343,6 +344,7 @@ async def deposit(
             timezone=row["timezone"],
             now=now,
         )
+        await changelog.record(conn, now, allocations=[allocation_id])
     return await get_allocation(conn, allocation_id, carrier_id)
 
 
@@ -364,6 +366,7 @@ async def cancel(
         if row["status"] != AllocationStatus.CANCELLED:
             _check_transition(row, AllocationStatus.CANCELLED, "cancel")
             await finish_allocations(conn, [row], "cancelled", now, cancel_reason=reason)
+            await changelog.record(conn, now, allocations=[allocation_id])
     return await get_allocation(conn, allocation_id, carrier_id)
 
 
@@ -380,6 +383,7 @@ async def collect(
         if row["status"] != AllocationStatus.COLLECTED:
             _check_transition(row, AllocationStatus.COLLECTED, "collect")
             await finish_allocations(conn, [row], "collected", now)
+            await changelog.record(conn, now, allocations=[allocation_id])
     return await get_allocation(conn, allocation_id, carrier_id)
 
 
@@ -461,6 +465,10 @@ async def pickup(
                 " WHERE allocation_id = ANY(%s)",
                 (fresh["pickup_code_id"], now, [a["allocation_id"] for a in still_coming]),
             )
+        # Parcels still on their way changed code: the kiosk gets their new code hash.
+        await changelog.record(
+            conn, now, allocations=[a["allocation_id"] for a in [*openable, *still_coming]]
+        )
     for a in openable:
         a["status"] = "picked_up"
         a["picked_up_at"] = now
@@ -633,6 +641,7 @@ async def create_return(
                 due_at=now,
                 now=now,
             )
+            await changelog.record(conn, now, allocations=[allocation_id])
     except _LostInsertRace:
         existing = await _find_return(conn, carrier_id, request.order_id)
         assert existing is not None
@@ -671,4 +680,5 @@ async def drop_off_return(
             "UPDATE pickup_codes SET used_at = %s WHERE pickup_code_id = %s",
             (now, row["pickup_code_id"]),
         )
+        await changelog.record(conn, now, allocations=[allocation["allocation_id"]])
     return await get_allocation(conn, allocation["allocation_id"], None)

@@ -33,7 +33,7 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from cloud import allocation, errors
+from cloud import allocation, changelog, errors
 from cloud.allocation import AllocationRequest
 from cloud.db import Conn, Pool
 from shared.codes import generate_code
@@ -204,6 +204,10 @@ async def reserve_many(conn: Conn, jobs: Sequence[Job]) -> None:
                 row = await cur.fetchone()
                 assert row is not None, "the statement always returns one row"
                 outcomes.append(_outcome(job, row))
+            created = [o[0]["allocation_id"] for o in outcomes if isinstance(o, tuple) and o[1]]
+            if created:
+                # Last in the transaction, as the change log wants (it locks the locations).
+                await changelog.record(conn, max(job.now for job in jobs), allocations=created)
     except Exception as exc:  # a failed statement or a lost race: the batch rolled back
         if not isinstance(exc, _Redo):
             log.warning("allocation batch of %d redone one by one: %r", len(jobs), exc)

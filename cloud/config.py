@@ -6,6 +6,7 @@ Every key is documented in docs/configuration.md (a test checks that).
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,22 @@ class CloudSettings(BaseSettings):
     notification_timeout_seconds: float = Field(default=5.0, gt=0)
     run_background_jobs: bool = True
 
+    # MQTT sync with the kiosks (docs/protocol.md). The broker, as mqtt://host:port (mqtts://
+    # for TLS). Empty: this process runs no sync worker.
+    mqtt_url: str | None = Field(default=None, pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
+    # Subscribe through the shared subscription ($share/locker-cloud/...) so that several
+    # workers split the kiosks' messages. Off for a broker without shared subscriptions (amqtt).
+    mqtt_shared_subscription: bool = True
+    # The cloud's Ed25519 signing key (PEM). Empty: <data_dir>/cloud-signing-key.pem, generated
+    # on first start when missing (demo, embedded mode). A file named here must exist.
+    cloud_key_file: str | None = None
+    # Change-log entries older than this are deleted; a kiosk asking for them gets a snapshot.
+    change_retention_days: float = Field(default=7.0, gt=0)
+    # Run the sync worker in this process when mqtt_url is set.
+    run_sync_worker: bool = True
+    # A kiosk whose last heartbeat is older than this is shown as stale (3 heartbeats of 30 s).
+    kiosk_stale_after_seconds: float = Field(default=90.0, gt=0)
+
     @property
     def reservation_hold(self) -> timedelta:
         return timedelta(hours=self.reservation_hold_hours)
@@ -54,3 +71,13 @@ class CloudSettings(BaseSettings):
     @property
     def pickup_window(self) -> timedelta:
         return timedelta(days=self.pickup_window_days)
+
+    @property
+    def change_retention(self) -> timedelta:
+        return timedelta(days=self.change_retention_days)
+
+    def cloud_key_path(self) -> tuple[Path, bool]:
+        """The cloud key's PEM file, and whether it may be generated when missing."""
+        if self.cloud_key_file:
+            return Path(self.cloud_key_file), False
+        return Path(self.data_dir) / "cloud-signing-key.pem", True

@@ -7,6 +7,7 @@ free door of the same size or larger (the carrier sees the new locker number).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from datetime import datetime
 from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 
-from cloud import errors
+from cloud import changelog, errors
 from cloud.allocation import claim_free_door
 from cloud.db import Conn
 from shared.sizes import Dimensions, Size
@@ -122,10 +123,11 @@ async def set_maintenance(
     """
     async with conn.transaction():
         door = await _lock_door(conn, location_id, door_number)
+        moved = None
         if door["status"] != DoorStatus.MAINTENANCE:
             _check(door["status"], DoorStatus.MAINTENANCE, "empty the door before maintenance")
             if door["status"] == DoorStatus.RESERVED:
-                await _move_reservation(conn, door, now)
+                moved = await _move_reservation(conn, door, now)
         cur = await conn.execute(
             "UPDATE doors SET status = 'maintenance', maintenance_reason = %s,"
             " status_changed_at = CASE WHEN status = 'maintenance' THEN status_changed_at"
@@ -134,10 +136,17 @@ async def set_maintenance(
         )
         row = await cur.fetchone()
         assert row is not None
+        await changelog.record(
+            conn,
+            now,
+            allocations=[] if moved is None else [moved],
+            maintenance=[changelog.MaintenanceNote(location_id, door_number, True, reason)],
+        )
         return row
 
 
-async def _move_reservation(conn: Conn, door: DictRow, now: datetime) -> None:
+async def _move_reservation(conn: Conn, door: DictRow, now: datetime) -> uuid.UUID | None:
+    """Moves the door's reservation to another free door; returns the allocation moved."""
     cur = await conn.execute(
         "SELECT allocation_id, size FROM allocations"
         " WHERE door_id = %s AND status = 'reserved' FOR UPDATE",
@@ -145,7 +154,7 @@ async def _move_reservation(conn: Conn, door: DictRow, now: datetime) -> None:
     )
     allocation = await cur.fetchone()
     if allocation is None:
-        return
+        return None
     replacement = await claim_free_door(
         conn, door["location_id"], Size(allocation["size"]), now, exclude_door_id=door["door_id"]
     )
@@ -158,6 +167,8 @@ async def _move_reservation(conn: Conn, door: DictRow, now: datetime) -> None:
         "UPDATE allocations SET door_id = %s, updated_at = %s WHERE allocation_id = %s",
         (replacement["door_id"], now, allocation["allocation_id"]),
     )
+    moved: uuid.UUID = allocation["allocation_id"]
+    return moved
 
 
 async def clear_maintenance(
@@ -179,4 +190,7 @@ async def clear_maintenance(
         )
         row = await cur.fetchone()
         assert row is not None
+        await changelog.record(
+            conn, now, maintenance=[changelog.MaintenanceNote(location_id, door_number, False)]
+        )
         return row

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from cloud import notifications
+from cloud import changelog, notifications
 from cloud.allocation import finish_allocations, notification_payload, set_door_status
 from cloud.clock import Clock
 from cloud.db import Pool
@@ -47,6 +47,7 @@ async def expire_reservations(pool: Pool, now: datetime, batch: int = BATCH) -> 
                 await finish_allocations(
                     conn, rows, "cancelled", now, cancel_reason="reservation_timeout"
                 )
+                await changelog.record(conn, now, allocations=[r["allocation_id"] for r in rows])
         total += len(rows)
         if len(rows) < batch:
             return total
@@ -111,6 +112,7 @@ async def expire_pickups(pool: Pool, now: datetime, batch: int = BATCH) -> int:
                     """,
                     (now, list({r["pickup_code_id"] for r in rows})),
                 )
+                await changelog.record(conn, now, allocations=ids)
         total += len(rows)
         if len(rows) < batch:
             return total
@@ -120,27 +122,41 @@ async def expire_pickups(pool: Pool, now: datetime, batch: int = BATCH) -> int:
 class LifecycleReport:
     reservations_cancelled: int
     parcels_expired: int
+    changes_compacted: int = 0
 
 
-async def run_once(pool: Pool, now: datetime) -> LifecycleReport:
+async def run_once(
+    pool: Pool, now: datetime, change_retention: timedelta | None = None
+) -> LifecycleReport:
+    """One round of the jobs; with ``change_retention``, also compacts the change log."""
     return LifecycleReport(
         reservations_cancelled=await expire_reservations(pool, now),
         parcels_expired=await expire_pickups(pool, now),
+        changes_compacted=0
+        if change_retention is None
+        else await changelog.compact(pool, now - change_retention),
     )
 
 
 class LifecycleRunner:
     """Runs the lifecycle jobs every ``interval`` seconds until cancelled."""
 
-    def __init__(self, pool: Pool, clock: Clock, interval: float) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        clock: Clock,
+        interval: float,
+        change_retention: timedelta | None = None,
+    ) -> None:
         self._pool = pool
         self._clock = clock
         self._interval = interval
+        self._change_retention = change_retention
 
     async def run(self) -> None:
         while True:
             try:
-                report = await run_once(self._pool, self._clock.now())
+                report = await run_once(self._pool, self._clock.now(), self._change_retention)
                 if report.reservations_cancelled or report.parcels_expired:
                     log.info(
                         "lifecycle: %d reservations timed out, %d parcels expired",

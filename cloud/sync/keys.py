@@ -1,0 +1,177 @@
+"""Keys: the cloud's own signing key, and the registered kiosks whose messages it accepts.
+
+A kiosk message is verified with the public key registered for its sender, and that kiosk must
+belong to the location of the topic (``docs/protocol.md``, Envelope): one kiosk's key cannot
+speak for another location. `KioskDirectory` answers that from PostgreSQL, with a short cache,
+since `shared.protocol.open_message` asks synchronously.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from psycopg.errors import UniqueViolation
+from psycopg.rows import DictRow
+
+from cloud import errors
+from cloud.db import Conn, Pool
+from shared.protocol import KeyResolver
+from shared.signing import Signer, SigningError, Verifier
+
+log = logging.getLogger(__name__)
+
+
+def load_cloud_signer(path: str | Path, *, create: bool) -> Signer:
+    """The cloud's Ed25519 signing key from its PEM file.
+
+    Args:
+        path: The PEM file (PKCS#8).
+        create: Generate the key (mode 0600) when the file does not exist: the demo and
+            embedded mode. In production the key is made once and handed to the service.
+
+    Raises:
+        SigningError: the file is missing (and ``create`` is false), unreadable, or not an
+            Ed25519 private key.
+    """
+    target = Path(path)
+    if not target.exists():
+        if not create:
+            raise SigningError(f"the cloud's signing key {target} does not exist")
+        signer = Signer.generate()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_private(target, signer.private_pem())
+        log.info("generated the cloud's signing key in %s", target)
+        return signer
+    return Signer.from_file(target)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Writes a secret file readable by its owner only (0600 from the first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+
+
+async def register_kiosk(
+    conn: Conn,
+    *,
+    kiosk_id: str,
+    location_id: str,
+    public_key: str,
+    code_secret: bytes,
+    now: datetime,
+) -> DictRow:
+    """Registers a kiosk's public key and code secret at a location.
+
+    The location's row is locked, as the change log locks it, so ``registered_revision`` is
+    exactly the last revision logged without this secret.
+
+    Raises:
+        LocationNotFound, AlreadyExists (the kiosk id is taken: give a replacement kiosk a new
+        id), BadRequest (not an Ed25519 public key, or a secret under 16 bytes).
+    """
+    try:
+        Verifier.from_base64(public_key)
+    except SigningError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    if len(code_secret) < 16:
+        raise errors.BadRequest("a code secret has at least 16 bytes")
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                "SELECT revision FROM locations WHERE location_id = %s FOR NO KEY UPDATE",
+                (location_id,),
+            )
+            location = await cur.fetchone()
+            if location is None:
+                raise errors.LocationNotFound(f"no location {location_id!r}")
+            cur = await conn.execute(
+                """
+                INSERT INTO kiosks (kiosk_id, location_id, public_key, code_secret,
+                                    registered_revision, registered_at)
+                VALUES (%s, %s, %s, %s, %s, %s)
+                RETURNING *
+                """,
+                (kiosk_id, location_id, public_key, code_secret, location["revision"], now),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            await conn.execute("INSERT INTO kiosk_cursors (kiosk_id) VALUES (%s)", (kiosk_id,))
+            await conn.execute(
+                "INSERT INTO location_publications (location_id, published_revision)"
+                " VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (location_id, location["revision"]),
+            )
+    except UniqueViolation:
+        raise errors.AlreadyExists(f"kiosk {kiosk_id!r} is already registered") from None
+    return row
+
+
+async def location_code_secret(conn: Conn, location_id: str) -> bytes | None:
+    """The code secret of the location's kiosks (a second kiosk there gets the same one)."""
+    cur = await conn.execute(
+        "SELECT code_secret FROM kiosks WHERE location_id = %s ORDER BY registered_at DESC LIMIT 1",
+        (location_id,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else bytes(row["code_secret"])
+
+
+@dataclass(frozen=True, slots=True)
+class KioskKey:
+    kiosk_id: str
+    location_id: str
+    verifier: Verifier
+
+
+class KioskDirectory:
+    """Registered kiosks by id, cached for ``ttl`` seconds (unknown ids for a tenth of it)."""
+
+    def __init__(self, pool: Pool, ttl: float = 60.0) -> None:
+        self._pool = pool
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, KioskKey | None]] = {}
+
+    async def lookup(self, kiosk_id: str) -> KioskKey | None:
+        hit = self._cache.get(kiosk_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT kiosk_id, location_id, public_key FROM kiosks WHERE kiosk_id = %s",
+                (kiosk_id,),
+            )
+            row = await cur.fetchone()
+        key = None
+        if row is not None:
+            try:
+                key = KioskKey(
+                    row["kiosk_id"], row["location_id"], Verifier.from_base64(row["public_key"])
+                )
+            except SigningError:
+                log.error("kiosk %s has an unusable public key registered", kiosk_id)
+        if len(self._cache) > 100_000:  # bounded: forget everything rather than track LRU
+            self._cache.clear()
+        ttl = self._ttl if key is not None else self._ttl / 10
+        self._cache[kiosk_id] = (time.monotonic() + ttl, key)
+        return key
+
+    def forget(self, kiosk_id: str) -> None:
+        self._cache.pop(kiosk_id, None)
+
+
+def resolver_for(key: KioskKey | None) -> KeyResolver:
+    """An `open_message` key resolver that knows one kiosk, and only at its own location."""
+
+    def resolve(location_id: str, sender: str) -> Verifier | None:
+        if key is None or sender != key.kiosk_id or location_id != key.location_id:
+            return None
+        return key.verifier
+
+    return resolve

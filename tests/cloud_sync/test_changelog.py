@@ -1,0 +1,227 @@
+"""The change log: an entry per change a kiosk must know, consecutive, in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cloud import allocation, changelog, doors, errors, lifecycle
+from cloud.allocation import AllocationRequest, ReturnRequest
+from cloud.allocation_batch import Job, reserve_many
+from cloud.db import Pool
+from kiosk.store.code_hash import CodeHasher
+from shared.codes import PickupCode
+from shared.sizes import Size
+
+from .conftest import HOLD, WINDOW, Site, make_site, now
+
+
+def _allocation(entry: dict) -> dict:
+    assert entry["change"]["kind"] == "allocation"
+    allocation_state: dict = entry["change"]["allocation"]
+    return allocation_state
+
+
+async def test_every_change_gets_the_next_revision(site: Site) -> None:
+    first = await site.reserve(customer="anna")
+    second = await site.reserve(customer="bob")
+    async with site.pool.connection() as conn:
+        await allocation.deposit(
+            conn,
+            carrier_id=site.carrier_id,
+            allocation_id=first["allocation_id"],
+            driver_id="d1",
+            scan_code=first["package_id"],
+            now=now(),
+            window=WINDOW,
+        )
+        await allocation.pickup(
+            conn,
+            location_id=site.location_id,
+            code_text=first["pickup_code"],
+            carrier_id=None,
+            now=now(),
+        )
+        await allocation.cancel(
+            conn,
+            carrier_id=site.carrier_id,
+            allocation_id=second["allocation_id"],
+            reason="customer_cancelled",
+            now=now(),
+        )
+        await doors.set_maintenance(conn, site.location_id, 3, "hinge", now())
+        await doors.clear_maintenance(conn, site.location_id, 3, now())
+
+    entries = await site.changes()
+    assert [e["revision"] for e in entries] == [1, 2, 3, 4, 5, 6, 7]
+    assert await site.revision() == 7
+    statuses = [(_allocation(e)["allocation_id"], _allocation(e)["status"]) for e in entries[:5]]
+    a, b = str(first["allocation_id"]), str(second["allocation_id"])
+    assert statuses == [
+        (a, "reserved"),
+        (b, "reserved"),
+        (a, "deposited"),
+        (a, "picked_up"),
+        (b, "cancelled"),
+    ]
+    assert _allocation(entries[0])["proposed_door"] == first["door_number"]
+    assert _allocation(entries[3])["proposed_door"] is None  # finished: holds no door
+    assert entries[5]["change"] == {
+        "kind": "door_maintenance",
+        "door": 3,
+        "on": True,
+        "reason": "hinge",
+    }
+    assert entries[6]["change"]["on"] is False
+    # Every entry is a valid protocol change.
+    for entry in entries:
+        changelog.parse_change(entry["revision"], entry["change"])
+
+
+async def test_a_rolled_back_allocation_leaves_no_change(site: Site) -> None:
+    class Abort(Exception):
+        pass
+
+    async def reserve_then_fail() -> None:
+        async with site.pool.connection() as conn, conn.transaction():
+            await allocation.reserve(
+                conn,
+                carrier_id=site.carrier_id,
+                request=AllocationRequest(site.location_id, "P-RB", "O-RB", "c", Size.SMALL),
+                now=now(),
+                hold=HOLD,
+            )
+            assert await site.revision() == 0  # another connection sees nothing yet
+            raise Abort
+
+    with pytest.raises(Abort):
+        await reserve_then_fail()
+    assert await site.revision() == 0
+    assert await site.changes() == []
+
+    # A refused allocation (no door fits) logs nothing either.
+    for _ in range(5):
+        await site.reserve()
+    with pytest.raises(errors.LocationFull):
+        await site.reserve()
+    assert [e["revision"] for e in await site.changes()] == [1, 2, 3, 4, 5]
+
+
+async def test_changes_carry_the_code_hash_once_a_kiosk_is_registered(pool: Pool) -> None:
+    site = await make_site(pool, register=False)
+    before = await site.reserve()
+    assert _allocation((await site.changes())[0])["code_hash"] is None
+
+    await site.register_kiosk()
+    after = await site.reserve()
+    state = _allocation((await site.changes())[1])
+    expected = CodeHasher(site.code_secret).hash(PickupCode(after["pickup_code"]))
+    assert state["code_hash"] == changelog.code_hash(site.code_secret, after["pickup_code"])
+    assert state["code_hash"] == expected
+
+    async with pool.connection() as conn:
+        # Revision 1 was logged without a hash: asking from before it needs a snapshot...
+        assert (await changelog.changes_since(conn, site.location_id, 0)).needs_snapshot
+        # ...and the snapshot's list hashes every live code afresh.
+        live = await changelog.live_allocation_states(conn, site.location_id)
+        catchup = await changelog.changes_since(conn, site.location_id, 1)
+    assert {s.allocation_id: s.code_hash for s in live}[str(before["allocation_id"])] == (
+        changelog.code_hash(site.code_secret, before["pickup_code"])
+    )
+    assert not catchup.needs_snapshot
+    assert [c.revision for c in catchup.changes] == [2]
+
+
+async def test_maintenance_on_a_reserved_door_logs_the_move_then_the_door(site: Site) -> None:
+    reserved = await site.reserve()
+    assert reserved["door_number"] == 1
+    async with site.pool.connection() as conn:
+        await doors.set_maintenance(conn, site.location_id, 1, "broken lock", now())
+    moved, door = (await site.changes())[1:]
+    assert _allocation(moved)["proposed_door"] == 2
+    assert door["change"]["door"] == 1
+    assert door["change"]["on"] is True
+
+
+async def test_batched_allocations_each_get_a_revision(pool: Pool) -> None:
+    one, two = await make_site(pool), await make_site(pool)
+    jobs = [
+        Job(
+            carrier_id=site.carrier_id,
+            request=AllocationRequest(site.location_id, f"B-{i}", f"O-{i}", f"c-{i}", Size.SMALL),
+            now=now(),
+            hold=HOLD,
+        )
+        for i, site in enumerate([one, two, one, two, one])
+    ]
+    async with pool.connection() as conn:
+        await reserve_many(conn, jobs)
+    assert all(isinstance(job.result, tuple) for job in jobs)
+    assert [e["revision"] for e in await one.changes()] == [1, 2, 3]
+    assert [e["revision"] for e in await two.changes()] == [1, 2]
+    doors_logged = sorted(_allocation(e)["proposed_door"] for e in await one.changes())
+    assert doors_logged == [1, 2, 3]
+
+
+async def test_returns_and_lifecycle_jobs_log_their_changes(site: Site) -> None:
+    parcel = await site.reserve()
+    held = await site.reserve()
+    async with site.pool.connection() as conn:
+        await allocation.deposit(
+            conn,
+            carrier_id=None,
+            allocation_id=parcel["allocation_id"],
+            driver_id="d",
+            scan_code=parcel["package_id"],
+            now=now(),
+            window=WINDOW,
+        )
+        ret, _ = await allocation.create_return(
+            conn,
+            carrier_id=site.carrier_id,
+            request=ReturnRequest(site.location_id, "ORD-R", "cust-r", Size.MEDIUM, "too big"),
+            now=now(),
+            hold=HOLD,
+        )
+    later = now() + timedelta(days=4)
+    await lifecycle.run_once(site.pool, later)
+    by_id: dict[str, list[str]] = {}
+    for entry in await site.changes():
+        state = _allocation(entry)
+        by_id.setdefault(state["allocation_id"], []).append(state["status"])
+    assert by_id[str(parcel["allocation_id"])] == ["reserved", "deposited", "expired"]
+    assert by_id[str(held["allocation_id"])] == ["reserved", "cancelled"]
+    assert by_id[str(ret["allocation_id"])] == ["reserved", "cancelled"]
+    return_state = next(
+        _allocation(e)
+        for e in await site.changes()
+        if _allocation(e)["allocation_id"] == str(ret["allocation_id"])
+    )
+    assert return_state["kind"] == "return"
+    assert return_state["order_id"] == "ORD-R"
+    assert return_state["return_reason"] == "too big"
+
+
+async def test_compaction_keeps_a_consecutive_suffix_and_older_requests_need_a_snapshot(
+    site: Site,
+) -> None:
+    for _ in range(3):
+        await site.reserve()
+    async with site.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE location_changes SET created_at = created_at - interval '30 days'"
+            " WHERE location_id = %s AND revision <= 2",
+            (site.location_id,),
+        )
+    deleted = await changelog.compact(site.pool, now() - timedelta(days=7))
+    assert deleted >= 2
+    assert [e["revision"] for e in await site.changes()] == [3]
+    async with site.pool.connection() as conn:
+        assert (await changelog.changes_since(conn, site.location_id, 0)).needs_snapshot
+        assert (await changelog.changes_since(conn, site.location_id, 1)).needs_snapshot
+        kept = await changelog.changes_since(conn, site.location_id, 2)
+        current = await changelog.changes_since(conn, site.location_id, 3)
+    assert [c.revision for c in kept.changes] == [3]
+    assert current.changes == []
+    assert not current.needs_snapshot
