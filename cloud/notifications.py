@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from cloud.db import Conn
 
-KINDS = ("pickup_code", "reminder", "expires_today", "expired", "return_code")
+KINDS = ("pickup_code", "reminder", "expires_today", "expired", "return_code", "cancelled")
 # Kinds that only make sense while the parcel waits in its door.
 WAITING_KINDS = ("reminder", "expires_today")
 

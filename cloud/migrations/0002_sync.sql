@@ -73,14 +73,16 @@ CREATE TABLE kiosk_cursors (
 CREATE TABLE kiosk_events (
     kiosk_id     text NOT NULL REFERENCES kiosks,
     sequence     bigint NOT NULL CHECK (sequence > 0),
-    event_id     uuid NOT NULL UNIQUE,
+    event_id     uuid NOT NULL,
     type         text NOT NULL,
     payload      jsonb NOT NULL,
     created_at   timestamptz NOT NULL,
     received_at  timestamptz NOT NULL,
     outcome      text NOT NULL CHECK (outcome IN ('applied', 'unchanged', 'recorded', 'ignored')),
     detail       text,
-    PRIMARY KEY (kiosk_id, sequence)
+    PRIMARY KEY (kiosk_id, sequence),
+    -- Per kiosk: one kiosk cannot take another's event ids.
+    UNIQUE (kiosk_id, event_id)
 );
 
 -- Things an operator should look at: tampering, doors left open, abandoned operations, ...

@@ -7,21 +7,40 @@ and broker without seeing each other's rows or topics.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import aiomqtt
 import pytest
 from psycopg.rows import DictRow
 
 from cloud import allocation, db, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
+from cloud.clock import SystemClock
 from cloud.db import Pool
 from cloud.doors import DoorSpec
 from cloud.sync.keys import register_kiosk
+from cloud.sync.worker import BrokerAddress, SyncWorker
+from shared.protocol import (
+    CLOUD_SENDER,
+    AckBody,
+    Channel,
+    EventRecord,
+    EventsBody,
+    Message,
+    MessageType,
+    kiosk_subscription,
+    open_message,
+    seal,
+    topic,
+)
 from shared.signing import Signer
 from shared.sizes import Size
 
@@ -172,3 +191,175 @@ async def make_site(pool: Pool, *, register: bool = True) -> Site:
 @pytest.fixture
 async def site(pool: Pool) -> Site:
     return await make_site(pool)
+
+
+# The broker side: a cloud worker, and a signed kiosk peer that plays the kiosk over the broker.
+
+
+@pytest.fixture(scope="session")
+def cloud_signer() -> Signer:
+    return Signer.generate()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    """Waits until ``check()`` is true (the broker and the worker take their time)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    pool: Pool, url: str, broker: tuple[str, int, bool], signer: Signer
+) -> AsyncIterator[SyncWorker]:
+    host, port, shared = broker
+    worker = SyncWorker(
+        pool,
+        database_url=url,
+        broker=BrokerAddress(host, port),
+        signer=signer,
+        clock=SystemClock(),
+        pickup_window=WINDOW,
+        shared_subscription=shared,
+        sweep_interval=1.0,
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(worker.ready.wait(), 20)
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+async def worker(
+    pool: Pool, sync_db_url: str, mqtt_broker: tuple[str, int, bool], cloud_signer: Signer
+) -> AsyncIterator[SyncWorker]:
+    async with running_worker(pool, sync_db_url, mqtt_broker, cloud_signer) as running:
+        yield running
+
+
+class KioskPeer:
+    """A kiosk as the broker sees it: signs with its key, reads the cloud's signed messages."""
+
+    def __init__(self, site: Site, client: aiomqtt.Client, cloud: Signer) -> None:
+        self.site = site
+        self.client = client
+        self._cloud = cloud.verifier
+        self.received: asyncio.Queue[Message] = asyncio.Queue()
+        self.all_received: list[Message] = []
+        self.sequence = 0
+        self.events: list[EventRecord] = []
+
+    def seal(
+        self,
+        kind: MessageType,
+        body: Any,
+        *,
+        signer: Signer | None = None,
+        at: datetime | None = None,
+        location_id: str | None = None,
+        sender: str | None = None,
+    ) -> bytes:
+        return seal(
+            signer or self.site.kiosk_signer,
+            kind,
+            location_id=location_id or self.site.location_id,
+            sender=sender or self.site.kiosk_id,
+            body=body,
+            now=at or now(),
+        )
+
+    async def send(self, channel: Channel, kind: MessageType, body: Any, **kw: Any) -> None:
+        payload = self.seal(kind, body, **kw)
+        retain = channel is Channel.KIOSK_PRESENCE
+        await self.client.publish(
+            topic(self.site.location_id, channel), payload, qos=1, retain=retain
+        )
+
+    def event(self, kind: str, payload: dict[str, Any]) -> EventRecord:
+        """Adds an event to the peer's outbox."""
+        self.sequence += 1
+        record = EventRecord(
+            sequence=self.sequence,
+            event_id=uuid.uuid4(),
+            type=kind,
+            created_at=now(),
+            payload=payload,
+        )
+        self.events.append(record)
+        return record
+
+    async def send_events(self, events: list[EventRecord]) -> None:
+        body = EventsBody(kiosk_id=self.site.kiosk_id, events=events)
+        await self.send(Channel.KIOSK_EVENTS, MessageType.EVENTS, body)
+
+    async def expect(
+        self,
+        kind: MessageType,
+        where: Callable[[Message], bool] = lambda _: True,
+        within: float = 20,
+    ) -> Message:
+        """The next cloud message of ``kind`` that satisfies ``where`` (others are skipped)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"no {kind} message in time")
+            message = await asyncio.wait_for(self.received.get(), left)
+            if message.type is kind and where(message):
+                return message
+
+    async def ack_through(self, sequence: int) -> AckBody:
+        message = await self.expect(
+            MessageType.ACK,
+            lambda m: isinstance(m.body, AckBody) and m.body.through_sequence >= sequence,
+        )
+        assert isinstance(message.body, AckBody)
+        return message.body
+
+    async def _read(self) -> None:
+        async for message in self.client.messages:
+            assert isinstance(message.payload, bytes)
+            opened = open_message(
+                message.payload,
+                message.topic.value,
+                keys=lambda _loc, sender: self._cloud if sender == CLOUD_SENDER else None,
+                now=now(),
+            )
+            self.all_received.append(opened)
+            self.received.put_nowait(opened)
+
+
+@contextlib.asynccontextmanager
+async def kiosk_peer(
+    site: Site, broker: tuple[str, int, bool], cloud: Signer
+) -> AsyncIterator[KioskPeer]:
+    host, port, _ = broker
+    client = aiomqtt.Client(host, port, identifier=f"{site.kiosk_id}-{uuid.uuid4().hex[:6]}")
+    async with client:
+        await client.subscribe(kiosk_subscription(site.location_id), qos=1)
+        peer = KioskPeer(site, client, cloud)
+        reader = asyncio.create_task(peer._read())
+        try:
+            yield peer
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            # Leave no retained presence behind on the shared broker.
+            await client.publish(
+                topic(site.location_id, Channel.KIOSK_PRESENCE), b"", qos=1, retain=True
+            )
+
+
+@pytest.fixture
+async def peer(
+    site: Site, mqtt_broker: tuple[str, int, bool], cloud_signer: Signer
+) -> AsyncIterator[KioskPeer]:
+    async with kiosk_peer(site, mqtt_broker, cloud_signer) as running:
+        yield running

@@ -1,0 +1,215 @@
+"""Kiosk events applied once, in sequence order, under the kiosk's cursor (``docs/protocol.md``).
+
+One transaction per event, under a row lock on the kiosk's ``kiosk_cursors`` row, so two workers
+never apply one kiosk's events concurrently:
+
+- ``sequence <= cursor``: a duplicate, skipped (its event id is compared with the stored one, and
+  a mismatch logged: the kiosk's store was replaced without a new kiosk id);
+- ``sequence == cursor + 1``: applied (`cloud.sync.facts`), recorded in ``kiosk_events`` and the
+  cursor advanced, in one transaction;
+- ``sequence > cursor + 1``: a gap: neither it nor anything after it in the message is applied;
+  the kiosk sends them again after its earlier events.
+
+An event that cannot be applied (unknown allocation, impossible transition, or a database error
+other than a transient one) is recorded as ``ignored`` with its reason and still advances the
+cursor: one bad event must not block a kiosk's later events forever. Transient errors (deadlock,
+serialization failure, lost connection) roll the whole transaction back; the kiosk resends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg
+
+from cloud.clock import Clock
+from cloud.db import Conn, Pool
+from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
+from shared.protocol import EventRecord, EventsBody
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EventsResult:
+    """What one ``events`` message did.
+
+    Attributes:
+        through_sequence: The kiosk's cursor afterwards (what the ack says).
+        applied: Events applied now (recorded as applied, unchanged, recorded or ignored).
+        duplicates: Events at or below the cursor, skipped.
+        gap: An event came after a missing one; it and the rest were not applied.
+    """
+
+    through_sequence: int
+    applied: int
+    duplicates: int
+    gap: bool
+
+
+class UnknownKiosk(Exception):
+    """The kiosk has no cursor (not registered)."""
+
+
+async def apply_events(
+    pool: Pool,
+    *,
+    kiosk_id: str,
+    location_id: str,
+    body: EventsBody,
+    clock: Clock,
+    pickup_window: timedelta,
+) -> EventsResult:
+    """Applies an ``events`` message, one transaction per event.
+
+    Raises:
+        UnknownKiosk: no cursor for the kiosk.
+        psycopg.OperationalError: a transient database failure (nothing of that event applied).
+    """
+    applied = duplicates = 0
+    gap = False
+    async with pool.connection() as conn:
+        for event in sorted(body.events, key=lambda e: e.sequence):
+            async with conn.transaction():
+                cursor = await _lock_cursor(conn, kiosk_id)
+                if event.sequence <= cursor:
+                    duplicates += 1
+                    await _check_duplicate(conn, kiosk_id, event)
+                    continue
+                if event.sequence > cursor + 1:
+                    gap = True
+                    break
+                if await _event_id_taken(conn, kiosk_id, event):
+                    # Its id was applied under another sequence: not applied twice, and the
+                    # cursor moves on so that the kiosk's later events are not held up.
+                    log.warning(
+                        "kiosk %s: event %s at sequence %d was applied before under another"
+                        " sequence; skipped",
+                        kiosk_id,
+                        event.event_id,
+                        event.sequence,
+                    )
+                    await _advance(conn, kiosk_id, event.sequence, clock)
+                    continue
+                outcome = await _apply_one(conn, kiosk_id, location_id, event, clock, pickup_window)
+                await _record(conn, kiosk_id, event, outcome, clock)
+                applied += 1
+        cursor = await _read_cursor(conn, kiosk_id)
+    if gap:
+        log.info(
+            "kiosk %s: events after %d not applied: sequence %s is missing",
+            kiosk_id,
+            cursor,
+            cursor + 1,
+        )
+    return EventsResult(cursor, applied, duplicates, gap)
+
+
+async def _lock_cursor(conn: Conn, kiosk_id: str) -> int:
+    cur = await conn.execute(
+        "SELECT through_sequence FROM kiosk_cursors WHERE kiosk_id = %s FOR UPDATE", (kiosk_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownKiosk(kiosk_id)
+    value: int = row["through_sequence"]
+    return value
+
+
+async def _read_cursor(conn: Conn, kiosk_id: str) -> int:
+    cur = await conn.execute(
+        "SELECT through_sequence FROM kiosk_cursors WHERE kiosk_id = %s", (kiosk_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownKiosk(kiosk_id)
+    value: int = row["through_sequence"]
+    return value
+
+
+async def _check_duplicate(conn: Conn, kiosk_id: str, event: EventRecord) -> None:
+    cur = await conn.execute(
+        "SELECT event_id FROM kiosk_events WHERE kiosk_id = %s AND sequence = %s",
+        (kiosk_id, event.sequence),
+    )
+    row = await cur.fetchone()
+    if row is not None and row["event_id"] != event.event_id:
+        log.warning(
+            "kiosk %s: sequence %d arrived with event id %s, but %s was applied under it;"
+            " not applied (was the kiosk's store replaced?)",
+            kiosk_id,
+            event.sequence,
+            event.event_id,
+            row["event_id"],
+        )
+
+
+async def _apply_one(
+    conn: Conn,
+    kiosk_id: str,
+    location_id: str,
+    event: EventRecord,
+    clock: Clock,
+    pickup_window: timedelta,
+) -> Outcome:
+    ctx = FactContext(
+        conn=conn,
+        kiosk_id=kiosk_id,
+        location_id=location_id,
+        event=event,
+        now=clock.now(),
+        pickup_window=pickup_window,
+    )
+    try:
+        async with conn.transaction():  # a savepoint: an ignored event changes nothing
+            return await apply_fact(ctx)
+    except Ignored as why:
+        log.warning("kiosk %s event %d (%s) ignored: %s", kiosk_id, event.sequence, event.type, why)
+        return Outcome("ignored", str(why))
+    except psycopg.OperationalError:
+        raise  # transient (deadlock, serialization, connection): the kiosk sends it again
+    except Exception as exc:
+        log.exception("kiosk %s event %d (%s) failed", kiosk_id, event.sequence, event.type)
+        return Outcome("ignored", f"could not be applied: {type(exc).__name__}: {exc}"[:500])
+
+
+async def _record(
+    conn: Conn, kiosk_id: str, event: EventRecord, outcome: Outcome, clock: Clock
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO kiosk_events (kiosk_id, sequence, event_id, type, payload, created_at,
+                                  received_at, outcome, detail)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        """,
+        (
+            kiosk_id,
+            event.sequence,
+            event.event_id,
+            event.type,
+            json.dumps(event.payload, default=str),
+            event.created_at,
+            clock.now(),
+            outcome.result,
+            outcome.detail,
+        ),
+    )
+    await _advance(conn, kiosk_id, event.sequence, clock)
+
+
+async def _advance(conn: Conn, kiosk_id: str, sequence: int, clock: Clock) -> None:
+    await conn.execute(
+        "UPDATE kiosk_cursors SET through_sequence = %s, updated_at = %s WHERE kiosk_id = %s",
+        (sequence, clock.now(), kiosk_id),
+    )
+
+
+async def _event_id_taken(conn: Conn, kiosk_id: str, event: EventRecord) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM kiosk_events WHERE kiosk_id = %s AND event_id = %s",
+        (kiosk_id, event.event_id),
+    )
+    return await cur.fetchone() is not None

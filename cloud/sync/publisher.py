@@ -1,0 +1,294 @@
+"""Everything the cloud publishes to the kiosks: changes, snapshots, acks and remote commands.
+
+**Changes after commit.** An insert into ``location_changes`` notifies
+``locker_location_changes`` (a trigger), so whichever process committed (an API replica, a
+lifecycle job, a worker applying events), the sync workers hear of it after commit and publish
+the new entries: no shared memory between processes. ``location_publications`` records how far
+each location's log has been published; a worker takes that row with ``FOR UPDATE SKIP LOCKED``
+while it publishes, so two workers do not publish the same entries, and loops until nothing is
+left (an entry committed while another worker held the row is published by that worker's next
+round). A sweep every few seconds catches whatever a lost notification left behind. One
+``changes`` message carries everything unpublished when it is sent: usually one commit, after an
+outage several (consecutive revisions either way). A location without a registered kiosk has no
+publication row and nothing is published for it.
+
+**Answers.** A ``sync_request`` is answered with the changes after its revision (in messages of
+at most `CHUNK` changes) or, when the log no longer holds them, with a snapshot. Nothing is sent
+to a kiosk that is up to date.
+
+**Remote commands** are queued in ``remote_commands`` by the admin API (any process) and
+published here, signed, with what is left of their 30 s life; a command that waited too long is
+marked expired and never sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from psycopg.rows import DictRow
+
+from cloud import changelog, errors
+from cloud.clock import Clock
+from cloud.db import Conn, Pool
+from cloud.sync.snapshot import build_snapshot
+from shared.protocol import (
+    CLOUD_SENDER,
+    MAX_LIFETIME,
+    MAX_PAYLOAD_BYTES,
+    AckBody,
+    Body,
+    Change,
+    ChangesBody,
+    Channel,
+    MessageType,
+    RemoteOpenBody,
+    seal,
+    topic,
+)
+from shared.signing import Signer
+
+log = logging.getLogger(__name__)
+
+CHUNK = 200
+"""Changes per message: well under the 500 the schema allows and the 256 KiB payload limit."""
+
+REMOTE_OPEN_LIFETIME = MAX_LIFETIME[MessageType.REMOTE_OPEN]
+# A command with less life left than this is not worth sending.
+_MIN_COMMAND_LIFE = timedelta(seconds=2)
+
+PublishFn = Callable[[str, bytes, int, bool], Awaitable[None]]
+"""(topic, payload, qos, retain): publishes one message, raising if the broker did not take it."""
+
+
+class Publisher:
+    """Signs and publishes the cloud's messages through ``publish``."""
+
+    def __init__(self, pool: Pool, signer: Signer, clock: Clock, publish: PublishFn) -> None:
+        self._pool = pool
+        self._signer = signer
+        self._clock = clock
+        self._publish = publish
+
+    async def _send(
+        self,
+        location_id: str,
+        channel: Channel,
+        kind: MessageType,
+        body: Body,
+        ttl: timedelta | None = None,
+    ) -> None:
+        payload = seal(
+            self._signer,
+            kind,
+            location_id=location_id,
+            sender=CLOUD_SENDER,
+            body=body,
+            now=self._clock.now(),
+            ttl=ttl,
+        )
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            # Kiosks refuse it unread; say so loudly rather than publish in vain.
+            log.error(
+                "%s for %s is %d bytes, over the %d-byte limit: not sent",
+                kind,
+                location_id,
+                len(payload),
+                MAX_PAYLOAD_BYTES,
+            )
+            return
+        await self._publish(topic(location_id, channel), payload, 1, False)
+
+    async def _send_changes(self, location_id: str, changes: list[Change]) -> None:
+        for start in range(0, len(changes), CHUNK):
+            chunk = changes[start : start + CHUNK]
+            body = ChangesBody(
+                from_revision=chunk[0].revision - 1,
+                to_revision=chunk[-1].revision,
+                changes=chunk,
+            )
+            await self._send(location_id, Channel.CLOUD_CHANGES, MessageType.CHANGES, body)
+
+    async def send_snapshot(self, location_id: str) -> int:
+        """Publishes the location's snapshot; returns its revision."""
+        body = await build_snapshot(self._pool, location_id)
+        await self._send(location_id, Channel.CLOUD_CHANGES, MessageType.SNAPSHOT, body)
+        log.info("sent a snapshot of %s at revision %d", location_id, body.revision)
+        return body.revision
+
+    async def answer_sync_request(self, location_id: str, since: int) -> str:
+        """Answers "every change after ``since``": changes, a snapshot, or nothing.
+
+        Returns:
+            ``changes``, ``snapshot`` or ``up_to_date``.
+        """
+        sent_any = False
+        while True:
+            async with self._pool.connection() as conn:
+                catchup = await changelog.changes_since(conn, location_id, since, CHUNK)
+            if catchup.needs_snapshot:
+                await self.send_snapshot(location_id)
+                return "snapshot"
+            if not catchup.changes:
+                return "changes" if sent_any else "up_to_date"
+            await self._send_changes(location_id, catchup.changes)
+            sent_any = True
+            since = catchup.changes[-1].revision
+
+    async def publish_pending(self, location_id: str) -> int:
+        """Publishes the location's log entries not yet published.
+
+        Returns:
+            How many revisions were published (a snapshot counts what it covered).
+        """
+        total = 0
+        while True:
+            published = await self._publish_round(location_id)
+            if published is None:
+                return total
+            total += published
+
+    async def _publish_round(self, location_id: str) -> int | None:
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT p.published_revision, l.revision FROM location_publications p"
+                " JOIN locations l USING (location_id)"
+                " WHERE p.location_id = %s FOR UPDATE OF p SKIP LOCKED",
+                (location_id,),
+            )
+            row = await cur.fetchone()
+            # No kiosk registered, another worker is publishing it, or nothing new.
+            if row is None or row["revision"] <= row["published_revision"]:
+                return None
+            since: int = row["published_revision"]
+            catchup = await changelog.changes_since(conn, location_id, since, CHUNK)
+            if catchup.needs_snapshot:
+                # Compacted before it was ever published (workers down for the retention).
+                through = await self.send_snapshot(location_id)
+            elif catchup.changes:
+                await self._send_changes(location_id, catchup.changes)
+                through = catchup.changes[-1].revision
+            else:
+                return None
+            await conn.execute(
+                "UPDATE location_publications SET published_revision = %s, published_at = %s"
+                " WHERE location_id = %s",
+                (through, self._clock.now(), location_id),
+            )
+            return through - since
+
+    async def sweep(self) -> int:
+        """Publishes every location whose log is ahead of its publication."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT p.location_id FROM location_publications p"
+                " JOIN locations l USING (location_id)"
+                " WHERE l.revision > p.published_revision"
+            )
+            behind = [row["location_id"] for row in await cur.fetchall()]
+        total = 0
+        for location_id in behind:
+            total += await self.publish_pending(location_id)
+        return total
+
+    async def send_ack(self, location_id: str, kiosk_id: str, through_sequence: int) -> None:
+        body = AckBody(kiosk_id=kiosk_id, through_sequence=through_sequence)
+        await self._send(location_id, Channel.CLOUD_ACKS, MessageType.ACK, body)
+
+    async def publish_commands(self) -> int:
+        """Publishes remote commands waiting to go; expires those that waited too long.
+
+        Returns:
+            How many commands were published.
+        """
+        sent = 0
+        while True:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    "SELECT * FROM remote_commands WHERE status = 'pending'"
+                    " ORDER BY created_at LIMIT 50 FOR UPDATE SKIP LOCKED"
+                )
+                rows = await cur.fetchall()
+                for row in rows:
+                    sent += await self._send_command(conn, row)
+            if len(rows) < 50:
+                return sent
+
+    async def _send_command(self, conn: Conn, row: DictRow) -> int:
+        now = self._clock.now()
+        life: timedelta = row["expires_at"] - now
+        if life < _MIN_COMMAND_LIFE:
+            await conn.execute(
+                "UPDATE remote_commands SET status = 'expired' WHERE command_id = %s",
+                (row["command_id"],),
+            )
+            log.warning("remote command %s expired before it could be sent", row["command_id"])
+            return 0
+        body = RemoteOpenBody(
+            command_id=row["command_id"],
+            door=row["door_number"],
+            reason=row["reason"],
+            requested_by=row["requested_by"],
+        )
+        await self._send(
+            row["location_id"],
+            Channel.CLOUD_COMMANDS,
+            MessageType.REMOTE_OPEN,
+            body,
+            ttl=min(life, REMOTE_OPEN_LIFETIME),
+        )
+        await conn.execute(
+            "UPDATE remote_commands SET status = 'published', published_at = %s"
+            " WHERE command_id = %s",
+            (now, row["command_id"]),
+        )
+        return 1
+
+
+async def queue_remote_open(
+    conn: Conn,
+    *,
+    location_id: str,
+    door_number: int,
+    reason: str,
+    requested_by: str,
+    now: datetime,
+) -> DictRow:
+    """Queues a remote door opening for the sync workers to sign and publish (30 s to live).
+
+    Raises:
+        DoorNotFound: no such door at the location (LocationNotFound: no such location).
+    """
+    cur = await conn.execute(
+        "SELECT l.location_id, d.door_number FROM locations l"
+        " LEFT JOIN doors d ON d.location_id = l.location_id AND d.door_number = %s"
+        " WHERE l.location_id = %s",
+        (door_number, location_id),
+    )
+    found = await cur.fetchone()
+    if found is None:
+        raise errors.LocationNotFound(f"no location {location_id!r}")
+    if found["door_number"] is None:
+        raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
+    cur = await conn.execute(
+        """
+        INSERT INTO remote_commands (command_id, location_id, door_number, reason, requested_by,
+                                     created_at, expires_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        RETURNING *
+        """,
+        (
+            uuid.uuid4(),
+            location_id,
+            door_number,
+            reason,
+            requested_by,
+            now,
+            now + REMOTE_OPEN_LIFETIME,
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row

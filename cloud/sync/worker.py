@@ -1,0 +1,309 @@
+"""The sync worker: the cloud's MQTT connection, its reconnect loop, and the kiosks' messages.
+
+One worker owns one MQTT connection. Each connection attempt makes a new `aiomqtt.Client`; when
+the connection fails, the worker waits a jittered exponential backoff (full jitter, 0.5 s doubling
+to 60 s) and tries again, so a fleet of workers does not storm a broker that comes back. The
+broker may lose anything in flight: the change log, the kiosks' outboxes and the cursors are the
+durable record, and both sides resend.
+
+While connected, the worker
+
+1. subscribes to every kiosk's topics, through the shared subscription
+   ``$share/locker-cloud/locker/v1/+/kiosk/#`` (several workers split the load) or, for a broker
+   without shared subscriptions, ``locker/v1/+/kiosk/#`` (then run one worker only);
+2. checks every message with `shared.protocol.open_message` (the sender's registered key, which
+   must belong to the topic's location; freshness; a replay guard), logs a rejection with its
+   reason and moves on: bad input never stops the worker;
+3. answers ``sync_request``, applies ``events`` and acknowledges them, records presence;
+4. listens on PostgreSQL (``LISTEN``) for committed changes and queued remote commands, and
+   publishes them (`cloud.sync.publisher`), with a sweep every few seconds for anything a lost
+   notification left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import re
+import ssl
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+import psycopg
+
+from cloud.changelog import NOTIFY_CHANNEL
+from cloud.clock import Clock
+from cloud.db import Pool
+from cloud.sync import presence
+from cloud.sync.events import UnknownKiosk, apply_events
+from cloud.sync.keys import KioskDirectory, resolver_for
+from cloud.sync.publisher import Publisher
+from shared.protocol import (
+    CLOUD_SENDER,
+    CLOUD_SUBSCRIPTION,
+    MAX_PAYLOAD_BYTES,
+    SHARED_GROUP,
+    TOPIC_ROOT,
+    BirthBody,
+    DeathBody,
+    EventsBody,
+    HeartbeatBody,
+    Message,
+    MessageType,
+    Rejected,
+    ReplayGuard,
+    SyncRequestBody,
+    open_message,
+)
+from shared.signing import Signer
+
+log = logging.getLogger(__name__)
+
+PLAIN_SUBSCRIPTION = f"{TOPIC_ROOT}/+/kiosk/#"
+"""The filter for a broker without shared subscriptions (one worker only)."""
+assert f"$share/{SHARED_GROUP}/{PLAIN_SUBSCRIPTION}" == CLOUD_SUBSCRIPTION
+
+COMMANDS_CHANNEL = "locker_remote_commands"
+_SENDER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        """``mqtt://host:port`` or ``mqtts://host:port`` (ports default to 1883 and 8883).
+
+        Raises:
+            ValueError: another scheme, or no host.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"not an mqtt:// or mqtts:// URL: {url!r}")
+        tls = parts.scheme == "mqtts"
+        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+def backoff_delay(attempt: int, first: float = 0.5, longest: float = 60.0) -> float:
+    """Full jitter: a random wait up to ``first * 2**attempt``, capped at ``longest``."""
+    return random.uniform(0, min(longest, first * 2**attempt))
+
+
+class SyncWorker:
+    """Runs the cloud side of the sync until cancelled.
+
+    Attributes:
+        ready: Set while connected and subscribed (tests wait for it).
+        stats: Counts of messages handled by type, rejections by reason, failures.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        database_url: str,
+        broker: BrokerAddress,
+        signer: Signer,
+        clock: Clock,
+        pickup_window: timedelta,
+        shared_subscription: bool = True,
+        sweep_interval: float = 5.0,
+        concurrency: int = 8,
+        client_id: str | None = None,
+        backoff_first: float = 0.5,
+        backoff_longest: float = 60.0,
+    ) -> None:
+        self._pool = pool
+        self._database_url = database_url
+        self._broker = broker
+        self._signer = signer
+        self._clock = clock
+        self._pickup_window = pickup_window
+        self._subscription = CLOUD_SUBSCRIPTION if shared_subscription else PLAIN_SUBSCRIPTION
+        self._sweep_interval = sweep_interval
+        self._slots = asyncio.Semaphore(concurrency)
+        self._client_id = client_id or f"locker-cloud-{uuid.uuid4().hex[:12]}"
+        self._backoff = (backoff_first, backoff_longest)
+        self._directory = KioskDirectory(pool)
+        self._replays = ReplayGuard()
+        self.ready = asyncio.Event()
+        self.stats: Counter[str] = Counter()
+
+    async def run(self) -> None:
+        """Connects, serves, and reconnects with backoff, forever (cancel to stop)."""
+        attempt = 0
+        while True:
+            try:
+                async with self._client() as client:
+                    attempt = 0
+                    await self._session(client)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _is_mqtt_error(exc):
+                    log.warning("sync: broker connection lost or refused: %s", exc)
+                else:
+                    log.exception("sync: session failed")
+            finally:
+                self.ready.clear()
+            delay = backoff_delay(attempt, *self._backoff)
+            attempt += 1
+            log.info("sync: reconnecting in %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    def _client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self._broker.host,
+            self._broker.port,
+            identifier=self._client_id,
+            clean_session=True,
+            keepalive=30,
+            timeout=10,
+            tls_context=ssl.create_default_context() if self._broker.tls else None,
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        async def publish(topic_name: str, payload: bytes, qos: int, retain: bool) -> None:
+            await client.publish(topic_name, payload, qos=qos, retain=retain)
+
+        publisher = Publisher(self._pool, self._signer, self._clock, publish)
+        listener = await psycopg.AsyncConnection.connect(self._database_url, autocommit=True)
+        async with listener:
+            await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            await listener.execute(f"LISTEN {COMMANDS_CHANNEL}")
+            await client.subscribe(self._subscription, qos=1)
+            log.info(
+                "sync: connected to %s:%d as %s, subscribed to %s",
+                self._broker.host,
+                self._broker.port,
+                self._client_id,
+                self._subscription,
+            )
+            self.ready.set()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._publish_loop(listener, publisher))
+                async for message in client.messages:
+                    await self._slots.acquire()
+                    task = group.create_task(self._handle(message, publisher))
+                    task.add_done_callback(lambda _: self._slots.release())
+
+    async def _publish_loop(
+        self, listener: psycopg.AsyncConnection[Any], publisher: Publisher
+    ) -> None:
+        while True:
+            await publisher.sweep()
+            await publisher.publish_commands()
+            async for note in listener.notifies(timeout=self._sweep_interval):
+                if note.channel == NOTIFY_CHANNEL:
+                    await publisher.publish_pending(note.payload)
+                else:
+                    await publisher.publish_commands()
+
+    async def _handle(self, message: aiomqtt.Message, publisher: Publisher) -> None:
+        payload = message.payload
+        name = message.topic.value
+        if not isinstance(payload, bytes | bytearray) or not payload:
+            # A retained message being cleared (empty payload) or nothing at all.
+            self.stats["empty"] += 1
+            return
+        data = bytes(payload)
+        try:
+            sender = _sender(data)
+            key = None if sender is None else await self._directory.lookup(sender)
+            opened = open_message(
+                data,
+                name,
+                keys=resolver_for(key),
+                now=self._clock.now(),
+                replay_guard=self._replays,
+            )
+        except Rejected as rejected:
+            log.warning("sync: rejected a message on %s: %s", name, rejected)
+            self.stats[f"rejected:{rejected.reason}"] += 1
+            return
+        except Exception:
+            log.exception("sync: could not check a message on %s", name)
+            self.stats["failed"] += 1
+            return
+        try:
+            await self._dispatch(opened, publisher)
+            self.stats[opened.type.value] += 1
+        except Exception:
+            log.exception(
+                "sync: %s from %s at %s failed", opened.type, opened.sender, opened.location_id
+            )
+            self.stats["failed"] += 1
+
+    async def _dispatch(self, message: Message, publisher: Publisher) -> None:
+        body = message.body
+        now = self._clock.now()
+        if message.type is MessageType.SYNC_REQUEST:
+            assert isinstance(body, SyncRequestBody)
+            answer = await publisher.answer_sync_request(message.location_id, body.since_revision)
+            log.info(
+                "sync: %s asked for changes after %d: %s",
+                message.sender,
+                body.since_revision,
+                answer,
+            )
+        elif message.type is MessageType.EVENTS:
+            assert isinstance(body, EventsBody)
+            try:
+                result = await apply_events(
+                    self._pool,
+                    kiosk_id=body.kiosk_id,
+                    location_id=message.location_id,
+                    body=body,
+                    clock=self._clock,
+                    pickup_window=self._pickup_window,
+                )
+            except UnknownKiosk:
+                log.warning("sync: events from %s, which has no cursor", body.kiosk_id)
+                return
+            await publisher.send_ack(message.location_id, body.kiosk_id, result.through_sequence)
+        elif message.type is MessageType.BIRTH:
+            assert isinstance(body, BirthBody)
+            if not await presence.record_birth(self._pool, body, now):
+                self.stats["birth_ignored"] += 1
+        elif message.type is MessageType.DEATH:
+            assert isinstance(body, DeathBody)
+            if not await presence.record_death(self._pool, body, now):
+                log.info(
+                    "sync: death of %s epoch %d ignored (not its latest connection)",
+                    body.kiosk_id,
+                    body.epoch,
+                )
+                self.stats["death_ignored"] += 1
+        elif message.type is MessageType.HEARTBEAT:
+            assert isinstance(body, HeartbeatBody)
+            if not await presence.record_heartbeat(self._pool, body, now):
+                self.stats["heartbeat_ignored"] += 1
+
+
+def _sender(payload: bytes) -> str | None:
+    """The sender a payload claims, to look its key up before `open_message` checks it all."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    with contextlib.suppress(ValueError):
+        raw = json.loads(payload)
+        sender = raw.get("sender") if isinstance(raw, dict) else None
+        if isinstance(sender, str) and sender != CLOUD_SENDER and _SENDER.match(sender):
+            return sender
+    return None
+
+
+def _is_mqtt_error(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_mqtt_error(inner) for inner in exc.exceptions)
+    return isinstance(exc, aiomqtt.MqttError)

@@ -1,0 +1,281 @@
+"""Kiosk events applied through the worker: once, in order, and physical facts win."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from psycopg.rows import DictRow
+
+from cloud import allocation, lifecycle
+from cloud.sync.worker import SyncWorker
+
+from .conftest import KioskPeer, Site, now
+
+
+async def _notifications(site: Site, allocation_id: Any) -> dict[str, str]:
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, status FROM notifications WHERE allocation_id = %s", (allocation_id,)
+        )
+        return {row["kind"]: row["status"] for row in await cur.fetchall()}
+
+
+async def _events(site: Site) -> list[DictRow]:
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT sequence, type, outcome, detail FROM kiosk_events WHERE kiosk_id = %s"
+            " ORDER BY sequence",
+            (site.kiosk_id,),
+        )
+        return await cur.fetchall()
+
+
+def _deposit(parcel: DictRow, door: int | None = None) -> dict[str, Any]:
+    return {
+        "allocation_id": str(parcel["allocation_id"]),
+        "door": door or parcel["door_number"],
+        "barcode": parcel["package_id"],
+        "driver_id": "driver-7",
+        "pickup_expires_at": None,
+    }
+
+
+async def test_events_are_applied_once_in_sequence_order(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    deposited = peer.event("parcel_deposited", _deposit(parcel))
+    taken = peer.event(
+        "parcel_picked_up", {"allocation_id": str(parcel["allocation_id"]), "door": 1}
+    )
+
+    # The later one first: a gap, not applied.
+    await peer.send_events([taken])
+    assert (await peer.ack_through(0)).through_sequence == 0
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "reserved"
+
+    await peer.send_events([deposited])
+    assert (await peer.ack_through(1)).through_sequence == 1
+    row = await site.allocation(parcel["allocation_id"])
+    assert row["status"] == "deposited"
+    assert row["driver_id"] == "driver-7"
+    assert row["door_status"] == "occupied"
+
+    # Both again, as a kiosk resends from its lowest unacknowledged event: 1 is a duplicate.
+    await peer.send_events([deposited, taken])
+    assert (await peer.ack_through(2)).through_sequence == 2
+    await peer.send_events([deposited, taken])
+    await peer.ack_through(2)
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "picked_up"
+    assert [(e["sequence"], e["outcome"]) for e in await _events(site)] == [
+        (1, "applied"),
+        (2, "applied"),
+    ]
+    # The deposit queued the customer's messages; the pickup made the unsent ones moot.
+    sent = await _notifications(site, parcel["allocation_id"])
+    assert set(sent) == {"pickup_code", "reminder", "expires_today"}
+    assert sent["reminder"] == "cancelled"
+
+
+async def test_a_parcel_picked_up_after_the_cloud_expired_it_was_picked_up(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    await peer.send_events([peer.event("parcel_deposited", _deposit(parcel))])
+    await peer.ack_through(1)
+    await lifecycle.expire_pickups(site.pool, now() + timedelta(days=4))
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "expired"
+    assert (await _notifications(site, parcel["allocation_id"]))["expired"] == "pending"
+
+    await peer.send_events(
+        [peer.event("parcel_picked_up", {"allocation_id": str(parcel["allocation_id"]), "door": 1})]
+    )
+    await peer.ack_through(2)
+    row = await site.allocation(parcel["allocation_id"])
+    assert row["status"] == "picked_up"
+    assert row["door_status"] == "available"
+    # No "expired" notice goes out after the parcel was taken.
+    assert (await _notifications(site, parcel["allocation_id"]))["expired"] == "cancelled"
+
+
+async def test_a_parcel_deposited_after_the_cloud_cancelled_it_is_deposited(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    async with site.pool.connection() as conn:
+        await allocation.cancel(
+            conn, carrier_id=None, allocation_id=parcel["allocation_id"], reason="x", now=now()
+        )
+    await peer.send_events([peer.event("parcel_deposited", _deposit(parcel))])
+    await peer.ack_through(1)
+    row = await site.allocation(parcel["allocation_id"])
+    assert row["status"] == "deposited"
+    assert row["door_number"] == 1
+    assert row["door_status"] == "occupied"
+    # The carrier is told, and the customer has a live code for it.
+    assert (await _notifications(site, parcel["allocation_id"]))["pickup_code"] == "pending"
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT used_at, retired_at FROM pickup_codes WHERE pickup_code_id = %s",
+            (row["pickup_code_id"],),
+        )
+        code = await cur.fetchone()
+    assert code == {"used_at": None, "retired_at": None}
+    last = (await site.changes())[-1]["change"]["allocation"]
+    assert (last["status"], last["proposed_door"]) == ("deposited", 1)
+
+
+async def test_a_deposit_into_another_door_moves_the_reservation_that_held_it(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    mine = await site.reserve()
+    theirs = await site.reserve()
+    assert (mine["door_number"], theirs["door_number"]) == (1, 2)
+    await peer.send_events(
+        [
+            peer.event(
+                "door_substituted",
+                {"allocation_id": str(mine["allocation_id"]), "door": 2, "replaced_door": 1},
+            ),
+            peer.event("parcel_deposited", _deposit(mine, door=2)),
+        ]
+    )
+    await peer.ack_through(2)
+    assert (await site.allocation(mine["allocation_id"]))["door_number"] == 2
+    assert (await site.door(1))["status"] == "available"  # the door the kiosk did not use
+    moved = await site.allocation(theirs["allocation_id"])
+    assert moved["status"] == "reserved"
+    assert moved["door_number"] == 3  # the next free door
+    assert moved["door_status"] == "reserved"
+    logged = [
+        e["change"]["allocation"]
+        for e in await site.changes()
+        if e["change"]["allocation"]["allocation_id"] == str(theirs["allocation_id"])
+    ]
+    assert logged[-1]["proposed_door"] == 3
+
+
+async def test_with_no_other_free_door_the_reservations_swap_doors(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    held = [await site.reserve() for _ in range(5)]  # every door is reserved
+    mine, theirs = held[0], held[1]
+    await peer.send_events([peer.event("parcel_deposited", _deposit(mine, door=2))])
+    await peer.ack_through(1)
+    deposited = await site.allocation(mine["allocation_id"])
+    assert (deposited["status"], deposited["door_number"]) == ("deposited", 2)
+    swapped = await site.allocation(theirs["allocation_id"])
+    assert (swapped["status"], swapped["door_number"], swapped["door_status"]) == (
+        "reserved",
+        1,
+        "reserved",
+    )
+
+
+async def test_a_reservation_with_no_door_left_is_cancelled_and_its_carrier_told(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    cancelled = await site.reserve()
+    async with site.pool.connection() as conn:
+        await allocation.cancel(
+            conn, carrier_id=None, allocation_id=cancelled["allocation_id"], reason="x", now=now()
+        )
+    held = [await site.reserve() for _ in range(5)]  # every door is reserved now
+    victim = next(h for h in held if h["door_number"] == 2)
+    # The kiosk had the cancelled parcel and put it into door 2 while offline.
+    await peer.send_events([peer.event("parcel_deposited", _deposit(cancelled, door=2))])
+    await peer.ack_through(1)
+    assert (await site.allocation(cancelled["allocation_id"]))["status"] == "deposited"
+    lost = await site.allocation(victim["allocation_id"])
+    assert (lost["status"], lost["cancel_reason"]) == ("cancelled", "no_door")
+    assert (await _notifications(site, victim["allocation_id"]))["cancelled"] == "pending"
+
+
+async def test_an_unavailable_proposed_door_gets_another_proposal(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    await peer.send_events(
+        [
+            peer.event(
+                "proposed_door_unavailable",
+                {"allocation_id": str(parcel["allocation_id"]), "proposed_door": 1, "reason": "x"},
+            )
+        ]
+    )
+    await peer.ack_through(1)
+    row = await site.allocation(parcel["allocation_id"])
+    assert row["door_number"] == 2
+    assert (await site.door(1))["status"] == "available"
+
+
+async def test_a_door_reported_faulty_goes_into_maintenance_and_its_reservation_moves(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    await peer.send_events(
+        [
+            peer.event(
+                "door_maintenance",
+                {"door": 1, "on": True, "reason": "driver reported: did not open"},
+            )
+        ]
+    )
+    await peer.ack_through(1)
+    door = await site.door(1)
+    assert (door["status"], door["maintenance_reason"]) == (
+        "maintenance",
+        "driver reported: did not open",
+    )
+    assert (await site.allocation(parcel["allocation_id"]))["door_number"] == 2
+    await peer.send_events([peer.event("door_maintenance", {"door": 1, "on": False})])
+    await peer.ack_through(2)
+    assert (await site.door(1))["status"] == "available"
+
+
+async def test_collection_codes_and_alerts_are_recorded(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    first = await site.reserve(customer="anna")
+    second = await site.reserve(customer="anna")
+    assert first["pickup_code"] == second["pickup_code"]
+    ident = str(first["allocation_id"])
+    await peer.send_events(
+        [
+            peer.event("parcel_deposited", _deposit(first)),
+            peer.event(
+                "code_used",
+                {"kind": "pickup", "code_ref": "abcd", "allocation_ids": [ident], "doors": [1]},
+            ),
+            peer.event("door_tampered", {"door": 3, "how": "monitor"}),
+            peer.event("parcel_collected", {"allocation_id": ident, "door": 1, "kind": "delivery"}),
+            peer.event("parcel_picked_up", {"allocation_id": ident, "door": 1}),
+            peer.event("something_new", {}),
+            peer.event("parcel_picked_up", {"allocation_id": "not-an-id", "door": 1}),
+        ]
+    )
+    assert (await peer.ack_through(7)).through_sequence == 7
+    assert (await site.allocation(first["allocation_id"]))["status"] == "collected"
+    # The parcel still on its way left the spent code for a new one.
+    assert (await site.allocation(second["allocation_id"]))["pickup_code_id"] != (
+        (await site.allocation(first["allocation_id"]))["pickup_code_id"]
+    )
+    outcomes = [(e["type"], e["outcome"]) for e in await _events(site)]
+    assert outcomes == [
+        ("parcel_deposited", "applied"),
+        ("code_used", "applied"),
+        ("door_tampered", "recorded"),
+        ("parcel_collected", "applied"),
+        ("parcel_picked_up", "ignored"),  # impossible after collection: recorded, acknowledged
+        ("something_new", "ignored"),
+        ("parcel_picked_up", "ignored"),
+    ]
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, door_number FROM fleet_alerts WHERE location_id = %s",
+            (site.location_id,),
+        )
+        assert [(r["kind"], r["door_number"]) for r in await cur.fetchall()] == [
+            ("door_tampered", 3)
+        ]

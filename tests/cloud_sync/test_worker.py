@@ -1,0 +1,235 @@
+"""The worker over a real broker: answers, publishing after commit, rejections, shared load."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import aiomqtt
+import pytest
+
+from cloud import allocation, changelog, doors
+from cloud.db import Pool
+from cloud.sync.publisher import queue_remote_open
+from cloud.sync.worker import SyncWorker
+from shared.protocol import (
+    ChangesBody,
+    Channel,
+    EventsBody,
+    MessageType,
+    RemoteOpenBody,
+    SnapshotBody,
+    SyncRequestBody,
+    topic,
+)
+from shared.signing import Signer
+
+from .conftest import KioskPeer, Site, eventually, kiosk_peer, make_site, now, running_worker
+
+
+async def test_a_sync_request_is_answered_with_the_changes_since(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    first = await site.reserve()
+    await site.reserve()
+    # The publisher announces them too; the answer to the request is what is asserted here.
+    await peer.send(Channel.KIOSK_SYNC, MessageType.SYNC_REQUEST, SyncRequestBody(since_revision=1))
+    message = await peer.expect(
+        MessageType.CHANGES, lambda m: isinstance(m.body, ChangesBody) and m.body.from_revision == 1
+    )
+    assert isinstance(message.body, ChangesBody)
+    assert message.body.to_revision == 2
+    assert [c.revision for c in message.body.changes] == [2]
+
+    await peer.send(Channel.KIOSK_SYNC, MessageType.SYNC_REQUEST, SyncRequestBody(since_revision=0))
+    message = await peer.expect(
+        MessageType.CHANGES, lambda m: isinstance(m.body, ChangesBody) and m.body.from_revision == 0
+    )
+    assert isinstance(message.body, ChangesBody)
+    state = message.body.changes[0].allocation  # type: ignore[union-attr]
+    assert state.allocation_id == str(first["allocation_id"])
+    assert state.code_hash == changelog.code_hash(site.code_secret, first["pickup_code"])
+
+
+async def test_changes_are_published_after_each_commit(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    reserved = await site.reserve()
+    message = await peer.expect(MessageType.CHANGES)
+    assert isinstance(message.body, ChangesBody)
+    assert (message.body.from_revision, message.body.to_revision) == (0, 1)
+    async with site.pool.connection() as conn:
+        await doors.set_maintenance(conn, site.location_id, 1, "hinge", now())
+    message = await peer.expect(MessageType.CHANGES)
+    assert isinstance(message.body, ChangesBody)
+    assert (message.body.from_revision, message.body.to_revision) == (1, 3)
+    moved, maintenance = message.body.changes
+    assert moved.allocation.allocation_id == str(reserved["allocation_id"])  # type: ignore[union-attr]
+    assert maintenance.kind == "door_maintenance"
+
+
+async def test_a_request_for_compacted_revisions_gets_a_snapshot(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    kept = await site.reserve()
+    gone = await site.reserve()
+    async with site.pool.connection() as conn:
+        await doors.set_maintenance(conn, site.location_id, 5, "glass broken", now())
+        await allocation.cancel(
+            conn, carrier_id=None, allocation_id=gone["allocation_id"], reason="x", now=now()
+        )
+        await conn.execute(
+            "UPDATE location_changes SET created_at = created_at - interval '30 days'"
+            " WHERE location_id = %s AND revision <= 2",
+            (site.location_id,),
+        )
+    await changelog.compact(site.pool, now() - timedelta(days=7))
+    await peer.send(Channel.KIOSK_SYNC, MessageType.SYNC_REQUEST, SyncRequestBody(since_revision=0))
+    message = await peer.expect(MessageType.SNAPSHOT)
+    assert isinstance(message.body, SnapshotBody)
+    assert message.body.revision == await site.revision()
+    assert [a.allocation_id for a in message.body.allocations] == [str(kept["allocation_id"])]
+    assert [(m.door, m.reason) for m in message.body.maintenance] == [(5, "glass broken")]
+
+
+async def test_a_remote_open_is_signed_and_lives_at_most_30_seconds(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    async with site.pool.connection() as conn:
+        queued = await queue_remote_open(
+            conn,
+            location_id=site.location_id,
+            door_number=4,
+            reason="customer on the phone",
+            requested_by="op-3",
+            now=now(),
+        )
+    message = await peer.expect(MessageType.REMOTE_OPEN)
+    assert isinstance(message.body, RemoteOpenBody)
+    assert message.body.command_id == queued["command_id"]
+    assert message.body.door == 4
+    assert message.envelope.expires_at - message.envelope.issued_at <= timedelta(seconds=30)
+
+
+async def _count_events(pool: Pool, kiosk_id: str) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM kiosk_events WHERE kiosk_id = %s", (kiosk_id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    n: int = row["n"]
+    return n
+
+
+async def test_forged_replayed_expired_and_foreign_messages_change_nothing(
+    pool: Pool, worker: SyncWorker, mqtt_broker: tuple[str, int, bool], cloud_signer: Signer
+) -> None:
+    site, other = await make_site(pool), await make_site(pool)
+    parcel = await site.reserve()
+    async with kiosk_peer(site, mqtt_broker, cloud_signer) as peer:
+        deposit = peer.event(
+            "parcel_deposited",
+            {"allocation_id": str(parcel["allocation_id"]), "door": 1, "driver_id": "d"},
+        )
+        body = EventsBody(kiosk_id=site.kiosk_id, events=[deposit])
+        events_topic = topic(site.location_id, Channel.KIOSK_EVENTS)
+        host, port, _ = mqtt_broker
+        async with aiomqtt.Client(host, port, identifier=f"attacker-{uuid.uuid4().hex[:6]}") as raw:
+            # Forged: the right sender, someone else's key.
+            forged = peer.seal(MessageType.EVENTS, body, signer=Signer.generate())
+            await raw.publish(events_topic, forged, qos=1)
+            # Expired: signed two hours ago with a one-hour life.
+            stale = peer.seal(MessageType.EVENTS, body, at=now() - timedelta(hours=2))
+            await raw.publish(events_topic, stale, qos=1)
+            # Another location's kiosk, with its own valid key, speaking for this location...
+            foreign = peer.seal(
+                MessageType.EVENTS,
+                EventsBody(kiosk_id=other.kiosk_id, events=[deposit]),
+                signer=other.kiosk_signer,
+                sender=other.kiosk_id,
+            )
+            await raw.publish(events_topic, foreign, qos=1)
+            # ...or on its own topic about this location's parcel (not at its location).
+            own_topic = topic(other.location_id, Channel.KIOSK_EVENTS)
+            await raw.publish(
+                own_topic,
+                peer.seal(
+                    MessageType.EVENTS,
+                    EventsBody(kiosk_id=other.kiosk_id, events=[deposit]),
+                    signer=other.kiosk_signer,
+                    sender=other.kiosk_id,
+                    location_id=other.location_id,
+                ),
+                qos=1,
+            )
+            await raw.publish(events_topic, b"{not json", qos=1)
+            await eventually(lambda: _counted(pool, other.kiosk_id, 1))
+
+            await eventually(
+                lambda: _stat_at_least(worker, "rejected:bad_signature", "rejected:expired")
+            )
+            await eventually(lambda: _stat_at_least(worker, "rejected:unknown_sender"))
+            await eventually(lambda: _stat_at_least(worker, "rejected:malformed_json"))
+            assert (await site.allocation(parcel["allocation_id"]))["status"] == "reserved"
+            assert await _count_events(pool, site.kiosk_id) == 0
+
+            # The genuine message is applied once; the same bytes again are a replay.
+            genuine = peer.seal(MessageType.EVENTS, body)
+            await raw.publish(events_topic, genuine, qos=1)
+            await peer.ack_through(1)
+            await raw.publish(events_topic, genuine, qos=1)
+            await eventually(lambda: _stat_at_least(worker, "rejected:replayed"))
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "deposited"
+    assert await _count_events(pool, site.kiosk_id) == 1
+    # The other kiosk's event on its own topic names no parcel of its location: recorded as
+    # ignored (and acknowledged), nothing applied.
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT outcome FROM kiosk_events WHERE kiosk_id = %s", (other.kiosk_id,)
+        )
+        assert [r["outcome"] for r in await cur.fetchall()] == ["ignored"]
+
+
+async def _counted(pool: Pool, kiosk_id: str, expected: int) -> bool:
+    return await _count_events(pool, kiosk_id) == expected
+
+
+async def _stat_at_least(worker: SyncWorker, *names: str) -> bool:
+    return all(worker.stats[name] >= 1 for name in names)
+
+
+async def test_two_workers_on_the_shared_subscription_split_the_load_and_apply_once(
+    pool: Pool,
+    sync_db_url: str,
+    mqtt_broker: tuple[str, int, bool],
+    cloud_signer: Signer,
+) -> None:
+    if not mqtt_broker[2]:
+        pytest.skip("the test broker has no shared subscriptions (set LOCKER_TEST_MQTT_URL)")
+    site = await make_site(pool)
+    async with (
+        running_worker(pool, sync_db_url, mqtt_broker, cloud_signer) as one,
+        running_worker(pool, sync_db_url, mqtt_broker, cloud_signer) as two,
+        kiosk_peer(site, mqtt_broker, cloud_signer) as peer,
+    ):
+        for i in range(40):
+            peer.event("door_opened", {"door": 1 + i % 5, "operation_id": i})
+        # As a kiosk resends: every message starts at the lowest unacknowledged event, and
+        # each one goes out twice, so both workers see overlapping batches.
+        acked = 0
+        while acked < 40:
+            batch = peer.events[acked : acked + 10]
+            await peer.send_events(batch)
+            await peer.send_events(batch)
+            acked = (await peer.ack_through(batch[-1].sequence)).through_sequence
+    assert await _count_events(pool, site.kiosk_id) == 40
+    assert one.stats["events"] > 0
+    assert two.stats["events"] > 0
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT through_sequence FROM kiosk_cursors WHERE kiosk_id = %s", (site.kiosk_id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row["through_sequence"] == 40
