@@ -29,6 +29,8 @@ from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
 from cloud.errors import ServiceError
 from cloud.lifecycle import LifecycleRunner
+from cloud.sync.keys import load_cloud_signer
+from cloud.sync.worker import BrokerAddress, SyncWorker
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,22 @@ def _make_sender(settings: CloudSettings, client: httpx.AsyncClient) -> Notifica
     return LoggingSender()
 
 
+def _make_sync_worker(
+    settings: CloudSettings, pool: db.Pool, database_url: str, clock: Clock
+) -> SyncWorker:
+    assert settings.mqtt_url
+    key_file, may_create = settings.cloud_key_path()
+    return SyncWorker(
+        pool,
+        database_url=database_url,
+        broker=BrokerAddress.from_url(settings.mqtt_url),
+        signer=load_cloud_signer(key_file, create=may_create),
+        clock=clock,
+        pickup_window=settings.pickup_window,
+        shared_subscription=settings.mqtt_shared_subscription,
+    )
+
+
 def create_app(
     settings: CloudSettings,
     *,
@@ -116,7 +134,12 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(timeout=settings.notification_timeout_seconds) as client:
             if settings.run_background_jobs:
-                runner = LifecycleRunner(pool, clock, settings.lifecycle_interval_seconds)
+                runner = LifecycleRunner(
+                    pool,
+                    clock,
+                    settings.lifecycle_interval_seconds,
+                    change_retention=settings.change_retention,
+                )
                 dispatcher = Dispatcher(
                     pool,
                     sender or _make_sender(settings, client),
@@ -128,6 +151,11 @@ def create_app(
                     asyncio.create_task(runner.run(), name="lifecycle"),
                     asyncio.create_task(dispatcher.run(), name="notifications"),
                 ]
+            app.state.sync_worker = None
+            if settings.mqtt_url and settings.run_sync_worker:
+                worker = _make_sync_worker(settings, pool, url, clock)
+                app.state.sync_worker = worker
+                tasks.append(asyncio.create_task(worker.run(), name="sync"))
             try:
                 yield
             finally:

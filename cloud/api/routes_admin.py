@@ -1,4 +1,5 @@
-"""Operator endpoints: carriers, locations, doors, maintenance. All need the admin key."""
+"""Operator endpoints: carriers, locations, doors, maintenance, kiosks' presence, remote
+opening. All need the admin key."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from fastapi import APIRouter, status
 
 from cloud import carriers, doors, errors, locations
 from cloud.api.auth import Admin
+from cloud.api.location_view import location_view, open_alerts
 from cloud.api.schemas import (
+    AdminLocationOut,
+    AlertOut,
     CarrierIn,
     CarrierOut,
     DoorIn,
@@ -17,9 +21,12 @@ from cloud.api.schemas import (
     LocationOut,
     LocationPatch,
     MaintenanceIn,
+    RemoteCommandOut,
+    RemoteOpenIn,
 )
 from cloud.api.services import Svc
 from cloud.doors import DoorSpec
+from cloud.sync.publisher import queue_remote_open
 from shared.sizes import Dimensions, Size, SizeError
 
 router = APIRouter(
@@ -89,6 +96,45 @@ async def create_location(body: LocationIn, _: Admin, svc: Svc) -> LocationOut:
             await doors.add_doors(conn, body.location_id, specs, now)
         row = await locations.get_location(conn, body.location_id)
     return LocationOut.model_validate(row)
+
+
+@router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})
+async def read_location(location_id: str, _: Admin, svc: Svc) -> AdminLocationOut:
+    """The location with its change-log revision, each kiosk's presence and open alerts."""
+    async with svc.pool.connection() as conn:
+        row = await location_view(conn, svc, location_id, admin=True)
+        row["open_alerts"] = await open_alerts(conn, location_id)
+    return AdminLocationOut.model_validate(row)
+
+
+@router.get("/locations/{location_id}/alerts", responses={404: {"model": ErrorOut}})
+async def list_alerts(location_id: str, _: Admin, svc: Svc) -> list[AlertOut]:
+    """Unresolved alerts the location's kiosks raised (tamper, left open, ...), newest first."""
+    async with svc.pool.connection() as conn:
+        await locations.get_location(conn, location_id)  # 404 for an unknown location
+        rows = await open_alerts(conn, location_id)
+    return [AlertOut.model_validate(r) for r in rows]
+
+
+@router.post(
+    "/locations/{location_id}/doors/{door_number}/open",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"model": ErrorOut}},
+)
+async def remote_open(
+    location_id: str, door_number: int, body: RemoteOpenIn, _: Admin, svc: Svc
+) -> RemoteCommandOut:
+    """Asks the location's kiosk to open a door: a signed command that lives 30 s."""
+    async with svc.pool.connection() as conn:
+        row = await queue_remote_open(
+            conn,
+            location_id=location_id,
+            door_number=door_number,
+            reason=body.reason,
+            requested_by=body.requested_by,
+            now=svc.clock.now(),
+        )
+    return RemoteCommandOut.model_validate(row)
 
 
 @router.patch("/locations/{location_id}", responses={404: {"model": ErrorOut}})

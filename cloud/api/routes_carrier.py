@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from cloud import allocation, errors, locations
 from cloud.allocation import AllocationRequest, ReturnRequest
 from cloud.api.auth import AnyCaller, CarrierId
+from cloud.api.location_view import location_view
 from cloud.api.schemas import (
     AllocationIn,
     AllocationOut,
@@ -254,5 +255,5 @@ async def nearby_locations(
 @router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})
 async def read_location(location_id: str, who: AnyCaller, svc: Svc) -> LocationOut:
     async with svc.pool.connection() as conn:
-        row = await locations.get_location(conn, location_id)
+        row = await location_view(conn, svc, location_id, admin=who.is_admin)
     return LocationOut.model_validate(row)

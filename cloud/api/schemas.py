@@ -202,6 +202,23 @@ class DoorOut(BaseModel):
     allocation_id: uuid.UUID | None = None
 
 
+class KioskPresenceOut(BaseModel):
+    """A kiosk's presence: ``online``, ``stale`` (silent lately), ``offline``, ``never_seen``."""
+
+    kiosk_id: str
+    status: str
+    epoch: int | None
+    firmware: str | None
+    last_revision: int | None
+    registered_at: datetime
+    birth_at: datetime | None
+    death_at: datetime | None
+    heartbeat_at: datetime | None
+    # The last heartbeat's figures: door_faults, outbox_depth, last_revision, disk_free_bytes,
+    # board_error.
+    heartbeat: dict[str, Any] | None
+
+
 class LocationOut(BaseModel):
     location_id: str
     name: str
@@ -212,6 +229,37 @@ class LocationOut(BaseModel):
     operating_hours: dict[str, Any] | None
     active: bool
     free_doors: dict[str, int]
+    # The best status among the location's kiosks (never_seen without any).
+    kiosk_status: str = "never_seen"
+    # Admin views only: the change log's revision and each kiosk's presence.
+    revision: int | None = None
+    kiosks: list[KioskPresenceOut] | None = None
+
+
+class AlertOut(BaseModel):
+    alert_id: int
+    kiosk_id: str | None
+    kind: str
+    door_number: int | None
+    detail: dict[str, Any]
+    raised_at: datetime
+
+
+class AdminLocationOut(LocationOut):
+    open_alerts: list[AlertOut] = Field(default_factory=list)
+
+
+class RemoteOpenIn(Request):
+    reason: FreeText
+    requested_by: Identifier = "admin"
+
+
+class RemoteCommandOut(BaseModel):
+    command_id: uuid.UUID
+    location_id: str
+    door_number: int
+    status: str
+    expires_at: datetime
 
 
 class NearbyLocation(BaseModel):
