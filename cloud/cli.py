@@ -1,4 +1,4 @@
-"""``locker-cloud``: run the allocation service, its demo, or its migrations.
+"""``locker-cloud``: run the allocation service, its demo, its migrations; provision kiosks.
 
 Commands and options are documented in docs/cli.md (a test checks that).
 """
@@ -8,18 +8,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from cloud import db, demo
 from cloud.api.app import create_app
 from cloud.carriers import create_carrier
 from cloud.clock import SystemClock
 from cloud.config import CloudSettings
+from cloud.errors import ServiceError
 from cloud.server import bind, serve
+from cloud.sync.keys import load_cloud_signer
+from cloud.sync.provisioning import provision_kiosk
+from shared.signing import SigningError
 
 log = logging.getLogger("cloud")
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("migrate", help="apply database migrations to LOCKER_DATABASE_URL")
+
+    p_prov = sub.add_parser(
+        "provision-kiosk", help="create a kiosk's keys and configuration and register it"
+    )
+    p_prov.add_argument("--location", required=True, help="the location the kiosk serves")
+    p_prov.add_argument("--kiosk", required=True, help="the new kiosk's id")
+    p_prov.add_argument("--out", required=True, help="folder to write the kiosk's files into")
+    p_prov.add_argument(
+        "--broker-url", help="the broker the kiosk connects to (default: LOCKER_MQTT_URL)"
+    )
     return parser
 
 
@@ -56,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         if args.command == "demo":
             return asyncio.run(_demo(args))
+        if args.command == "provision-kiosk":
+            return asyncio.run(_provision(args))
         return asyncio.run(_migrate())
     except KeyboardInterrupt:
         return 130
@@ -85,6 +104,50 @@ async def _migrate() -> int:
     assert url
     applied = await db.migrate(url)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
+    return 0
+
+
+async def _provision(args: argparse.Namespace) -> int:
+    settings = CloudSettings()
+    broker_url = args.broker_url or settings.mqtt_url
+    if not broker_url:
+        print("locker-cloud: give --broker-url (or set LOCKER_MQTT_URL)", file=sys.stderr)
+        return 2
+    if not _ID.match(args.kiosk) or not _ID.match(args.location):
+        print("locker-cloud: ids are 1-64 of A-Z a-z 0-9 . _ -", file=sys.stderr)
+        return 2
+    try:
+        key_file, may_create = settings.cloud_key_path()
+        cloud_key = load_cloud_signer(key_file, create=may_create).verifier
+    except SigningError as exc:
+        print(f"locker-cloud: {exc}", file=sys.stderr)
+        return 2
+    url = settings.database_url or await asyncio.to_thread(
+        db.start_embedded_postgres, settings.data_dir
+    )
+    assert url
+    await db.migrate(url)
+    pool = await db.open_pool(url, min_size=1, max_size=2)
+    try:
+        async with pool.connection() as conn:
+            kiosk = await provision_kiosk(
+                conn,
+                location_id=args.location,
+                kiosk_id=args.kiosk,
+                folder=Path(args.out),
+                broker_url=broker_url,
+                cloud_key=cloud_key,
+                now=SystemClock().now(),
+            )
+    except ServiceError as exc:
+        print(f"locker-cloud: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        await pool.close()
+    print(f"kiosk {kiosk.kiosk_id} registered at {kiosk.location_id}")
+    print(f"  files            {kiosk.folder}/ (kiosk.toml, kiosk-key.pem, code-secret)")
+    print(f"  kiosk public key {kiosk.public_key}")
+    print(f"  cloud public key {kiosk.cloud_public_key}")
     return 0
 
 

@@ -1,0 +1,121 @@
+"""`locker-cloud provision-kiosk`: keys, files and registration, all or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+import tomllib
+from pathlib import Path
+
+from cloud.db import Pool
+from cloud.sync.keys import write_private
+from shared.signing import Signer
+
+from .conftest import make_site
+
+
+async def _provision(database_url: str, key_file: Path, *args: str) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "LOCKER_DATABASE_URL": database_url,
+        "LOCKER_CLOUD_KEY_FILE": str(key_file),
+        "LOCKER_MQTT_URL": "mqtt://broker.example:1883",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cloud.cli",
+        "provision-kiosk",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_provisioning_writes_the_kiosks_files_and_registers_it(
+    pool: Pool, sync_db_url: str, tmp_path: Path
+) -> None:
+    site = await make_site(pool, register=False)
+    cloud = Signer.generate()
+    key_file = tmp_path / "cloud.pem"
+    write_private(key_file, cloud.private_pem())
+    out = tmp_path / "kiosk"
+    code, stdout, stderr = await _provision(
+        sync_db_url, key_file, "--location", site.location_id, "--kiosk", "k-1x", "--out", str(out)
+    )
+    assert code == 0, stderr
+    assert cloud.verifier.public_base64() in stdout
+
+    private = out / "kiosk-key.pem"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "code-secret").stat().st_mode) == 0o600
+    config = tomllib.loads((out / "kiosk.toml").read_text())
+    assert config["kiosk"] == {
+        "location_id": site.location_id,
+        "kiosk_id": "k-1x",
+        "database": "kiosk.db",
+        "code_secret_file": "code-secret",
+    }
+    assert config["layout"] == {"1-3": "small", "4-5": "medium"}
+    assert config["sync"] == {
+        "broker_url": "mqtt://broker.example:1883",
+        "cloud_public_key": cloud.verifier.public_base64(),
+        "private_key_file": "kiosk-key.pem",
+    }
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT k.location_id, k.public_key, k.code_secret, c.through_sequence"
+            " FROM kiosks k JOIN kiosk_cursors c USING (kiosk_id) WHERE kiosk_id = 'k-1x'"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row["location_id"] == site.location_id
+    assert row["public_key"] == Signer.from_file(private).verifier.public_base64()
+    assert bytes(row["code_secret"]) == (out / "code-secret").read_bytes().rstrip(b"\n")
+    assert row["through_sequence"] == 0
+
+    # A second kiosk at the location shares its code secret; the same id again is refused.
+    code, _, stderr = await _provision(
+        sync_db_url,
+        key_file,
+        "--location",
+        site.location_id,
+        "--kiosk",
+        "k-1y",
+        "--out",
+        str(tmp_path / "second"),
+    )
+    assert code == 0, stderr
+    assert (tmp_path / "second" / "code-secret").read_bytes() == (out / "code-secret").read_bytes()
+    code, _, stderr = await _provision(
+        sync_db_url,
+        key_file,
+        "--location",
+        site.location_id,
+        "--kiosk",
+        "k-1x",
+        "--out",
+        str(tmp_path / "again"),
+    )
+    assert code == 2
+    assert "already registered" in stderr
+    assert not (tmp_path / "again" / "kiosk-key.pem").exists()  # nothing left behind
+
+    code, _, stderr = await _provision(
+        sync_db_url,
+        key_file,
+        "--location",
+        "nowhere",
+        "--kiosk",
+        "k-2",
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert code == 2
+    assert "no location" in stderr
