@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kiosk.flows.context import FlowRules
 from kiosk.hardware.config import (
@@ -37,6 +38,7 @@ from kiosk.hardware.config import (
 )
 from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S
 from kiosk.store.code_hash import MIN_SECRET_BYTES
+from shared.signing import Signer, SigningError, Verifier
 from shared.sizes import Size, SizeError
 
 DEFAULT_SCANNER_DRIVER_ID = "scanner"
@@ -60,6 +62,53 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """The ``[sync]`` table: the broker, the keys, and the sync's timings.
+
+    Attributes:
+        broker_host: The MQTT broker's host.
+        broker_port: Its port (1883 for ``mqtt://``, 8883 for ``mqtts://`` unless given).
+        cloud_key: The cloud's public key, which every cloud message must be signed with.
+        private_key_file: The kiosk's Ed25519 private key (PEM).
+        signer: That key, loaded; None when loaded with ``read_secret=False``.
+        tls: Whether to speak TLS (``mqtts://``).
+        ca_file: The CA certificates to trust for TLS (the system's when None).
+        heartbeat_interval_s: Seconds between heartbeats.
+        keepalive_s: The MQTT keepalive, in seconds.
+        reconnect_min_s: The first reconnection backoff (it doubles at each failure).
+        reconnect_max_s: The longest reconnection backoff.
+        ack_timeout_s: How long published events wait for an ack before being sent again.
+        outbox_check_s: How often the outbox is checked for new events (besides wake-ups).
+        event_retention_s: How long acknowledged events are kept before pruning.
+    """
+
+    broker_host: str
+    broker_port: int
+    cloud_key: Verifier
+    private_key_file: Path
+    signer: Signer | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: Path | None = None
+    heartbeat_interval_s: float = 30.0
+    keepalive_s: int = 30
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 60.0
+    ack_timeout_s: float = 5.0
+    outbox_check_s: float = 1.0
+    event_retention_s: float = 86_400.0
+
+    def require_signer(self) -> Signer:
+        """The kiosk's signing key.
+
+        Raises:
+            KioskConfigError: the configuration was loaded without reading it.
+        """
+        if self.signer is None:
+            raise KioskConfigError("the kiosk's private key was not read (read_secret=False)")
+        return self.signer
+
+
+@dataclass(frozen=True, slots=True)
 class KioskConfig:
     """The whole validated configuration.
 
@@ -75,6 +124,7 @@ class KioskConfig:
         scanner_driver_id: The driver id recorded for drop-offs scanned at the kiosk.
         rules: The flows' rules.
         monitor: The door monitor's settings.
+        sync: The ``[sync]`` table; None for a kiosk that does not talk to the cloud.
     """
 
     source: Path
@@ -88,6 +138,8 @@ class KioskConfig:
     scanner_driver_id: str = DEFAULT_SCANNER_DRIVER_ID
     rules: FlowRules = field(default_factory=FlowRules)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+    sync: SyncConfig | None = None
 
     def require_secret(self) -> bytes:
         """The code secret.
@@ -118,9 +170,37 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "rules.abandon_after_s",
     "monitor.poll_interval_s",
     "monitor.max_backoff_s",
+    "sync.broker_url",
+    "sync.cloud_public_key",
+    "sync.private_key_file",
+    "sync.ca_file",
+    "sync.heartbeat_interval_s",
+    "sync.keepalive_s",
+    "sync.reconnect_min_s",
+    "sync.reconnect_max_s",
+    "sync.ack_timeout_s",
+    "sync.outbox_check_s",
+    "sync.event_retention_s",
 )
 
-_TOP_LEVEL = ("kiosk", "layout", "doors", "scanner", "rules", "monitor")
+_TOP_LEVEL = ("kiosk", "layout", "doors", "scanner", "rules", "monitor", "sync")
+_SYNC_DURATIONS = {
+    "heartbeat_interval_s",
+    "reconnect_min_s",
+    "reconnect_max_s",
+    "ack_timeout_s",
+    "outbox_check_s",
+    "event_retention_s",
+}
+_SYNC_KEYS = (
+    "broker_url",
+    "cloud_public_key",
+    "private_key_file",
+    "ca_file",
+    "keepalive_s",
+    *sorted(_SYNC_DURATIONS),
+)
+_MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _SECRET_KEYS = ("code_secret", "code_secret_file", "code_secret_env")
 _RULE_DURATIONS = {
     "keypad_window_s": "keypad_window",
@@ -207,6 +287,11 @@ def parse_config(
         scanner_driver_id=_text(kiosk, "kiosk.scanner_driver_id", DEFAULT_SCANNER_DRIVER_ID),
         rules=_rules(_table(data, "rules", required=False)),
         monitor=_monitor(_table(data, "monitor", required=False)),
+        sync=(
+            _sync(_table(data, "sync", required=True), base, read_secret)
+            if "sync" in data
+            else None
+        ),
     )
 
 
@@ -337,6 +422,72 @@ def _monitor(table: Mapping[str, Any]) -> MonitorConfig:
     if "max_backoff_s" in table:
         options["max_backoff_s"] = _positive(table, "monitor.max_backoff_s", "max_backoff_s")
     return MonitorConfig(**options)
+
+
+def _sync(table: Mapping[str, Any], base: Path, read: bool) -> SyncConfig:
+    _only(table, "sync", _SYNC_KEYS)
+    url = _text(table, "sync.broker_url")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise KioskConfigError(f"sync.broker_url: {error}") from None
+    if parts.scheme not in _MQTT_PORTS or not parts.hostname:
+        raise KioskConfigError(
+            f"sync.broker_url: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {url!r}"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise KioskConfigError(
+            f"sync.broker_url: only a scheme, host and port are understood, got {url!r}"
+        )
+    try:
+        cloud_key = Verifier.from_base64(_text(table, "sync.cloud_public_key"))
+    except SigningError as error:
+        raise KioskConfigError(f"sync.cloud_public_key: {error}") from None
+    key_file = _path(table, "sync.private_key_file", base)
+    signer = None
+    if read:
+        try:
+            signer = Signer.from_file(key_file)
+        except SigningError as error:
+            raise KioskConfigError(f"sync.private_key_file: {error}") from None
+    tls = parts.scheme == "mqtts"
+    ca_file = _path(table, "sync.ca_file", base) if "ca_file" in table else None
+    if ca_file is not None and not tls:
+        raise KioskConfigError("sync.ca_file: only used with an mqtts:// broker_url")
+    options: dict[str, Any] = {}
+    for key in sorted(_SYNC_DURATIONS):
+        if key in table:
+            options[key] = _positive(table, f"sync.{key}", key)
+    if "keepalive_s" in table:
+        keepalive = table["keepalive_s"]
+        if not _is_int(keepalive) or not 5 <= keepalive <= 3600:
+            raise KioskConfigError(
+                f"sync.keepalive_s: expected a whole number of seconds from 5 to 3600,"
+                f" got {keepalive!r}"
+            )
+        options["keepalive_s"] = keepalive
+    config = SyncConfig(
+        broker_host=parts.hostname,
+        broker_port=port or _MQTT_PORTS[parts.scheme],
+        cloud_key=cloud_key,
+        private_key_file=key_file,
+        signer=signer,
+        tls=tls,
+        ca_file=ca_file,
+        **options,
+    )
+    if config.reconnect_max_s < config.reconnect_min_s:
+        raise KioskConfigError(
+            f"sync.reconnect_max_s: must be at least sync.reconnect_min_s"
+            f" ({config.reconnect_min_s:g}), got {config.reconnect_max_s:g}"
+        )
+    return config
+
+
+def _path(table: Mapping[str, Any], where: str, base: Path) -> Path:
+    path = Path(_text(table, where))
+    return path if path.is_absolute() else base / path
 
 
 def _only(table: Mapping[str, Any], path: str, keys: tuple[str, ...]) -> None:

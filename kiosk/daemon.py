@@ -7,7 +7,9 @@ Boot order matters (``docs/kiosk.md``, "The daemon"):
 2. build the door bank and run boot reconciliation, which settles whatever a crash or a power cut
    interrupted from what the sensors read now, and gives the monitor its baseline;
 3. start the door monitor on that baseline, and open the scanner;
-4. announce readiness (`Daemon.run`'s ``on_ready``; the CLI prints one ``ready`` line).
+4. with a ``[sync]`` table, start cloud sync (`kiosk.sync.client.KioskSync`) beside the monitor:
+   it connects in the background, and nothing it does, or fails to do, stops the daemon;
+5. announce readiness (`Daemon.run`'s ``on_ready``; the CLI prints one ``ready`` line).
 
 Nothing is pulsed before reconciliation has finished, so a restart never acts on a stale picture
 of the doors. A scanned line is handled to the end (its doors pulsed and recorded) before the next
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from kiosk.clock import Clock, SystemClock
-from kiosk.config import KioskConfig
+from kiosk.config import KioskConfig, SyncConfig
 from kiosk.flows.context import FlowContext
 from kiosk.flows.drop_off import drop_off
 from kiosk.flows.pickup import pick_up
@@ -47,6 +49,7 @@ from kiosk.reconcile import Reconciliation, reconcile
 from kiosk.store import doors
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store, StoreError
+from kiosk.sync.client import KioskSync
 from shared.codes import InvalidCode, PickupCode
 
 log = logging.getLogger(__name__)
@@ -161,6 +164,7 @@ class Daemon:
         self.ctx: FlowContext | None = None
         self.monitor: DoorMonitor | None = None
         self.reconciliation: Reconciliation | None = None
+        self.sync: KioskSync | None = None
         self.scans = 0
 
     async def run(
@@ -181,6 +185,7 @@ class Daemon:
         store = open_store(config)
         bank: DoorBank | None = None
         tasks: list[asyncio.Task[object]] = []
+        sync_task: asyncio.Task[None] | None = None
         try:
             try:
                 bank = create_door_bank(config.doors)
@@ -199,6 +204,10 @@ class Daemon:
                 max_backoff_s=config.monitor.max_backoff_s,
             )
             tasks.append(asyncio.create_task(self.monitor.run(report.states), name="monitor"))
+            if config.sync is not None:
+                # Not among the tasks whose end stops the daemon: sync's failures never stop
+                # the monitor or the flows (invariant 6).
+                sync_task = asyncio.create_task(self._run_sync(ctx, config.sync), name="sync")
             scanner_where = "no scanner"
             if config.scanner is not None:
                 opened = asyncio.Event()
@@ -208,10 +217,15 @@ class Daemon:
                 scanner_where = f"scanner on {config.scanner.port}"
             stop_task = asyncio.create_task((stop or asyncio.Event()).wait(), name="stop")
             tasks.append(stop_task)
+            sync_where = (
+                ""
+                if config.sync is None
+                else f", sync with {config.sync.broker_host}:{config.sync.broker_port}"
+            )
             message = (
                 f"ready: location {config.location_id}, kiosk {config.kiosk_id}, "
                 f"{len(config.layout)} doors, monitor every {config.monitor.poll_interval_s} s, "
-                f"{scanner_where}"
+                f"{scanner_where}{sync_where}"
             )
             log.info("%s", message)
             if on_ready is not None:
@@ -223,6 +237,8 @@ class Daemon:
                     raise RuntimeError(f"the {task.get_name()} task ended on its own")
             log.info("stopping")
         finally:
+            if sync_task is not None:
+                tasks.append(sync_task)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -232,6 +248,24 @@ class Daemon:
                 with contextlib.suppress(Exception):
                     await bank.aclose()
             store.close()
+
+    async def _run_sync(self, ctx: FlowContext, config: SyncConfig) -> None:
+        """Runs cloud sync until cancelled; whatever happens to it is logged, never raised."""
+        try:
+            self.sync = KioskSync(
+                ctx,
+                config,
+                board_error=lambda: (
+                    None if self.monitor is None else self.monitor.health.board_error
+                ),
+            )
+            await self.sync.run()
+        except Exception:
+            log.exception("cloud sync stopped; the kiosk carries on without it")
+
+    def _outbox_changed(self) -> None:
+        if self.sync is not None:
+            self.sync.outbox_changed.set()
 
     async def _scan_loop(self, ctx: FlowContext, opened: asyncio.Event) -> None:
         """Reads scans for ever; reopens the scanner (with backoff) if it fails after boot.
@@ -262,6 +296,7 @@ class Daemon:
                         failures = 0
                         self.scans += 1
                         await handle_scan(ctx, line, driver_id=self.config.scanner_driver_id)
+                        self._outbox_changed()
             except PortError as error:
                 if not opened.is_set():
                     raise DaemonError(str(error)) from None

@@ -7,10 +7,16 @@ brute-force guard. Codes come from `secrets`, never `random`.
 
 Uniqueness among live codes is the store's job (a unique index in the cloud);
 `generate_code` only draws.
+
+A code never crosses the broker in plaintext: the cloud sends `code_hash`, the HMAC-SHA256 of the
+code under the kiosk's code secret, and the kiosk keeps only that hash. Both sides compute it
+with the one function here.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -65,3 +71,13 @@ class PickupCode:
 
     def __str__(self) -> str:
         return self.value
+
+
+def code_hash(secret: bytes, code: PickupCode) -> str:
+    """The code's keyed hash under a kiosk's code secret: HMAC-SHA256, 64 lowercase hex digits.
+
+    What the kiosk stores instead of the code, and what the cloud sends in a change
+    (``docs/protocol.md``). The ``code:`` prefix keeps these hashes apart from any other use of
+    the secret (its fingerprint).
+    """
+    return hmac.new(secret, b"code:" + code.value.encode(), hashlib.sha256).hexdigest()

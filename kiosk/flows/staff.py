@@ -11,6 +11,11 @@ freshness, replay) is sync's job; this is what it calls once it has.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from sqlite_utils import Database
+
 from kiosk.flows import opening
 from kiosk.flows.context import FlowContext
 from kiosk.flows.opening import DoorOpening, PendingOpening
@@ -118,16 +123,40 @@ async def open_door(
         FlowRefused: UNKNOWN_DOOR, or DOOR_BUSY when the door is in use right now.
     """
     with ctx.store.transaction() as db:
-        try:
-            doors.get_door(db, door)
-        except doors.UnknownDoorRecord:
-            raise FlowRefused(Refusal.UNKNOWN_DOOR, f"There is no locker {door} here.") from None
-        pending = opening.begin_opening(
-            ctx,
-            db,
-            door=door,
-            purpose=Purpose.OPEN,
-            actor=actor,
-            detail={"reason": reason, "requested_by": requested_by},
+        pending = begin_open_door(
+            ctx, db, door, actor=actor, reason=reason, requested_by=requested_by
         )
     return await opening.pulse(ctx, pending)
+
+
+def begin_open_door(
+    ctx: FlowContext,
+    db: Database,
+    door: int,
+    *,
+    actor: Actor,
+    reason: str,
+    requested_by: str,
+    detail: Mapping[str, Any] | None = None,
+) -> PendingOpening:
+    """The first half of `open_door`, in the caller's transaction: commits to opening ``door``.
+
+    For a caller that records something with the decision (sync records a remote command's id);
+    it pulses with `opening.pulse` after the commit. Refuses before writing anything.
+
+    Raises:
+        FlowRefused: UNKNOWN_DOOR, or DOOR_BUSY when the door is in use right now.
+        NotInTransaction: called outside `Store.transaction`.
+    """
+    try:
+        doors.get_door(db, door)
+    except doors.UnknownDoorRecord:
+        raise FlowRefused(Refusal.UNKNOWN_DOOR, f"There is no locker {door} here.") from None
+    return opening.begin_opening(
+        ctx,
+        db,
+        door=door,
+        purpose=Purpose.OPEN,
+        actor=actor,
+        detail={"reason": reason, "requested_by": requested_by, **(detail or {})},
+    )

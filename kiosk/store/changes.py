@@ -2,10 +2,12 @@
 
 Sync will call these with each change of the location's change log and its revision:
 
-- `apply_allocation`: create or update an allocation (with its code, hashed here);
+- `apply_allocation`: create or update an allocation (with its code hashed here, or the hash
+  the cloud computed with the kiosk's code secret);
 - `cancel_allocation`: cancel a reservation;
 - `set_door_maintenance`: take a door out of service or put it back;
-- `last_revision`: where to resume the change log.
+- `last_revision`: where to resume the change log; `advance_revision`: move past a change that
+  was refused.
 
 Each is one transaction that also advances the stored revision, so a change and "applied up to
 revision N" are never separated; wrap several calls in `Store.transaction` to apply a whole
@@ -21,6 +23,7 @@ in a door here (or on its way in) is not cancelled from afar.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -28,11 +31,14 @@ from enum import StrEnum
 from sqlite_utils import Database
 
 from kiosk.store import allocations, audit, codes, doors, operations, outbox
-from kiosk.store.database import Store
+from kiosk.store.code_hash import CodeHasher
+from kiosk.store.database import Store, require_transaction
 from kiosk.store.records import Actor, AllocationKind, CodeKind, EventType, to_db_time
 from shared.codes import PickupCode
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
+
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class ApplyOutcome(StrEnum):
@@ -66,9 +72,12 @@ class AllocationUpdate:
         pickup_expires_at: End of the pickup window, once deposited.
         order_id: For returns: the customer's order.
         return_reason: For returns: why the customer returns it.
+        code_hash: Its code as the cloud sends it over the broker: the HMAC-SHA256 under the
+            kiosk's code secret (`shared.codes.code_hash`). Give this or ``code``, not both.
 
     Raises:
-        ValueError: on construction, for an empty id or barcode, or naive times.
+        ValueError: on construction, for an empty id or barcode, naive times, both a code and
+            a code hash, or a code hash that is not 64 lowercase hex digits.
     """
 
     allocation_id: str
@@ -82,10 +91,15 @@ class AllocationUpdate:
     pickup_expires_at: datetime | None = None
     order_id: str | None = None
     return_reason: str | None = None
+    code_hash: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.allocation_id.strip() or not self.barcode.strip():
             raise ValueError("an allocation needs an id and a barcode")
+        if self.code is not None and self.code_hash is not None:
+            raise ValueError("give an allocation's code or its code hash, not both")
+        if self.code_hash is not None and not _HASH.fullmatch(self.code_hash):
+            raise ValueError("a code hash is 64 lowercase hex digits")
         for when in (self.reservation_expires_at, self.pickup_expires_at):
             if when is not None and when.tzinfo is None:
                 raise ValueError("allocation times must be timezone-aware")
@@ -93,6 +107,12 @@ class AllocationUpdate:
     @property
     def code_kind(self) -> CodeKind:
         return CodeKind.RETURN if self.kind is AllocationKind.RETURN else CodeKind.PICKUP
+
+    def hashed_code(self, hasher: CodeHasher) -> str | None:
+        """The code's keyed hash as the store keeps it, or None when the update has no code."""
+        if self.code is not None:
+            return hasher.hash(self.code)
+        return self.code_hash
 
 
 # Moves the cloud decides on its own; every other move is a physical fact made at the kiosk.
@@ -120,17 +140,18 @@ def apply_allocation(
     """
     _check_revision(revision)
     with store.transaction() as db:
-        _advance_revision(db, revision, now)
+        advance_revision(db, revision, now)
         current = allocations.find_allocation(db, update.allocation_id)
         if current is not None and revision <= current.revision:
             return ApplyResult(ApplyOutcome.STALE)
         # A parcel finished here (or sent finished) needs no code: attaching one would make a
         # code the customer already used live again.
         finished = (update.status if current is None else current.status).is_final
+        hashed = update.hashed_code(store.hasher)
         code_id = (
             None
-            if update.code is None or finished
-            else codes.attach_code(db, store.hasher.hash(update.code), update.code_kind, now)
+            if hashed is None or finished
+            else codes.attach_code(db, hashed, update.code_kind, now)
         )
         if current is None:
             return _create(db, update, code_id, revision, now)
@@ -177,7 +198,7 @@ def cancel_allocation(
     """
     _check_revision(revision)
     with store.transaction() as db:
-        _advance_revision(db, revision, now)
+        advance_revision(db, revision, now)
         current = allocations.find_allocation(db, allocation_id)
         if current is None:
             return ApplyResult(ApplyOutcome.REFUSED, "unknown allocation")
@@ -216,7 +237,7 @@ def set_door_maintenance(
     with store.transaction() as db:
         if revision is not None:
             _check_revision(revision)
-            _advance_revision(db, revision, now)
+            advance_revision(db, revision, now)
         current = doors.get_door(db, door)
         if revision is not None:
             seen = db.execute(
@@ -354,7 +375,13 @@ def _check_revision(revision: int) -> None:
         raise ValueError(f"revisions are 0 or more, got {revision}")
 
 
-def _advance_revision(db: Database, revision: int, now: datetime) -> None:
+def advance_revision(db: Database, revision: int, now: datetime) -> None:
+    """Raises the stored revision to ``revision`` (never lowers it), in the caller's transaction.
+
+    For a change that was refused or named something unknown: it is still part of the log, and
+    the kiosk must not ask for it again.
+    """
+    require_transaction(db)
     db.execute(
         "UPDATE sync_state SET last_revision = max(last_revision, ?), updated_at = ? WHERE id = 1",
         [revision, to_db_time(now)],

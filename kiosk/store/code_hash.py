@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from shared.codes import PickupCode
+from shared.codes import PickupCode, code_hash
 
 MIN_SECRET_BYTES = 16
 """A shorter secret could be guessed along with the code."""
@@ -38,8 +38,8 @@ class CodeHasher:
         return "CodeHasher(<secret>)"
 
     def hash(self, code: PickupCode) -> str:
-        """The code's HMAC-SHA256, 64 hex digits."""
-        return hmac.new(self._key, b"code:" + code.value.encode(), hashlib.sha256).hexdigest()
+        """The code's HMAC-SHA256, 64 hex digits (`shared.codes.code_hash`, as the cloud sends)."""
+        return code_hash(self._key, code)
 
     def fingerprint(self) -> str:
         """Identifies the secret without revealing it (kept in the store to detect a change)."""

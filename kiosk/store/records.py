@@ -104,6 +104,7 @@ class EventType(StrEnum):
     PARCEL_COLLECTED = "parcel_collected"
     RETURN_DEPOSITED = "return_deposited"
     KEYPAD_LOCKED = "keypad_locked"
+    REMOTE_OPEN_REFUSED = "remote_open_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -209,10 +209,31 @@ def _door_maintenance_revision(db: Database) -> None:
     )
 
 
+@migrations(name="0004_applied_commands")
+def _applied_commands(db: Database) -> None:
+    # Cloud commands (remote opens) already decided, kept past their expiry, so that a replay
+    # opens nothing even after a restart has emptied the in-memory replay guard (invariant 7).
+    db.execute(
+        """
+        CREATE TABLE applied_commands (
+            command_id   TEXT PRIMARY KEY,
+            kind         TEXT NOT NULL,
+            door         INTEGER,
+            outcome      TEXT NOT NULL,
+            operation_id TEXT,
+            decided_at   TEXT NOT NULL,
+            keep_until   TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX applied_commands_keep_until ON applied_commands (keep_until)")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
     "0003_door_maintenance_revision",
+    "0004_applied_commands",
 )
 
 

@@ -32,6 +32,7 @@ def test_every_key_the_parser_accepts_is_in_the_documented_list(tmp_path: Path) 
     }
     accepted |= {f"rules.{k}" for k in ("keypad_max_failures", *config._RULE_DURATIONS)}
     accepted |= {"monitor.poll_interval_s", "monitor.max_backoff_s", "layout"}
+    accepted |= {f"sync.{k}" for k in config._SYNC_KEYS}
     assert accepted == set(config.DOCUMENTED_KEYS)
     tables = {key.split(".")[0] for key in config.DOCUMENTED_KEYS}
     tables |= {key.split(".")[0] for key in hardware_config.DOCUMENTED_KEYS}

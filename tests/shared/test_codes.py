@@ -45,3 +45,14 @@ def test_normalize_refuses_bad_codes(raw, match):
 def test_pickup_code_refuses_unnormalized_value():
     with pytest.raises(InvalidCode):
         PickupCode("abcdef")
+
+
+def test_the_cloud_and_the_kiosk_hash_a_code_the_same_way():
+    from kiosk.store.code_hash import CodeHasher
+    from shared.codes import code_hash
+
+    secret = b"a-kiosk-code-secret-0123"
+    code = PickupCode.parse("abc-234")
+    assert code_hash(secret, code) == CodeHasher(secret).hash(code)
+    assert len(code_hash(secret, code)) == 64
+    assert code_hash(secret, code) != code_hash(b"another-secret-0123456", code)

@@ -1,0 +1,452 @@
+"""`KioskSync`: the one owner of the kiosk's MQTT connection to the cloud.
+
+Every connection attempt is a new ``aiomqtt.Client`` (persistent session: clean session off,
+client id = kiosk id) inside a reconnect loop with full-jitter exponential backoff (0.5 s doubling
+to 60 s by default), so a fleet coming back after an outage does not storm the broker. On each
+connection, in this order (the device-twin order of ``docs/protocol.md``):
+
+1. connect, with the signed ``death`` of this connection's epoch as the MQTT will;
+2. subscribe to ``locker/v1/{loc}/cloud/#`` (QoS 1);
+3. publish the retained ``birth``;
+4. ask for every change since ``last_revision`` (``sync_request``);
+5. publish pending outbox events; then serve messages, pump the outbox and send heartbeats
+   until the connection drops.
+
+Every received message goes through `shared.protocol.open_message` with a key resolver that
+accepts only the cloud's provisioned key, for this location, and a replay guard. A rejected
+message is logged with its reason and changes nothing; no input, and no failure of the broker,
+ever raises out of `KioskSync.run`: the door monitor and the flows never depend on sync
+(invariant 6). The SQLite store, not the client, holds everything durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import aiomqtt
+
+from kiosk.config import SyncConfig
+from kiosk.flows.context import FlowContext
+from kiosk.store import changes, meta
+from kiosk.store import commands as command_records
+from kiosk.store.records import OutboxEvent
+from kiosk.sync import apply, commands, presence
+from kiosk.sync.pump import OutboxPump
+from shared.protocol import (
+    CLOUD_SENDER,
+    MAX_LIFETIME,
+    MAX_PAYLOAD_BYTES,
+    AckBody,
+    Body,
+    ChangesBody,
+    Channel,
+    EventRecord,
+    EventsBody,
+    Message,
+    MessageType,
+    Rejected,
+    RejectReason,
+    RemoteOpenBody,
+    ReplayGuard,
+    SnapshotBody,
+    SyncRequestBody,
+    kiosk_subscription,
+    open_message,
+    seal,
+    topic,
+)
+from shared.signing import Signer, Verifier
+
+log = logging.getLogger(__name__)
+
+SYNC_REQUEST_REPEAT_AFTER = timedelta(seconds=5)
+"""A gap asks again for the same revision only after this long (an answer may be on its way)."""
+STOP_GRACE_S = 2.0
+"""How long a clean stop waits to publish the kiosk's death."""
+
+
+@dataclass(slots=True)
+class SyncStatus:
+    """What the sync is doing, for the staff screen, the CLI and tests.
+
+    Attributes:
+        connected: Whether a connection is up (subscribed and born).
+        epoch: The epoch of the current (or last) connection.
+        connections: Connections made since start.
+        last_error: The last connection error, as text.
+        last_error_at: When it happened.
+        last_message_at: When the last valid cloud message arrived.
+        last_revision: The last cloud revision applied.
+        rejected: Rejected cloud messages by reason.
+    """
+
+    connected: bool = False
+    epoch: int = 0
+    connections: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_message_at: datetime | None = None
+    last_revision: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class KioskSync:
+    """Keeps the kiosk in sync with the cloud over MQTT until cancelled.
+
+    Args:
+        ctx: The kiosk (its store, door bank for remote opens, and clock).
+        config: The ``[sync]`` configuration (with the kiosk's private key read).
+        board_error: Gives the door bank's current error for heartbeats (the monitor's health).
+
+    Raises:
+        KioskConfigError: on construction, when the configuration has no private key loaded.
+    """
+
+    def __init__(
+        self,
+        ctx: FlowContext,
+        config: SyncConfig,
+        *,
+        board_error: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.location_id = ctx.store.identity.location_id
+        self.kiosk_id = ctx.store.identity.kiosk_id
+        self.status = SyncStatus(last_revision=changes.last_revision(ctx.store.db))
+        self.outbox_changed = asyncio.Event()
+        """Set it after committing outbox events to publish them at once (else within
+        ``outbox_check_s``)."""
+        self._signer: Signer = config.require_signer()
+        self._cloud_key: Verifier = config.cloud_key
+        self._board_error = board_error
+        self._guard = ReplayGuard()
+        self._pump = OutboxPump(
+            ctx.store,
+            ack_timeout=timedelta(seconds=config.ack_timeout_s),
+            retention=timedelta(seconds=config.event_retention_s),
+        )
+        self._last_sync_request: tuple[int, datetime] | None = None
+        self._commands: set[asyncio.Task[object]] = set()
+        self._failures = 0
+
+    # The connection
+
+    async def run(self) -> None:
+        """Connects, syncs, and reconnects with backoff, until cancelled. Never raises else."""
+        try:
+            while True:
+                try:
+                    await self._connection()
+                except aiomqtt.MqttError as error:
+                    self._note_error(f"{type(error).__name__}: {error}")
+                    log.warning("broker connection failed or lost: %s", error)
+                except Exception as error:
+                    # A bug or a failing store must not end sync for good, nor the daemon.
+                    self._note_error(f"{type(error).__name__}: {error}")
+                    log.exception("sync connection failed")
+                self.status.connected = False
+                delay = self.backoff(self._failures)
+                self._failures += 1
+                log.info("reconnecting to the broker in %.1f s", delay)
+                await asyncio.sleep(delay)
+        finally:
+            self.status.connected = False
+            for task in self._commands:
+                task.cancel()
+
+    def backoff(self, failures: int) -> float:
+        """Full jitter: uniform in [0, min(max, min * 2**failures)]."""
+        cap = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2 ** min(failures, 30))
+        return random.uniform(0, cap)
+
+    async def _connection(self) -> None:
+        store = self.ctx.store
+        epoch = meta.next_epoch(store)
+        self.status.epoch = epoch
+        will = aiomqtt.Will(
+            self._topic(Channel.KIOSK_PRESENCE),
+            self._seal(
+                MessageType.DEATH,
+                presence.death_body(self.kiosk_id, epoch),
+                ttl=MAX_LIFETIME[MessageType.DEATH],
+            ),
+            qos=1,
+            retain=True,
+        )
+        client = aiomqtt.Client(
+            self.config.broker_host,
+            self.config.broker_port,
+            identifier=self.kiosk_id,
+            clean_session=False,
+            will=will,
+            keepalive=self.config.keepalive_s,
+            timeout=10,
+            tls_context=self._tls_context(),
+        )
+        async with client:
+            await client.subscribe(kiosk_subscription(self.location_id), qos=1)
+            await self._publish(
+                client,
+                Channel.KIOSK_PRESENCE,
+                MessageType.BIRTH,
+                presence.birth_body(store.db, self.kiosk_id, epoch),
+                retain=True,
+            )
+            self.status.connected = True
+            self.status.connections += 1
+            self._failures = 0
+            log.info(
+                "connected to %s:%d as %s (epoch %d)",
+                self.config.broker_host,
+                self.config.broker_port,
+                self.kiosk_id,
+                epoch,
+            )
+            self._last_sync_request = None
+            await self._request_sync(client)
+            self._pump.reset()
+            try:
+                await _first_failure(
+                    self._pump_outbox(client),
+                    self._serve(client),
+                    self._heartbeats(client, epoch),
+                )
+            except asyncio.CancelledError:
+                await self._say_goodbye(client, epoch)
+                raise
+
+    async def _say_goodbye(self, client: aiomqtt.Client, epoch: int) -> None:
+        # A clean disconnect suppresses the will, so a stopping kiosk publishes its death itself.
+        self.status.connected = False
+        goodbye = asyncio.ensure_future(
+            self._publish(
+                client,
+                Channel.KIOSK_PRESENCE,
+                MessageType.DEATH,
+                presence.death_body(self.kiosk_id, epoch),
+                retain=True,
+                ttl=MAX_LIFETIME[MessageType.DEATH],
+            )
+        )
+        await asyncio.wait([goodbye], timeout=STOP_GRACE_S)
+        if not goodbye.done():
+            goodbye.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await goodbye
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls:
+            return None
+        ca = None if self.config.ca_file is None else str(self.config.ca_file)
+        return ssl.create_default_context(cafile=ca)
+
+    # Cloud to kiosk
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, bytes | bytearray):
+                data = bytes(payload)
+            else:
+                data = b"" if payload is None else str(payload).encode()
+            try:
+                await self._handle(client, message.topic.value, data)
+            except Exception:
+                log.exception("handling a message on %s failed", message.topic.value)
+
+    async def _handle(self, client: aiomqtt.Client, topic_name: str, payload: bytes) -> None:
+        """Checks and applies one received message; a rejected one is logged and dropped."""
+        now = self.ctx.clock.now()
+        try:
+            message = open_message(
+                payload, topic_name, keys=self._keys, now=now, replay_guard=self._guard
+            )
+        except Rejected as rejected:
+            self.status.rejected[rejected.reason.value] += 1
+            level = logging.INFO if rejected.reason is RejectReason.REPLAYED else logging.WARNING
+            log.log(
+                level,
+                "rejected a message on %s: %s (%s)",
+                topic_name,
+                rejected.reason.value,
+                rejected.detail,
+            )
+            return
+        self.status.last_message_at = now
+        await self._dispatch(client, message, now)
+
+    async def _dispatch(self, client: aiomqtt.Client, message: Message, now: datetime) -> None:
+        body = message.body
+        store = self.ctx.store
+        if isinstance(body, ChangesBody):
+            result = apply.apply_changes(store, body, now)
+            self.status.last_revision = result.last_revision
+            if result.status is apply.CheckpointStatus.GAP:
+                await self._request_sync(client)
+            if result.applied:
+                self.outbox_changed.set()  # applying may have written events
+        elif isinstance(body, SnapshotBody):
+            result = apply.apply_snapshot(store, body, now)
+            self.status.last_revision = result.last_revision
+            self.outbox_changed.set()
+        elif isinstance(body, AckBody):
+            if body.kiosk_id != self.kiosk_id:
+                return  # another kiosk's at this location
+            self._pump.acknowledged(body.through_sequence, now)
+            self.outbox_changed.set()
+        elif isinstance(body, RemoteOpenBody):
+            task: asyncio.Task[object] = asyncio.create_task(
+                self._remote_open(body, message.envelope.expires_at)
+            )
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
+
+    async def _remote_open(self, body: RemoteOpenBody, expires_at: datetime) -> None:
+        try:
+            await commands.remote_open(self.ctx, body, expires_at=expires_at)
+        except Exception:
+            log.exception("remote open %s failed", body.command_id)
+        self.outbox_changed.set()
+
+    def _keys(self, location_id: str, sender: str) -> Verifier | None:
+        if location_id == self.location_id and sender == CLOUD_SENDER:
+            return self._cloud_key
+        return None
+
+    # Kiosk to cloud
+
+    async def _request_sync(self, client: aiomqtt.Client) -> None:
+        now = self.ctx.clock.now()
+        since = changes.last_revision(self.ctx.store.db)
+        if self._last_sync_request is not None:
+            asked, at = self._last_sync_request
+            if asked == since and now - at < SYNC_REQUEST_REPEAT_AFTER:
+                return
+        self._last_sync_request = (since, now)
+        await self._publish(
+            client,
+            Channel.KIOSK_SYNC,
+            MessageType.SYNC_REQUEST,
+            SyncRequestBody(since_revision=since),
+        )
+        log.info("asked the cloud for changes since revision %d", since)
+
+    async def _pump_outbox(self, client: aiomqtt.Client) -> None:
+        while True:
+            self.outbox_changed.clear()
+            for batch in self._pump.due(self.ctx.clock.now()):
+                await self._publish_events(client, batch)
+            await _wait_for_event(self.outbox_changed, self.config.outbox_check_s)
+
+    async def _publish_events(self, client: aiomqtt.Client, batch: list[OutboxEvent]) -> None:
+        records = [
+            EventRecord(
+                sequence=event.sequence,
+                event_id=uuid.UUID(event.event_id),
+                type=event.type.value,
+                created_at=event.created_at,
+                payload=dict(event.payload),
+            )
+            for event in batch
+        ]
+        body = EventsBody(kiosk_id=self.kiosk_id, events=records)
+        payload = self._seal(MessageType.EVENTS, body)
+        if len(payload) > MAX_PAYLOAD_BYTES and len(batch) > 1:
+            # Large payloads: split rather than have the cloud reject the message unread.
+            half = len(batch) // 2
+            await self._publish_events(client, batch[:half])
+            await self._publish_events(client, batch[half:])
+            return
+        await client.publish(self._topic(Channel.KIOSK_EVENTS), payload, qos=1)
+        log.debug("published events %d..%d", records[0].sequence, records[-1].sequence)
+
+    async def _heartbeats(self, client: aiomqtt.Client, epoch: int) -> None:
+        while True:
+            store = self.ctx.store
+            body = presence.heartbeat_body(
+                store.db,
+                self.kiosk_id,
+                epoch,
+                outbox_depth=self._pump.depth(),
+                board_error=self._board_error(),
+            )
+            await self._publish(client, Channel.KIOSK_HEARTBEAT, MessageType.HEARTBEAT, body, qos=0)
+            command_records.prune_commands(store, self.ctx.clock.now())
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def _publish(
+        self,
+        client: aiomqtt.Client,
+        channel: Channel,
+        message_type: MessageType,
+        body: Body,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        ttl: timedelta | None = None,
+    ) -> None:
+        payload = self._seal(message_type, body, ttl=ttl)
+        await client.publish(self._topic(channel), payload, qos=qos, retain=retain)
+
+    def _seal(
+        self, message_type: MessageType, body: Body, *, ttl: timedelta | None = None
+    ) -> bytes:
+        return seal(
+            self._signer,
+            message_type,
+            location_id=self.location_id,
+            sender=self.kiosk_id,
+            body=body,
+            now=self.ctx.clock.now(),
+            ttl=ttl,
+        )
+
+    def _topic(self, channel: Channel) -> str:
+        return topic(self.location_id, channel)
+
+    def _note_error(self, text: str) -> None:
+        self.status.last_error = text
+        self.status.last_error_at = self.ctx.clock.now()
+
+
+async def _wait_for_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Waits until ``event`` is set or ``timeout_s`` passed.
+
+    Not `asyncio.wait_for`: on Python 3.11 it can swallow the cancellation of its caller when
+    the inner wait completes at the same moment, and a stopping kiosk would hang.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait([waiter], timeout=timeout_s)
+    finally:
+        waiter.cancel()
+
+
+async def _first_failure(*loops: Awaitable[None]) -> None:
+    """Runs the connection's loops together until one of them ends; raises what ended it.
+
+    Each loop runs until the connection drops (an `aiomqtt.MqttError`); the others are then
+    cancelled.
+    """
+    tasks = [asyncio.ensure_future(loop) for loop in loops]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    for task in done:
+        task.result()
+    raise aiomqtt.MqttError("a sync loop ended")

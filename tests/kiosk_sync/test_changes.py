@@ -1,0 +1,173 @@
+"""Cloud to kiosk over the broker: changes apply in order, once; gaps are filled; snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from kiosk.flows import staff
+from kiosk.flows.pickup import pick_up
+from kiosk.store import CodeHasher, Store, allocations, codes, doors
+from kiosk.store.records import Actor
+from kiosk.sync.apply import apply_changes
+from shared.protocol import (
+    AllocationChange,
+    ChangesBody,
+    Channel,
+    MaintenanceChange,
+    MessageType,
+    SnapshotBody,
+)
+from shared.sizes import Size
+from shared.states import AllocationStatus, DoorStatus
+
+from .conftest import LAYOUT, SECRET, Rig, allocation, eventually, hashed
+
+
+def state_of(rig: Rig) -> dict[str, tuple[str, int | None]]:
+    return snapshot_of(rig.kiosk.store)
+
+
+def snapshot_of(store: Store) -> dict[str, tuple[str, int | None]]:
+    listed = allocations.list_allocations(store.db)
+    return {a.allocation_id: (a.status.value, a.door) for a in listed}
+
+
+async def test_a_change_from_the_cloud_applies_and_its_code_hash_opens_the_door(rig: Rig) -> None:
+    kiosk = rig.kiosk
+    kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    await rig.cloud.changes(
+        1,
+        allocation("a1", status=AllocationStatus.DEPOSITED, door=2, code="ABC-234"),
+        allocation("a2", door=3, code="DEF567"),
+    )
+    await eventually(lambda: kiosk.last_revision == 2)
+    assert state_of(rig) == {"a1": ("deposited", 2), "a2": ("reserved", 3)}
+    # Only the hash crossed the broker, and only the hash is stored.
+    assert codes.find_code(kiosk.store.db, hashed("ABC234")) is not None
+
+    result = await pick_up(kiosk.ctx, "abc234", via="keypad")
+    assert result.doors == (2,)
+    assert kiosk.bank.pulses(2) == 1
+
+
+async def test_duplicates_and_out_of_order_delivery_end_in_the_same_state(rig: Rig) -> None:
+    kiosk, cloud = rig.kiosk, rig.cloud
+    cloud.answer_sync_requests = True
+    kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    first = await cloud.changes(1, allocation("a1", door=1), allocation("a2", door=2))
+    await eventually(lambda: kiosk.last_revision == 2)
+
+    # The same message again (a QoS 1 redelivery, a replay) and the same revisions in a new one.
+    await cloud.publish_raw(Channel.CLOUD_CHANGES, first)
+    await cloud.send(
+        MessageType.CHANGES,
+        ChangesBody(
+            from_revision=0,
+            to_revision=2,
+            changes=[cloud.log[1], cloud.log[2]],
+        ),
+    )
+    # Then revision 4 before revision 3: 4 is a gap (asked for), 3 applies, the answer brings 4.
+    cloud.log[3] = AllocationChange(
+        revision=3, allocation=allocation("a1", status=AllocationStatus.CANCELLED, door=1)
+    )
+    cloud.log[4] = AllocationChange(revision=4, allocation=allocation("a3", door=1))
+    await cloud.send(
+        MessageType.CHANGES, ChangesBody(from_revision=3, to_revision=4, changes=[cloud.log[4]])
+    )
+    await cloud.send(
+        MessageType.CHANGES, ChangesBody(from_revision=2, to_revision=3, changes=[cloud.log[3]])
+    )
+    await eventually(lambda: kiosk.last_revision == 4)
+
+    # The same state as a kiosk that got the log once, in order.
+    reference = Store.in_memory(CodeHasher(SECRET), kiosk.identity)
+    with reference.transaction() as db:
+        doors.sync_layout(db, LAYOUT, datetime.now(UTC))
+    in_order = ChangesBody(
+        from_revision=0, to_revision=4, changes=[cloud.log[r] for r in range(1, 5)]
+    )
+    apply_changes(reference, in_order, datetime.now(UTC))
+    assert state_of(rig) == snapshot_of(reference)
+    assert state_of(rig) == {
+        "a1": ("cancelled", 1),
+        "a2": ("reserved", 2),
+        "a3": ("reserved", 1),
+    }
+    assert kiosk.sync is not None
+    assert kiosk.sync.status.rejected["replayed"] == 1
+
+
+async def test_a_gap_asks_for_the_missing_revisions_and_the_answer_fills_it(rig: Rig) -> None:
+    kiosk, cloud = rig.kiosk, rig.cloud
+    kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    # On connect the kiosk asked for everything since its revision (0).
+    await eventually(lambda: cloud.of_type(MessageType.SYNC_REQUEST))
+    assert cloud.of_type(MessageType.SYNC_REQUEST)[0].body.since_revision == 0  # type: ignore[union-attr]
+
+    await cloud.changes(1, allocation("a1", door=1))
+    await eventually(lambda: kiosk.last_revision == 1)
+    # Revisions 2 and 3 are lost on the way; 4 arrives.
+    cloud.log[2] = AllocationChange(revision=2, allocation=allocation("a2", door=2))
+    cloud.log[3] = AllocationChange(revision=3, allocation=allocation("a3", door=3))
+    cloud.answer_sync_requests = True
+    await cloud.changes(4, allocation("a4", door=4))
+    await eventually(lambda: kiosk.last_revision == 4)
+    requests = [m.body.since_revision for m in cloud.of_type(MessageType.SYNC_REQUEST)]  # type: ignore[union-attr]
+    assert 1 in requests
+    assert sorted(state_of(rig)) == ["a1", "a2", "a3", "a4"]
+
+
+async def test_a_snapshot_replaces_the_state_but_a_deposited_parcel_stays(rig: Rig) -> None:
+    kiosk, cloud = rig.kiosk, rig.cloud
+    kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    await cloud.changes(
+        1,
+        allocation("gone", door=1),
+        allocation("kept", door=2),
+        allocation("here", status=AllocationStatus.DEPOSITED, door=3, size=Size.MEDIUM),
+    )
+    await cloud.send(
+        MessageType.CHANGES,
+        ChangesBody(
+            from_revision=3,
+            to_revision=4,
+            changes=[MaintenanceChange(revision=4, door=5, on=True, reason="hinge")],
+        ),
+    )
+    await eventually(lambda: kiosk.last_revision == 4)
+    # Staff put door 4 out of service at the kiosk: the cloud's snapshot does not know yet.
+    staff.set_maintenance(kiosk.ctx, 4, True, reason="sticky lock", actor=Actor.STAFF)
+
+    # The log was compacted; the cloud's state at revision 980: "gone" and "here" finished,
+    # "kept" moved to door 1, "new" added; door 5 back in service.
+    await cloud.send(
+        MessageType.SNAPSHOT,
+        SnapshotBody(
+            revision=980,
+            allocations=[allocation("kept", door=1), allocation("new", door=2)],
+            maintenance=[],
+        ),
+    )
+    await eventually(lambda: kiosk.last_revision == 980)
+    assert state_of(rig) == {
+        "gone": ("cancelled", 1),  # its door is free again: "kept" took it
+        "kept": ("reserved", 1),
+        "here": ("deposited", 3),  # physical facts win: the parcel is in door 3
+        "new": ("reserved", 2),
+    }
+    db = kiosk.store.db
+    assert doors.get_door(db, 5).status is DoorStatus.AVAILABLE  # the cloud's maintenance ended
+    assert doors.get_door(db, 4).status is DoorStatus.MAINTENANCE  # the staff's stays
+
+    # A late copy of an older snapshot changes nothing.
+    await cloud.send(
+        MessageType.SNAPSHOT, SnapshotBody(revision=900, allocations=[], maintenance=[])
+    )
+    await asyncio.sleep(0.3)
+    assert state_of(rig)["kept"] == ("reserved", 1)
