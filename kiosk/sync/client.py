@@ -10,7 +10,8 @@ connection, in this order (the device-twin order of ``docs/protocol.md``):
 3. publish the retained ``birth``;
 4. ask for every change since ``last_revision`` (``sync_request``);
 5. publish pending outbox events; then serve messages, pump the outbox and send heartbeats
-   until the connection drops.
+   until the connection drops, or until it has lived 23 hours: its will, a death signed to live
+   one day, must never be stale when the broker publishes it, so the kiosk then reconnects.
 
 Every received message goes through `shared.protocol.open_message` with a key resolver that
 accepts only the cloud's provisioned key, for this location, and a replay guard. A rejected
@@ -72,6 +73,13 @@ SYNC_REQUEST_REPEAT_AFTER = timedelta(seconds=5)
 """A gap asks again for the same revision only after this long (an answer may be on its way)."""
 STOP_GRACE_S = 2.0
 """How long a clean stop waits to publish the kiosk's death."""
+WILL_RENEWAL = MAX_LIFETIME[MessageType.DEATH] - timedelta(hours=1)
+"""A connection is renewed after this long, so that its will (a death signed to live one day)
+has not expired when the broker publishes it."""
+
+
+class _RenewWill(Exception):
+    """Ends a connection that has lived long enough for its will to near its expiry."""
 
 
 @dataclass(slots=True)
@@ -138,6 +146,7 @@ class KioskSync:
         self._last_sync_request: tuple[int, datetime] | None = None
         self._commands: set[asyncio.Task[object]] = set()
         self._failures = 0
+        self.will_renewal = WILL_RENEWAL
 
     # The connection
 
@@ -147,6 +156,9 @@ class KioskSync:
             while True:
                 try:
                     await self._connection()
+                except _RenewWill:
+                    log.info("renewing the connection, so that its will stays valid")
+                    continue
                 except aiomqtt.MqttError as error:
                     self._note_error(f"{type(error).__name__}: {error}")
                     log.warning("broker connection failed or lost: %s", error)
@@ -220,6 +232,7 @@ class KioskSync:
                     self._pump_outbox(client),
                     self._serve(client),
                     self._heartbeats(client, epoch),
+                    self._renew_will_later(),
                 )
             except asyncio.CancelledError:
                 await self._say_goodbye(client, epoch)
@@ -243,6 +256,12 @@ class KioskSync:
             goodbye.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await goodbye
+
+    async def _renew_will_later(self) -> None:
+        # MQTT 3.1.1 cannot change a connection's will; a new connection (clean disconnect, so
+        # no death; same persistent session, so nothing queued is lost) gets a fresh one.
+        await asyncio.sleep(self.will_renewal.total_seconds())
+        raise _RenewWill
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.config.tls:

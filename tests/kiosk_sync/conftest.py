@@ -284,10 +284,12 @@ class Kiosk:
     def ctx(self) -> FlowContext:
         return FlowContext(self.store, self.bank, SystemClock())
 
-    def start(self, **config: Any) -> KioskSync:
+    def start(
+        self, *, board_error: Callable[[], str | None] = lambda: None, **config: Any
+    ) -> KioskSync:
         if config:
             self.config = replace(self.config, **config)
-        self.sync = KioskSync(self.ctx, self.config)
+        self.sync = KioskSync(self.ctx, self.config, board_error=board_error)
         self.task = asyncio.create_task(self.sync.run())
         return self.sync
 

@@ -1,0 +1,172 @@
+"""The connection: reconnecting after the link drops, presence (birth, will, death), heartbeats.
+
+A `TcpProxy` stands between the kiosk and the broker: killing it drops the kiosk's connection
+without an MQTT DISCONNECT (as a broker restart, or a dead mobile link, would), so the broker
+publishes the kiosk's will; starting it again lets the kiosk back in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from kiosk.store import doors, outbox
+from kiosk.store.records import EventType
+from shared.protocol import (
+    BirthBody,
+    Channel,
+    DeathBody,
+    HeartbeatBody,
+    MessageType,
+    open_message,
+    topic,
+)
+
+from .conftest import Rig, TcpProxy, allocation, eventually, make_rig
+
+
+@pytest.fixture
+async def proxied(
+    tmp_path: Path, mqtt_broker: tuple[str, int, bool]
+) -> AsyncIterator[tuple[Rig, TcpProxy]]:
+    """A rig whose kiosk reaches the broker through a proxy the test can kill."""
+    host, port, _ = mqtt_broker
+    proxy = TcpProxy(host, port)
+    await proxy.start()
+    try:
+        async with make_rig(tmp_path, host, port, kiosk_port=proxy.port) as rig:
+            yield rig, proxy
+    finally:
+        await proxy.kill()
+
+
+def births(rig: Rig) -> list[BirthBody]:
+    return [m.body for m in rig.cloud.of_type(MessageType.BIRTH)]  # type: ignore[misc]
+
+
+def deaths(rig: Rig) -> list[DeathBody]:
+    return [m.body for m in rig.cloud.of_type(MessageType.DEATH)]  # type: ignore[misc]
+
+
+async def test_the_kiosk_reconnects_after_the_link_drops_and_resumes(
+    proxied: tuple[Rig, TcpProxy],
+) -> None:
+    rig, proxy = proxied
+    kiosk, cloud = rig.kiosk, rig.cloud
+    cloud.answer_sync_requests = True
+    sync = kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    first_epoch = sync.status.epoch
+    await eventually(lambda: [b.epoch for b in births(rig)] == [first_epoch])
+
+    await proxy.kill()
+    await eventually(lambda: not kiosk.connected)
+    # While the kiosk is cut off: the cloud changes something, a door closes at the kiosk.
+    await cloud.changes(1, allocation("a1", door=1))
+    with kiosk.store.transaction() as db:
+        outbox.append_event(db, EventType.DOOR_CLOSED, {"door": 2}, datetime.now(UTC))
+    assert sync.status.last_error is not None
+
+    await proxy.start()
+    await eventually(lambda: kiosk.connected and sync.status.epoch > first_epoch)
+    await eventually(lambda: kiosk.last_revision == 1)  # queued for its session, or asked for
+    await eventually(lambda: cloud.of_type(MessageType.EVENTS))
+    assert [b.epoch for b in births(rig)] == [first_epoch, sync.status.epoch]
+    requests = [m.body.since_revision for m in cloud.of_type(MessageType.SYNC_REQUEST)]  # type: ignore[union-attr]
+    assert requests[0] == 0
+    assert len(requests) >= 2  # asked again after reconnecting
+    assert sync.status.connections == 2
+
+
+async def test_a_dead_connection_leaves_its_death_retained_with_its_epoch(
+    proxied: tuple[Rig, TcpProxy],
+) -> None:
+    rig, proxy = proxied
+    kiosk = rig.kiosk
+    sync = kiosk.start()
+    await eventually(lambda: kiosk.connected and births(rig))
+    epoch = sync.status.epoch
+
+    await proxy.kill()  # no DISCONNECT: the broker publishes the will
+    await eventually(lambda: deaths(rig))
+    assert deaths(rig) == [DeathBody(kiosk_id=kiosk.identity.kiosk_id, epoch=epoch)]
+
+    # Retained: a cloud worker that subscribes later still sees the kiosk is dead, and when.
+    presence = topic(kiosk.identity.location_id, Channel.KIOSK_PRESENCE)
+    host, port = rig.broker
+    async with aiomqtt.Client(host, port, identifier=f"late-{uuid.uuid4().hex[:8]}") as late:
+        await late.subscribe(presence, qos=1)
+        async for message in late.messages:
+            assert isinstance(message.payload, bytes)
+            opened = open_message(
+                message.payload,
+                presence,
+                keys=lambda _loc, _sender: kiosk.signer.verifier,
+                now=datetime.now(UTC),
+            )
+            assert opened.body == DeathBody(kiosk_id=kiosk.identity.kiosk_id, epoch=epoch)
+            assert message.retain
+            break
+
+
+async def test_a_clean_stop_publishes_the_death_itself(rig: Rig) -> None:
+    kiosk = rig.kiosk
+    sync = kiosk.start()
+    await eventually(lambda: kiosk.connected and births(rig))
+    await kiosk.stop()
+    await eventually(lambda: deaths(rig))
+    assert deaths(rig)[-1].epoch == sync.status.epoch
+
+
+async def test_heartbeats_carry_the_kiosks_health(rig: Rig) -> None:
+    kiosk, cloud = rig.kiosk, rig.cloud
+    with kiosk.store.transaction() as db:
+        doors.set_fault(db, 4, "not_detected: no opening seen", datetime.now(UTC))
+        outbox.append_event(db, EventType.DOOR_CLOSED, {"door": 4}, datetime.now(UTC))
+    kiosk.start(heartbeat_interval_s=0.2, board_error=lambda: "board 0 silent")
+    await eventually(lambda: kiosk.connected)
+    await cloud.changes(1, allocation("a1", door=1))
+    await eventually(
+        lambda: any(
+            m.body.last_revision == 1  # type: ignore[union-attr]
+            for m in cloud.of_type(MessageType.HEARTBEAT)
+        )
+    )
+    beats = cloud.of_type(MessageType.HEARTBEAT)
+    assert len(beats) >= 2
+    beat = beats[-1].body
+    assert isinstance(beat, HeartbeatBody)
+    assert beat.kiosk_id == kiosk.identity.kiosk_id
+    assert beat.door_faults == {"4": "not_detected: no opening seen"}
+    assert beat.outbox_depth == 1
+    assert beat.disk_free_bytes > 0
+    assert beat.board_error == "board 0 silent"
+    assert beat.epoch == births(rig)[-1].epoch
+
+
+async def test_the_epoch_keeps_growing_across_restarts(rig: Rig) -> None:
+    kiosk = rig.kiosk
+    sync = kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    first = sync.status.epoch
+    sync = await kiosk.restart()
+    await eventually(lambda: kiosk.connected)
+    assert sync.status.epoch == first + 1
+
+
+async def test_a_long_connection_is_renewed_before_its_will_goes_stale(rig: Rig) -> None:
+    # The will is a death signed to live a day: a connection older than that would leave an
+    # expired death behind, which the cloud rejects. The kiosk reconnects first, cleanly.
+    kiosk = rig.kiosk
+    sync = kiosk.start()
+    sync.will_renewal = timedelta(seconds=0.3)
+    await eventually(lambda: len(births(rig)) >= 3)
+    epochs = [b.epoch for b in births(rig)]
+    assert epochs == sorted(set(epochs))
+    assert deaths(rig) == []  # a clean disconnect publishes no will
+    assert sync.status.last_error is None

@@ -1,0 +1,103 @@
+"""The ``[sync]`` table: a valid one loads, every bad key is named, the key is read on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import KioskConfigError, load_config
+from shared.signing import Signer
+from tests.kiosk_process.helpers import write_config
+
+FAKE = '[doors]\nbackend = "fake"\n[doors.fake]\ndoors = 8\n'
+CLOUD_KEY = Signer.generate().verifier.public_base64()
+
+
+def config_with(tmp_path: Path, sync: str, *, key: bool = True) -> Path:
+    if key:
+        (tmp_path / "kiosk-key.pem").write_bytes(Signer.generate().private_pem())
+    return write_config(tmp_path, doors=FAKE, extra=f"[sync]\n{sync}")
+
+
+def base(**overrides: str) -> str:
+    keys = {
+        "broker_url": '"mqtt://broker.example.net"',
+        "cloud_public_key": f'"{CLOUD_KEY}"',
+        "private_key_file": '"kiosk-key.pem"',
+        **overrides,
+    }
+    return "\n".join(f"{k} = {v}" for k, v in keys.items() if v)
+
+
+def test_a_full_sync_table_loads(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("unused here")
+    path = config_with(
+        tmp_path,
+        base(broker_url='"mqtts://broker.example.net:18883"')
+        + '\nca_file = "ca.pem"\nheartbeat_interval_s = 15\nkeepalive_s = 20'
+        + "\nreconnect_min_s = 1\nreconnect_max_s = 30\nack_timeout_s = 2.5"
+        + "\noutbox_check_s = 0.5\nevent_retention_s = 3600",
+    )
+    sync = load_config(path).sync
+    assert sync is not None
+    assert (sync.broker_host, sync.broker_port, sync.tls) == ("broker.example.net", 18883, True)
+    assert sync.ca_file == tmp_path / "ca.pem"
+    assert sync.cloud_key.public_base64() == CLOUD_KEY
+    assert sync.private_key_file == tmp_path / "kiosk-key.pem"
+    assert sync.signer is not None
+    assert (sync.heartbeat_interval_s, sync.keepalive_s) == (15.0, 20)
+    assert (sync.reconnect_min_s, sync.reconnect_max_s) == (1.0, 30.0)
+    assert (sync.ack_timeout_s, sync.outbox_check_s, sync.event_retention_s) == (2.5, 0.5, 3600.0)
+    assert "PRIVATE" not in repr(sync)
+
+
+def test_defaults_and_no_sync_table(tmp_path: Path) -> None:
+    sync = load_config(config_with(tmp_path, base())).sync
+    assert sync is not None
+    assert (sync.broker_port, sync.tls, sync.heartbeat_interval_s) == (1883, False, 30.0)
+    assert (sync.reconnect_min_s, sync.reconnect_max_s, sync.ack_timeout_s) == (0.5, 60.0, 5.0)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert load_config(write_config(other, doors=FAKE)).sync is None
+
+
+def test_the_private_key_is_not_read_without_the_secrets(tmp_path: Path) -> None:
+    path = config_with(tmp_path, base(), key=False)
+    sync = load_config(path, read_secret=False).sync
+    assert sync is not None
+    assert sync.signer is None
+    with pytest.raises(KioskConfigError, match=r"sync\.private_key_file: cannot read"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("sync", "message"),
+    [
+        (base(broker_url=""), r"sync\.broker_url is required"),
+        (base(broker_url='"http://broker"'), r"sync\.broker_url: expected mqtt://"),
+        (base(broker_url='"mqtt://broker:99999"'), r"sync\.broker_url: Port out of range"),
+        (base(broker_url='"mqtt://broker/path"'), r"sync\.broker_url: only a scheme"),
+        (base(cloud_public_key='"not-base64!"'), r"sync\.cloud_public_key: not an Ed25519"),
+        (base(cloud_public_key=""), r"sync\.cloud_public_key is required"),
+        (base(private_key_file=""), r"sync\.private_key_file is required"),
+        (base(private_key_file='"missing.pem"'), r"sync\.private_key_file: cannot read"),
+        (base() + '\nca_file = "ca.pem"', r"sync\.ca_file: only used with an mqtts://"),
+        (base() + "\nheartbeat_interval_s = 0", r"sync\.heartbeat_interval_s: expected a pos"),
+        (base() + '\nack_timeout_s = "5"', r"sync\.ack_timeout_s: expected a positive"),
+        (base() + "\nkeepalive_s = 1", r"sync\.keepalive_s: expected a whole number"),
+        (base() + "\nkeepalive_s = 30.5", r"sync\.keepalive_s: expected a whole number"),
+        (base() + "\nreconnect_max_s = 0.1", r"sync\.reconnect_max_s: must be at least"),
+        (base() + "\nbroker = 1", r"sync\.broker: unknown key"),
+    ],
+)
+def test_a_bad_sync_key_is_named(tmp_path: Path, sync: str, message: str) -> None:
+    with pytest.raises(KioskConfigError, match=message):
+        load_config(config_with(tmp_path, sync))
+
+
+def test_a_private_key_that_is_not_ed25519_is_named(tmp_path: Path) -> None:
+    path = config_with(tmp_path, base())
+    (tmp_path / "kiosk-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nnope\n")
+    with pytest.raises(KioskConfigError, match=r"sync\.private_key_file: not a usable"):
+        load_config(path)
