@@ -151,6 +151,14 @@ def _check_config(args: argparse.Namespace) -> int:
         + ("none" if config.scanner is None else f"{config.scanner.port}")
         + f"; drop-offs scanned as driver {config.scanner_driver_id!r}",
         f"monitor: every {config.monitor.poll_interval_s} s",
+        "sync: "
+        + (
+            "none (no [sync] table)"
+            if config.sync is None
+            else f"{'mqtts' if config.sync.tls else 'mqtt'}://{config.sync.broker_host}:"
+            f"{config.sync.broker_port}, kiosk key {config.sync.private_key_file} read, heartbeat"
+            f" every {config.sync.heartbeat_interval_s:g} s"
+        ),
         f"rules: keypad locks after {rules.keypad_max_failures} wrong codes in"
         f" {rules.keypad_window.total_seconds():g} s for {rules.keypad_lockout.total_seconds():g}"
         f" s; left-open alert after {rules.left_open_after.total_seconds():g} s; operations"

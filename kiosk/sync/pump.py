@@ -10,7 +10,9 @@ Rules (``docs/protocol.md``, "events"):
 - at most ``window`` events are in flight (published, not yet acknowledged), so a kiosk back
   from a long outage does not flood the broker and the cloud;
 - when no ``ack`` has made progress for ``ack_timeout`` while events are in flight, everything
-  unacknowledged is sent again from the lowest sequence (a message or its ack was lost);
+  unacknowledged is sent again from the lowest sequence (a message or its ack was lost); while
+  no ack comes at all (the cloud is down) the wait doubles at each resend, up to
+  ``max_ack_timeout``, and is back to ``ack_timeout`` as soon as an ack makes progress;
 - a new connection starts again from the lowest unacknowledged event;
 - an ``ack`` marks every event through its sequence acknowledged; acknowledged events older than
   ``retention`` are pruned (at most once per ``prune_every``).
@@ -40,6 +42,7 @@ class OutboxPump:
         retention: How long acknowledged events are kept before pruning.
         window: The most events in flight at once (a multiple of `BATCH_SIZE` is best).
         prune_every: The least time between two prunes.
+        max_ack_timeout: The longest wait between resends while no ack comes.
     """
 
     def __init__(
@@ -50,11 +53,14 @@ class OutboxPump:
         retention: timedelta = timedelta(days=1),
         window: int = 10 * BATCH_SIZE,
         prune_every: timedelta = timedelta(minutes=1),
+        max_ack_timeout: timedelta = timedelta(minutes=1),
     ) -> None:
         if window < 1:
             raise ValueError("the window must allow at least one event in flight")
         self._store = store
         self._ack_timeout = ack_timeout
+        self._max_ack_timeout = max(ack_timeout, max_ack_timeout)
+        self._timeout = ack_timeout
         self._retention = retention
         self._window = window
         self._prune_every = prune_every
@@ -67,6 +73,7 @@ class OutboxPump:
         """Forgets what was sent: for a new connection, which starts from the lowest pending."""
         self._sent_through = 0
         self._deadline = None
+        self._timeout = self._ack_timeout
 
     def due(self, now: datetime) -> list[list[OutboxEvent]]:
         """The batches to publish now, oldest first (empty when there is nothing to send).
@@ -88,11 +95,12 @@ class OutboxPump:
                 "no ack for events %d..%d within %.0f s: sending them again",
                 lowest,
                 self._sent_through,
-                self._ack_timeout.total_seconds(),
+                self._timeout.total_seconds(),
             )
             self.resends += 1
             self._sent_through = lowest - 1
             self._deadline = None
+            self._timeout = min(self._timeout * 2, self._max_ack_timeout)
         in_flight = self._sent_through - lowest + 1
         room = self._window - in_flight
         if room <= 0:
@@ -102,7 +110,7 @@ class OutboxPump:
             return []
         self._sent_through = events[-1].sequence
         if self._deadline is None:
-            self._deadline = now + self._ack_timeout
+            self._deadline = now + self._timeout
         return [events[i : i + BATCH_SIZE] for i in range(0, len(events), BATCH_SIZE)]
 
     def acknowledged(self, through_sequence: int, now: datetime) -> int:
@@ -114,6 +122,7 @@ class OutboxPump:
         count = outbox.ack_through(self._store, through_sequence, now)
         if count:
             # Progress: the in-flight rest gets a full timeout again.
+            self._timeout = self._ack_timeout
             self._deadline = (
                 now + self._ack_timeout if self._sent_through > through_sequence else None
             )

@@ -101,3 +101,12 @@ def test_a_private_key_that_is_not_ed25519_is_named(tmp_path: Path) -> None:
     (tmp_path / "kiosk-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nnope\n")
     with pytest.raises(KioskConfigError, match=r"sync\.private_key_file: not a usable"):
         load_config(path)
+
+
+def test_check_config_names_the_broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kiosk import cli
+
+    path = config_with(tmp_path, base(broker_url='"mqtts://broker.example.net"'))
+    assert cli.main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sync: mqtts://broker.example.net:8883, kiosk key" in out
