@@ -460,3 +460,37 @@ async def running_site(site: Site) -> AsyncIterator[Site]:
         if site.proxy is not None:
             await site.proxy.kill()
         await clean_broker(site)
+
+
+# What people do at the kiosk (the door monitor records the closing)
+
+
+async def deposit_at_kiosk(site: Site, barcode: str, driver_id: str = "driver-1") -> int:
+    """A driver scans ``barcode``, puts the parcel in and shuts the door; returns the door."""
+    from kiosk.flows.drop_off import drop_off
+
+    result = await drop_off(site.ctx, barcode, driver_id=driver_id)
+    site.bank.set_occupied(result.door)
+    site.bank.close(result.door)
+    allocation_id = result.allocation_id
+    await eventually(lambda: site.kiosk_status(allocation_id) == "deposited")
+    return result.door
+
+
+async def pick_up_at_kiosk(site: Site, code: str) -> list[int]:
+    """A customer types ``code``, takes the parcels and shuts the doors; returns the doors."""
+    from kiosk.flows.pickup import pick_up
+
+    result = await pick_up(site.ctx, code)
+    opened = [opening.door for opening in result.openings]
+    for door in opened:
+        site.bank.set_occupied(door, False)
+        site.bank.close(door)
+    await eventually(
+        lambda: (
+            not site.kiosk_rows(
+                "SELECT 1 FROM door_operations WHERE state IN ('unlocking', 'open')"
+            )
+        )
+    )
+    return opened
