@@ -206,37 +206,41 @@ class KioskSync:
             tls_context=self._tls_context(),
         )
         async with client:
-            await client.subscribe(kiosk_subscription(self.location_id), qos=1)
-            await self._publish(
-                client,
-                Channel.KIOSK_PRESENCE,
-                MessageType.BIRTH,
-                presence.birth_body(store.db, self.kiosk_id, epoch),
-                retain=True,
-            )
-            self.status.connected = True
-            self.status.connections += 1
-            self._failures = 0
-            log.info(
-                "connected to %s:%d as %s (epoch %d)",
-                self.config.broker_host,
-                self.config.broker_port,
-                self.kiosk_id,
-                epoch,
-            )
-            self._last_sync_request = None
-            await self._request_sync(client)
-            self._pump.reset()
             try:
-                await _first_failure(
-                    self._pump_outbox(client),
-                    self._serve(client),
-                    self._heartbeats(client, epoch),
-                    self._renew_will_later(),
-                )
+                await self._serve_connection(client, epoch)
             except asyncio.CancelledError:
                 await self._say_goodbye(client, epoch)
                 raise
+
+    async def _serve_connection(self, client: aiomqtt.Client, epoch: int) -> None:
+        store = self.ctx.store
+        await client.subscribe(kiosk_subscription(self.location_id), qos=1)
+        await self._publish(
+            client,
+            Channel.KIOSK_PRESENCE,
+            MessageType.BIRTH,
+            presence.birth_body(store.db, self.kiosk_id, epoch),
+            retain=True,
+        )
+        self.status.connected = True
+        self.status.connections += 1
+        self._failures = 0
+        log.info(
+            "connected to %s:%d as %s (epoch %d)",
+            self.config.broker_host,
+            self.config.broker_port,
+            self.kiosk_id,
+            epoch,
+        )
+        self._last_sync_request = None
+        await self._request_sync(client)
+        self._pump.reset()
+        await _first_failure(
+            self._pump_outbox(client),
+            self._serve(client),
+            self._heartbeats(client, epoch),
+            self._renew_will_later(),
+        )
 
     async def _say_goodbye(self, client: aiomqtt.Client, epoch: int) -> None:
         # A clean disconnect suppresses the will, so a stopping kiosk publishes its death itself.
