@@ -469,6 +469,9 @@ async def deposit_at_kiosk(site: Site, barcode: str, driver_id: str = "driver-1"
     """A driver scans ``barcode``, puts the parcel in and shuts the door; returns the door."""
     from kiosk.flows.drop_off import drop_off
 
+    await eventually(
+        lambda: site.kiosk_rows("SELECT 1 FROM allocations WHERE barcode = ?", barcode)
+    )
     result = await drop_off(site.ctx, barcode, driver_id=driver_id)
     site.bank.set_occupied(result.door)
     site.bank.close(result.door)
@@ -494,3 +497,95 @@ async def pick_up_at_kiosk(site: Site, code: str) -> list[int]:
         )
     )
     return opened
+
+
+async def fingerprint(site: Site) -> dict[str, Any]:
+    """Everything an accepted message could change, on both sides (to compare before/after)."""
+    cloud = site.cloud
+    return {
+        "cloud_allocations": [
+            tuple(r.values())
+            for r in await cloud.fetch(
+                "SELECT a.allocation_id::text, a.status, d.door_number, a.pickup_code_id,"
+                " a.updated_at FROM allocations a JOIN doors d USING (door_id)"
+                " WHERE a.location_id = %s ORDER BY 1",
+                site.location_id,
+            )
+        ],
+        "cloud_doors": [
+            tuple(r.values())
+            for r in await cloud.fetch(
+                "SELECT door_number, status, maintenance_reason FROM doors"
+                " WHERE location_id = %s ORDER BY 1",
+                site.location_id,
+            )
+        ],
+        "cloud_revision": (
+            await cloud.fetch(
+                "SELECT revision FROM locations WHERE location_id = %s", site.location_id
+            )
+        )[0]["revision"],
+        "kiosk_events": [
+            tuple(r.values())
+            for r in await cloud.fetch(
+                "SELECT k.kiosk_id, k.sequence, k.event_id::text FROM kiosk_events k"
+                " JOIN kiosks USING (kiosk_id) WHERE kiosks.location_id = %s ORDER BY 1, 2",
+                site.location_id,
+            )
+        ],
+        "notifications": [
+            tuple(r.values())
+            for r in await cloud.fetch(
+                "SELECT n.allocation_id::text, n.kind, n.status FROM notifications n"
+                " JOIN allocations a USING (allocation_id) WHERE a.location_id = %s ORDER BY 1, 2",
+                site.location_id,
+            )
+        ],
+        "kiosk_allocations": site.kiosk_rows(
+            "SELECT allocation_id, status, door, code_id, updated_at FROM allocations ORDER BY 1"
+        ),
+        "kiosk_doors": site.kiosk_rows("SELECT number, status, fault FROM doors ORDER BY 1"),
+        "kiosk_operations": site.kiosk_rows("SELECT count(*) FROM door_operations"),
+        "kiosk_outbox": site.kiosk_rows("SELECT sequence, event_id FROM outbox ORDER BY 1"),
+        "kiosk_revision": site.kiosk_revision(),
+    }
+
+
+class Capture:
+    """A raw MQTT client that records every message of a location, both directions."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.messages: list[tuple[str, bytes]] = []
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Capture:
+        host, port = self.site.cloud.broker
+        self._client = aiomqtt.Client(host, port, identifier=unique("capture"))
+        await self._client.__aenter__()
+        await self._client.subscribe(f"locker/v1/{self.site.location_id}/#", qos=1)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self._client is not None
+        async for message in self._client.messages:
+            if isinstance(message.payload, bytes) and message.payload:
+                self.messages.append((message.topic.value, message.payload))
+
+    def of(self, suffix: str) -> list[tuple[str, bytes]]:
+        return [(t, p) for t, p in self.messages if t.endswith(suffix)]
+
+    async def publish(self, name: str, payload: bytes) -> None:
+        assert self._client is not None
+        await self._client.publish(name, payload, qos=1)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await self._task
+        if self._client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._client.__aexit__(None, None, None)
