@@ -345,7 +345,8 @@ async def differences(site: Site) -> list[str]:
     cloud_allocs = {
         str(r["allocation_id"]): r
         for r in await cloud.fetch(
-            "SELECT a.allocation_id, a.status, d.door_number, c.code FROM allocations a"
+            "SELECT a.allocation_id, a.status, a.cancel_reason, d.door_number, c.code"
+            " FROM allocations a"
             " JOIN doors d USING (door_id) JOIN pickup_codes c USING (pickup_code_id)"
             " WHERE a.location_id = %s",
             site.location_id,
@@ -369,7 +370,10 @@ async def differences(site: Site) -> list[str]:
                 found.append(f"allocation {allocation_id}: {c['status']} in the cloud only")
             continue
         if c["status"] != k[1]:
-            found.append(f"allocation {allocation_id}: cloud {c['status']}, kiosk {k[1]}")
+            found.append(
+                f"allocation {allocation_id}: cloud {c['status']} ({c['cancel_reason']}),"
+                f" kiosk {k[1]}"
+            )
         elif c["status"] in LIVE:
             if c["door_number"] != k[2]:
                 found.append(
