@@ -276,6 +276,7 @@ class SyncWorker:
             assert isinstance(body, BirthBody)
             if not await presence.record_birth(self._pool, body, now):
                 self.stats["birth_ignored"] += 1
+            await self._catch_up(message.location_id, body.kiosk_id, body.last_revision, publisher)
         elif message.type is MessageType.DEATH:
             assert isinstance(body, DeathBody)
             if not await presence.record_death(self._pool, body, now):
@@ -289,6 +290,21 @@ class SyncWorker:
             assert isinstance(body, HeartbeatBody)
             if not await presence.record_heartbeat(self._pool, body, now):
                 self.stats["heartbeat_ignored"] += 1
+            await self._catch_up(message.location_id, body.kiosk_id, body.last_revision, publisher)
+
+    async def _catch_up(
+        self, location_id: str, kiosk_id: str, last_revision: int, publisher: Publisher
+    ) -> None:
+        """Pushes the changes a kiosk reports it lacks.
+
+        The kiosk asks after every subscription, but that request can be lost (no worker
+        subscribed at that moment); its birth and heartbeats carry its revision, so a kiosk left
+        behind is caught up within one heartbeat instead of waiting for the next change.
+        Duplicates of changes already in flight are harmless: the kiosk ignores revisions it has.
+        """
+        answer = await publisher.answer_sync_request(location_id, last_revision)
+        if answer != "up_to_date":
+            log.info("sync: %s reported revision %d: sent %s", kiosk_id, last_revision, answer)
 
 
 def _sender(payload: bytes) -> str | None:

@@ -18,6 +18,7 @@ from cloud.server import bind, serve
 from cloud.sync.keys import write_private
 from shared.protocol import (
     BirthBody,
+    ChangesBody,
     Channel,
     DeathBody,
     HeartbeatBody,
@@ -155,3 +156,32 @@ async def test_an_operator_opens_a_door_remotely_and_sees_the_kiosks_alerts(
     await peer.ack_through(1)
     r = await service.get(f"/api/v1/admin/locations/{site.location_id}/alerts")
     assert [(a["kind"], a["door_number"]) for a in r.json()] == [("door_left_open", 4)]
+
+
+async def test_a_kiosk_reporting_an_old_revision_is_sent_what_it_lacks(
+    site: Site, service: httpx.AsyncClient, peer: KioskPeer
+) -> None:
+    """A lost sync request does not leave a kiosk behind: its heartbeat's revision catches it up."""
+    await site.reserve()
+    await site.reserve()
+    # Both changes go out as they are committed (the kiosk is supposed to have missed them).
+    await peer.expect(
+        MessageType.CHANGES, lambda m: isinstance(m.body, ChangesBody) and m.body.to_revision == 2
+    )
+    heartbeat = HeartbeatBody(
+        kiosk_id=site.kiosk_id,
+        epoch=1,
+        door_faults={},
+        outbox_depth=0,
+        last_revision=1,
+        disk_free_bytes=1,
+        board_error=None,
+    )
+
+    await peer.send(Channel.KIOSK_HEARTBEAT, MessageType.HEARTBEAT, heartbeat)
+
+    message = await peer.expect(
+        MessageType.CHANGES, lambda m: isinstance(m.body, ChangesBody) and m.body.from_revision == 1
+    )
+    assert isinstance(message.body, ChangesBody)
+    assert [c.revision for c in message.body.changes] == [2]
