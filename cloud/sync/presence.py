@@ -63,8 +63,14 @@ async def record_death(pool: Pool, body: DeathBody, now: datetime) -> bool:
         return cur.rowcount == 1
 
 
-async def record_heartbeat(pool: Pool, body: HeartbeatBody, now: datetime) -> bool:
-    """Keeps the heartbeat's figures, unless it is of an older or a dead connection."""
+async def record_heartbeat(pool: Pool, body: HeartbeatBody, now: datetime) -> int | None:
+    """Keeps the heartbeat's figures, unless it is of an older or a dead connection.
+
+    Returns:
+        The location's change-log revision when the heartbeat was kept (read in the same
+        statement, so checking whether the kiosk is behind costs no extra round trip), or None
+        when it was ignored.
+    """
     figures = body.model_dump(mode="json", exclude={"kiosk_id", "epoch"})
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -74,6 +80,8 @@ async def record_heartbeat(pool: Pool, body: HeartbeatBody, now: datetime) -> bo
             WHERE kiosk_id = %(kiosk)s
               AND (epoch IS NULL OR epoch < %(epoch)s
                    OR (epoch = %(epoch)s AND status = 'online'))
+            RETURNING (SELECT l.revision FROM locations l WHERE l.location_id = kiosks.location_id)
+                AS location_revision
             """,
             {
                 "kiosk": body.kiosk_id,
@@ -83,7 +91,8 @@ async def record_heartbeat(pool: Pool, body: HeartbeatBody, now: datetime) -> bo
                 "revision": body.last_revision,
             },
         )
-        return cur.rowcount == 1
+        row = await cur.fetchone()
+        return None if row is None else int(row["location_revision"])
 
 
 def shown_status(row: dict[str, Any], now: datetime, stale_after: timedelta) -> str:

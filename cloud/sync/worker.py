@@ -288,9 +288,13 @@ class SyncWorker:
                 self.stats["death_ignored"] += 1
         elif message.type is MessageType.HEARTBEAT:
             assert isinstance(body, HeartbeatBody)
-            if not await presence.record_heartbeat(self._pool, body, now):
+            location_revision = await presence.record_heartbeat(self._pool, body, now)
+            if location_revision is None:
                 self.stats["heartbeat_ignored"] += 1
-            await self._catch_up(message.location_id, body.kiosk_id, body.last_revision, publisher)
+            elif body.last_revision < location_revision:
+                await self._catch_up(
+                    message.location_id, body.kiosk_id, body.last_revision, publisher
+                )
 
     async def _catch_up(
         self, location_id: str, kiosk_id: str, last_revision: int, publisher: Publisher
