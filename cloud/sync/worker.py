@@ -62,6 +62,7 @@ from shared.protocol import (
     ReplayGuard,
     SyncRequestBody,
     open_message,
+    parse_topic,
 )
 from shared.signing import Signer
 
@@ -133,6 +134,8 @@ class SyncWorker:
         self._subscription = CLOUD_SUBSCRIPTION if shared_subscription else PLAIN_SUBSCRIPTION
         self._sweep_interval = sweep_interval
         self._slots = asyncio.Semaphore(concurrency)
+        # Per location: the lock that keeps its messages in order, and how many tasks use it.
+        self._order: dict[str, tuple[asyncio.Lock, int]] = {}
         self._client_id = client_id or f"locker-cloud-{uuid.uuid4().hex[:12]}"
         self._backoff = (backoff_first, backoff_longest)
         self._directory = KioskDirectory(pool)
@@ -195,7 +198,7 @@ class SyncWorker:
                 group.create_task(self._publish_loop(listener, publisher))
                 async for message in client.messages:
                     await self._slots.acquire()
-                    task = group.create_task(self._handle(message, publisher))
+                    task = group.create_task(self._handle_in_order(message, publisher))
                     task.add_done_callback(lambda _: self._slots.release())
 
     async def _publish_loop(
@@ -209,6 +212,28 @@ class SyncWorker:
                     await publisher.publish_pending(note.payload)
                 else:
                     await publisher.publish_commands()
+
+    async def _handle_in_order(self, message: aiomqtt.Message, publisher: Publisher) -> None:
+        """Handles messages of one location one at a time, in the order they arrived.
+
+        Messages of different locations run concurrently, but a kiosk's `events` batches must
+        reach its cursor in sequence order: handled concurrently, a later batch could arrive
+        first, be refused as a gap and wait for the kiosk's resend (seconds each time). The lock
+        is taken before the first await, and asyncio locks are fair, so arrival order holds.
+        """
+        where = parse_topic(message.topic.value)
+        key = "" if where is None else where[0]
+        lock, users = self._order.get(key, (asyncio.Lock(), 0))
+        self._order[key] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._handle(message, publisher)
+        finally:
+            lock, users = self._order[key]
+            if users == 1:
+                del self._order[key]
+            else:
+                self._order[key] = (lock, users - 1)
 
     async def _handle(self, message: aiomqtt.Message, publisher: Publisher) -> None:
         payload = message.payload
