@@ -1,0 +1,102 @@
+"""Collection: open the doors of parcels due for collection, then confirm each one taken."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Static
+
+from kiosk.flows import staff
+from kiosk.flows.opening import DoorOpening
+from kiosk.flows.refusals import FlowRefused
+from kiosk.store import allocations
+from kiosk.store.records import Allocation
+from kiosk.ui.base import KioskScreen
+
+
+class CollectionScreen(KioskScreen):
+    """Parcels due for collection; "Open doors" opens them, then "Collected" per parcel."""
+
+    TITLE_TEXT = "Staff: collection"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parcels: list[Allocation] = []
+        self.openings: dict[int, DoorOpening] = {}
+        self.collected: set[str] = set()
+
+    def compose_body(self) -> ComposeResult:
+        ctx = self.services.ctx
+        with ctx.store.transaction() as db:
+            self.parcels = allocations.collectable(db, ctx.clock.now())
+        yield Static(self._summary(), id="collect-status", classes="status-line")
+        with VerticalScroll(id="collect-list"):
+            for parcel in self.parcels:
+                assert parcel.door is not None
+                with Horizontal(classes="collect-line", id=f"line-{parcel.allocation_id}"):
+                    yield Static(self._line(parcel), classes="collect-text")
+                    yield Button("Collected", id=f"collected-{parcel.allocation_id}", disabled=True)
+        with Horizontal(classes="actions"):
+            yield Button("Open doors", id="open-all", variant="primary", disabled=not self.parcels)
+            yield Button("Back", id="back")
+
+    def _summary(self, note: str | None = None) -> str:
+        if note:
+            return note
+        if not self.parcels:
+            return "Nothing to collect."
+        left = len(self.parcels) - len(self.collected)
+        return f"Parcels to collect: {left} of {len(self.parcels)}"
+
+    def _line(self, parcel: Allocation) -> str:
+        assert parcel.door is not None
+        where = self.services.locker(parcel.door)
+        state = ""
+        opening = self.openings.get(parcel.door)
+        if parcel.allocation_id in self.collected:
+            state = ": collected, close the door"
+        elif opening is not None:
+            state = ": open" if opening.opened else ": did not open"
+        return f"{where} {parcel.kind.value} {parcel.barcode}{state}"
+
+    def _redraw(self, note: str | None = None) -> None:
+        self.query_one("#collect-status", Static).update(self._summary(note))
+        for parcel in self.parcels:
+            line = self.query_one(f"#line-{parcel.allocation_id}")
+            line.query_one(".collect-text", Static).update(self._line(parcel))
+            button = self.query_one(f"#collected-{parcel.allocation_id}", Button)
+            button.disabled = parcel.door not in self.openings or (
+                parcel.allocation_id in self.collected
+            )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        button = event.button.id or ""
+        if button == "back":
+            self.dismiss()
+        elif button == "open-all":
+            event.button.disabled = True
+            self.run_worker(self.open_all(), group="flow")
+        elif button.startswith("collected-"):
+            self.run_worker(self.confirm(button.removeprefix("collected-")), group="flow")
+
+    async def open_all(self) -> None:
+        ctx, who = self.services.ctx, self.services.staff_id
+        outcome = await self.kiosk.attempt(lambda: staff.open_for_collection(ctx, staff_id=who))
+        if isinstance(outcome, FlowRefused):
+            self._redraw(outcome.message)
+        elif isinstance(outcome, tuple):
+            self.openings = {o.door: o for o in outcome}
+            self._redraw()
+
+    async def confirm(self, allocation_id: str) -> None:
+        ctx, who = self.services.ctx, self.services.staff_id
+
+        async def collect() -> Allocation:
+            return staff.confirm_collected(ctx, allocation_id, staff_id=who)
+
+        outcome = await self.kiosk.attempt(collect)
+        if isinstance(outcome, FlowRefused):
+            self._redraw(outcome.message)
+        elif isinstance(outcome, Allocation):
+            self.collected.add(allocation_id)
+            self._redraw()

@@ -1,0 +1,144 @@
+"""Driver drop-off: scan (or type) each parcel's barcode, put it in the door shown, repeat.
+
+The driver stays here from one parcel to the next (multi-drop); "Finish" shows what went in.
+A door that did not open, or is not empty, is reported (`report_problem`): that door goes out of
+service and another one opens for the same parcel.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Static
+
+from kiosk.flows import drop_off
+from kiosk.flows.drop_off import DoorProblem, DropOffResult
+from kiosk.flows.refusals import FlowRefused
+from kiosk.store.records import Actor
+from kiosk.ui.base import KioskScreen
+from kiosk.ui.notice import NoticeScreen
+
+READY_TEXT = "Scan the parcel's barcode (or type it and touch Open door)."
+
+
+class DriverScreen(KioskScreen):
+    TITLE_TEXT = "Drop off (driver)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: DropOffResult | None = None
+        self.deposits: dict[str, DropOffResult] = {}
+        self.busy = False
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="scan-row"):
+            yield Input(placeholder="Parcel barcode", id="barcode")
+            yield Button("Open door", id="open", variant="primary")
+        yield Static(READY_TEXT, id="drop-status", classes="message")
+        with Horizontal(classes="actions", id="problems"):
+            yield Button("Door did not open", id="did-not-open", variant="warning")
+            yield Button("Door not empty", id="not-empty", variant="warning")
+        with Horizontal(classes="actions"):
+            yield Static("", id="drop-count", classes="counter")
+            yield Button("Finish", id="finish", variant="success")
+
+    def on_mount(self) -> None:
+        self._refresh()
+        self.query_one("#barcode", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.scan(event.value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        button = event.button.id
+        if button == "open":
+            self.scan(self.query_one("#barcode", Input).value)
+        elif button == "did-not-open":
+            self._start(self.report(DoorProblem.DID_NOT_OPEN))
+        elif button == "not-empty":
+            self._start(self.report(DoorProblem.NOT_EMPTY))
+        elif button == "finish":
+            self.finish()
+
+    def scan(self, barcode: str) -> None:
+        """Starts the drop-off of ``barcode`` (typed, or read by the scanner)."""
+        barcode = barcode.strip()
+        if barcode:
+            self.query_one("#barcode", Input).value = ""
+            self._start(self.drop(barcode))
+
+    def _start(self, work: object) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self.run_worker(work, group="flow")  # type: ignore[arg-type]
+
+    async def drop(self, barcode: str) -> None:
+        try:
+            ctx, driver = self.services.ctx, self.services.driver_id
+            outcome = await self.kiosk.attempt(
+                lambda: drop_off.drop_off(ctx, barcode, driver_id=driver)
+            )
+            self._took(outcome)
+        finally:
+            self.busy = False
+
+    async def report(self, problem: DoorProblem) -> None:
+        try:
+            current = self.current
+            if current is None:
+                return
+            ctx, driver = self.services.ctx, self.services.driver_id
+            outcome = await self.kiosk.attempt(
+                lambda: drop_off.report_problem(
+                    ctx, current.opening.operation_id, problem, actor=Actor.DRIVER, reporter=driver
+                )
+            )
+            if isinstance(outcome, FlowRefused):
+                # The reported door is out of service whatever came next: the parcel has no door.
+                self.deposits.pop(current.allocation_id, None)
+                self.current = None
+            self._took(outcome)
+        finally:
+            self.busy = False
+
+    def _took(self, outcome: DropOffResult | FlowRefused | None) -> None:
+        if isinstance(outcome, FlowRefused):
+            self._refresh(outcome.message)
+        elif isinstance(outcome, DropOffResult):
+            self.current = outcome
+            self.deposits[outcome.allocation_id] = outcome
+            self._refresh()
+        self.query_one("#barcode", Input).focus()
+
+    def _refresh(self, refusal: str | None = None) -> None:
+        current = self.current
+        if refusal is not None:
+            text = refusal
+        elif current is None:
+            text = READY_TEXT
+        else:
+            locker = self.services.locker(current.door)
+            size = current.door_size.value
+            if current.opening.opened:
+                text = f"{locker} ({size}) is open: put the parcel in and close the door."
+            else:
+                text = f"{locker} ({size}) did not open. Touch Door did not open."
+            if current.replaced_door is not None:
+                text += f" (Instead of {self.services.locker(current.replaced_door)}.)"
+            text += "\nThen scan the next parcel, or touch Finish."
+        self.query_one("#drop-status", Static).update(text)
+        self.query_one("#drop-status").set_class(refusal is not None, "-refused")
+        self.query_one("#problems").display = current is not None
+        self.query_one("#drop-count", Static).update(f"Parcels: {len(self.deposits)}")
+
+    def finish(self) -> None:
+        """Shows the summary: how many parcels, which doors."""
+        deposits = list(self.deposits.values())
+        if deposits:
+            doors = ", ".join(self.services.door_name(d.door) for d in deposits)
+            message = f"Parcels deposited: {len(deposits)}\nDoors: {doors}\nThank you."
+        else:
+            message = "No parcels were deposited."
+        self.kiosk.go_home()
+        self.kiosk.push_screen(NoticeScreen("Drop-off finished", message, again=False))
