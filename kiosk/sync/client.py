@@ -1,7 +1,7 @@
 """`KioskSync`: the one owner of the kiosk's MQTT connection to the cloud.
 
-Every connection attempt is a new ``aiomqtt.Client`` (persistent session: clean session off,
-client id = kiosk id) inside a reconnect loop with full-jitter exponential backoff (0.5 s doubling
+Every connection attempt is a new ``aiomqtt.Client`` (clean session, client id = kiosk id) inside a
+reconnect loop with full-jitter exponential backoff (0.5 s doubling
 to 60 s by default), so a fleet coming back after an outage does not storm the broker. On each
 connection, in this order (the device-twin order of ``docs/protocol.md``):
 
@@ -199,7 +199,11 @@ class KioskSync:
             self.config.broker_host,
             self.config.broker_port,
             identifier=self.kiosk_id,
-            clean_session=False,
+            # A clean session: the broker queues nothing for an offline kiosk. What it missed
+            # comes from the change log (step 4) in a few large messages; a persistent session
+            # had the broker replay every change message queued meanwhile, one commit each
+            # here (seconds per thousand changes), and hold those queues for the whole fleet.
+            clean_session=True,
             will=will,
             keepalive=self.config.keepalive_s,
             timeout=10,
@@ -263,7 +267,8 @@ class KioskSync:
 
     async def _renew_will_later(self) -> None:
         # MQTT 3.1.1 cannot change a connection's will; a new connection (clean disconnect, so
-        # no death; same persistent session, so nothing queued is lost) gets a fresh one.
+        # no death; the sync request after subscribing covers the moment in between) gets a
+        # fresh one.
         await asyncio.sleep(self.will_renewal.total_seconds())
         raise _RenewWill
 
