@@ -99,6 +99,24 @@ async def test_a_parcel_picked_up_after_the_cloud_expired_it_was_picked_up(
     assert (await _notifications(site, parcel["allocation_id"]))["expired"] == "cancelled"
 
 
+async def test_a_parcel_collected_offline_after_the_cloud_expired_it_is_collected(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    await peer.send_events([peer.event("parcel_deposited", _deposit(parcel))])
+    await peer.ack_through(1)
+    await lifecycle.expire_pickups(site.pool, now() + timedelta(days=4))
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "expired"
+
+    collected = {"allocation_id": str(parcel["allocation_id"]), "door": 1, "kind": "delivery"}
+    await peer.send_events([peer.event("parcel_collected", collected)])
+    await peer.ack_through(2)
+
+    row = await site.allocation(parcel["allocation_id"])
+    assert row["status"] == "collected"
+    assert row["door_status"] == "available"
+
+
 async def test_a_parcel_deposited_after_the_cloud_cancelled_it_is_deposited(
     site: Site, worker: SyncWorker, peer: KioskPeer
 ) -> None:
