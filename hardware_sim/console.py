@@ -4,10 +4,11 @@
 lock boards as they need (one pseudo-terminal, the RS-485 bus) and a simulated barcode scanner
 (another pseudo-terminal). It prints both paths and the kiosk configuration that drives them,
 then takes commands (``help`` lists them) from the keyboard, or from stdin when that is not a
-terminal, after any given with ``--run`` or ``--script``. ``quit``, end of input, Ctrl-C and
-SIGTERM all stop it cleanly with status 0; bad arguments stop it before it starts, with one line
-on stderr and status 2; a simulator that cannot start (no pseudo-terminal to be had) stops with
-one line and status 1.
+terminal, after any given with ``--run`` or ``--script``; with ``--view``, a full-screen
+view of the doors takes the place of the prompt (`hardware_sim.view`). ``quit``, end of input,
+Ctrl-C and SIGTERM all stop it cleanly with status 0; bad arguments stop it before it starts,
+with one line on stderr and status 2; a simulator that cannot start (no pseudo-terminal to be
+had) stops with one line and status 1.
 
 ``locker-sim scanner`` serves only a scanner and sends each line typed on stdin as a code.
 """
@@ -198,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read no commands from stdin: serve until Ctrl-C or SIGTERM",
     )
+    script.add_argument(
+        "--view",
+        action="store_true",
+        help="a full-screen view of the doors, with actions on keys and buttons, instead of "
+        "the command prompt",
+    )
     scanner = commands.add_parser(
         "scanner",
         help="only a simulated scanner",
@@ -221,6 +228,10 @@ def _run_bank(args: argparse.Namespace) -> int:
     protocol = BoardProtocol(args.protocol)
     if protocol is not BoardProtocol.KERONG and (args.polarity or args.silent_unlock):
         fail("--polarity and --silent-unlock apply to kerong boards only")
+    if args.view and args.no_input:
+        fail("--view and --no-input exclude each other")
+    if args.view and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        fail("--view needs a terminal on stdin and stdout")
     try:
         layout = BankLayout.plan(
             protocol,
@@ -282,6 +293,8 @@ def _run_bank(args: argparse.Namespace) -> int:
             if args.no_input:
                 _say("serving; Ctrl-C stops")
                 _wait_forever()
+            elif args.view:
+                _run_view(bank, port, scanner_port)
             else:
                 _read_commands(commands)
         except Quit:
@@ -291,6 +304,13 @@ def _run_bank(args: argparse.Namespace) -> int:
             with _signals_ignored(signal.SIGINT, signal.SIGTERM):
                 stack.close()
     return 0
+
+
+def _run_view(bank: SimulatedBank, port: str, scanner_port: str) -> None:
+    """Runs the full-screen view until the tech quits it (q, Ctrl-C) or SIGTERM."""
+    from hardware_sim.view import make_app  # Textual is loaded only for the view
+
+    make_app(bank, port=port, scanner_port=scanner_port, stop_on_sigterm=True).run()
 
 
 def _check_distinct(files: dict[str, Path], fail: Callable[[str], NoReturn]) -> None:
