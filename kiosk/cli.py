@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,22 @@ def _parser() -> argparse.ArgumentParser:
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level on stderr (default INFO)",
+    )
+    run.add_argument(
+        "--ui", action="store_true", help="also run the touchscreen UI on this terminal"
+    )
+    run.add_argument(
+        "--ui-idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds untouched before the UI goes home (default 60)",
+    )
+    run.add_argument(
+        "--staff-pin-env",
+        default="LOCKER_KIOSK_STAFF_PIN",
+        metavar="NAME",
+        help="environment variable holding the staff PIN (default LOCKER_KIOSK_STAFF_PIN)",
     )
     run.set_defaults(handler=_run)
 
@@ -107,9 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    if args.ui and args.ui_idle_timeout <= 0:
+        raise _Failed(USAGE_ERROR, "--ui-idle-timeout must be positive")
     logging.basicConfig(
         level=args.log_level,
-        stream=sys.stderr,
+        # The touchscreen UI (Textual) draws on stderr's terminal: log lines go to stdout then.
+        stream=sys.stdout if args.ui else sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # The hardware layer is imported here, not at the top: `check-config` and the read-only
@@ -124,7 +144,13 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Daemon(config).run(stop, on_ready=ready)
+        ui = None
+        if args.ui:
+            from kiosk.ui.runner import daemon_ui
+
+            pin = os.environ.get(args.staff_pin_env) or None
+            ui = daemon_ui(staff_pin=pin, idle_timeout_s=args.ui_idle_timeout)
+        await Daemon(config, ui=ui).run(stop, on_ready=ready)
 
     try:
         asyncio.run(serve())

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -158,8 +158,18 @@ class Daemon:
         clock: Where times come from (the system clock unless a test gives one).
     """
 
-    def __init__(self, config: KioskConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: KioskConfig,
+        *,
+        clock: Clock | None = None,
+        ui: Callable[[Daemon, FlowContext], Awaitable[None]] | None = None,
+    ) -> None:
         self.config = config
+        # The touchscreen UI (`kiosk.ui.runner.run_ui`), a task whose end never stops the daemon;
+        # while it runs it may take the scans (`scan_handler`).
+        self.ui = ui
+        self.scan_handler: Callable[[str], None] | None = None
         self.clock = clock or SystemClock()
         self.ctx: FlowContext | None = None
         self.monitor: DoorMonitor | None = None
@@ -186,6 +196,7 @@ class Daemon:
         bank: DoorBank | None = None
         tasks: list[asyncio.Task[object]] = []
         sync_task: asyncio.Task[None] | None = None
+        ui_task: asyncio.Task[None] | None = None
         try:
             try:
                 bank = create_door_bank(config.doors)
@@ -208,6 +219,8 @@ class Daemon:
                 # Not among the tasks whose end stops the daemon: sync's failures never stop
                 # the monitor or the flows (invariant 6).
                 sync_task = asyncio.create_task(self._run_sync(ctx, config.sync), name="sync")
+            if self.ui is not None:
+                ui_task = asyncio.create_task(self._run_ui(ctx, self.ui), name="ui")
             scanner_where = "no scanner"
             if config.scanner is not None:
                 opened = asyncio.Event()
@@ -239,6 +252,8 @@ class Daemon:
         finally:
             if sync_task is not None:
                 tasks.append(sync_task)
+            if ui_task is not None:
+                tasks.append(ui_task)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -262,6 +277,17 @@ class Daemon:
             await self.sync.run()
         except Exception:
             log.exception("cloud sync stopped; the kiosk carries on without it")
+
+    async def _run_ui(
+        self, ctx: FlowContext, ui: Callable[[Daemon, FlowContext], Awaitable[None]]
+    ) -> None:
+        """Runs the touchscreen UI until cancelled; its failures are logged, never raised."""
+        try:
+            await ui(self, ctx)
+        except Exception:
+            log.exception("the touchscreen UI stopped; the kiosk carries on without it")
+        finally:
+            self.scan_handler = None
 
     def _outbox_changed(self) -> None:
         if self.sync is not None:
@@ -295,7 +321,10 @@ class Daemon:
                     async for line in codes:
                         failures = 0
                         self.scans += 1
-                        await handle_scan(ctx, line, driver_id=self.config.scanner_driver_id)
+                        if self.scan_handler is not None:
+                            self.scan_handler(line)  # the UI runs the flow and shows it
+                        else:
+                            await handle_scan(ctx, line, driver_id=self.config.scanner_driver_id)
                         self._outbox_changed()
             except PortError as error:
                 if not opened.is_set():

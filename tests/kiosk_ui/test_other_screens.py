@@ -40,7 +40,8 @@ async def test_driver_multi_drop_with_a_problem_report_and_a_summary(
         await pilot.click("#not-empty")
         await settle(pilot)
         status = text(app, "#drop-status")
-        assert "Locker 2 (small) is open" in status and "Instead of Locker 1" in status
+        assert "Locker 2 (small) is open" in status
+        assert "Instead of Locker 1" in status
         assert kiosk.door(1).status is DoorStatus.MAINTENANCE
         fake_bank.close(2)
         await kiosk.poll()
@@ -166,7 +167,8 @@ async def test_staff_collects_expired_parcels_one_by_one(
         assert text(app, "#collect-status") == "Parcels to collect: 2 of 2"
         await pilot.click("#open-all")
         await settle(pilot)
-        assert fake_bank.is_open(1) and fake_bank.is_open(5)
+        assert fake_bank.is_open(1)
+        assert fake_bank.is_open(5)
         await pilot.click("#collected-e1")
         await settle(pilot)
         assert text(app, "#collect-status") == "Parcels to collect: 1 of 2"
