@@ -64,18 +64,24 @@ class BankViewApp(App[None]):
         self.sub_title = f"bus {commands.port} · scanner {commands.scanner_port}"
 
     def compose(self) -> ComposeResult:
-        listing = self.bank.listing()
+        # Held rather than queried: the refresh timer may fire while the screen is torn down.
+        self._grid = DoorGrid(self.bank.listing(), id="grid")
+        self._panel = DoorPanel(id="panel")
+        self._scan = Input(placeholder="barcode to scan (/ to type here, Enter sends)", id="scan")
+        self._status_line = Static(
+            "arrows select a door; the keys on the buttons act on it", id="status"
+        )
         yield Header(icon="▦")
         yield Static(self.bank.layout.summary(), id="summary")
         with Horizontal(id="main"):
-            yield DoorGrid(listing, id="grid")
-            yield DoorPanel(id="panel")
-        yield Input(placeholder="barcode to scan (/ to type here, Enter sends)", id="scan")
-        yield Static("arrows select a door; keys in brackets act on it", id="status")
+            yield self._grid
+            yield self._panel
+        yield self._scan
+        yield self._status_line
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DoorGrid).focus()
+        self._grid.focus()
         self.refresh_bank()
         self.set_interval(self.refresh_s, self.refresh_bank)
         if self.stop_on_sigterm:
@@ -90,13 +96,13 @@ class BankViewApp(App[None]):
     @property
     def selected_door(self) -> int:
         """The door the actions apply to."""
-        return self.query_one(DoorGrid).selected
+        return self._grid.selected
 
     def refresh_bank(self) -> None:
         """Reads every door and board and redraws what changed."""
         listing = self.bank.listing()
-        self.query_one(DoorGrid).show(listing)
-        self.query_one(DoorPanel).show(self._status(listing, self.selected_door))
+        self._grid.show(listing)
+        self._panel.show(self._status(listing, self.selected_door))
 
     def action_door_action(self, name: str) -> None:
         """Runs action ``name`` on the selected door (or its board)."""
@@ -105,13 +111,13 @@ class BankViewApp(App[None]):
         self._run(action.command(status))
 
     def action_focus_scan(self) -> None:
-        self.query_one("#scan", Input).focus()
+        self._scan.focus()
 
     def action_focus_grid(self) -> None:
-        self.query_one(DoorGrid).focus()
+        self._grid.focus()
 
     def on_door_selected(self, message: DoorSelected) -> None:
-        self.query_one(DoorPanel).show(self._status(self.bank.listing(), message.door))
+        self._panel.show(self._status(self.bank.listing(), message.door))
 
     def on_action_requested(self, message: ActionRequested) -> None:
         self.action_door_action(message.action)
@@ -124,7 +130,7 @@ class BankViewApp(App[None]):
             event.input.clear()
 
     def _run(self, line: str) -> bool:
-        status = self.query_one("#status", Static)
+        status = self._status_line
         try:
             said = self.commands.run(line)
         except (CommandError, ValueError, OSError) as error:

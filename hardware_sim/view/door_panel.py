@@ -31,8 +31,13 @@ def describe(status: DoorStatus) -> str:
 class DoorPanel(VerticalScroll):
     """Details of the selected door, and the action buttons (each posts `ActionRequested`)."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # Held rather than queried: the app may show a door before this panel's children mount.
+        self._details = Static(id="details")
+
     def compose(self) -> ComposeResult:
-        yield Static(id="details")
+        yield self._details
         yield Label("Door", classes="heading")
         for action in ACTIONS:
             if not action.on_board:
@@ -48,7 +53,7 @@ class DoorPanel(VerticalScroll):
 
     def show(self, status: DoorStatus) -> None:
         """Describes ``status``."""
-        self.query_one("#details", Static).update(describe(status))
+        self._details.update(describe(status))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
