@@ -10,13 +10,11 @@ import asyncio
 import logging
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from cloud import db, demo
+from cloud import db, demo_system
 from cloud.api.app import create_app
-from cloud.carriers import create_carrier
 from cloud.clock import SystemClock
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
@@ -37,13 +35,27 @@ def _parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", help="address to listen on (default: LOCKER_HTTP_HOST)")
     p_serve.add_argument("--port", type=int, help="port (default: LOCKER_HTTP_PORT; 0 = any)")
 
-    p_demo = sub.add_parser("demo", help="the service on embedded defaults, seeded with demo data")
+    p_demo = sub.add_parser(
+        "demo", help="the whole system on embedded defaults: cloud, broker, kiosk, simulated doors"
+    )
     p_demo.add_argument("--port", type=int, default=8080, help="port; a free one if taken")
     p_demo.add_argument(
         "--database-url", help="use this PostgreSQL instead of an embedded one (it is written to)"
     )
     p_demo.add_argument(
         "--exit-after-seed", action="store_true", help="stop once seeded (for scripts)"
+    )
+    p_demo.add_argument(
+        "--mqtt-url", help="use this MQTT broker instead of the embedded one (mqtt://host:port)"
+    )
+    p_demo.add_argument(
+        "--headless", action="store_true", help="no kiosk UI: scans are typed on stdin"
+    )
+    p_demo.add_argument(
+        "--close-after",
+        type=float,
+        default=demo_system.CLOSE_AFTER_S,
+        help="seconds before the simulated person shuts a door that opened",
     )
 
     sub.add_parser("migrate", help="apply database migrations to LOCKER_DATABASE_URL")
@@ -152,77 +164,17 @@ async def _provision(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    data_dir = tempfile.mkdtemp(prefix="locker-demo-")
-    url = args.database_url or await asyncio.to_thread(db.start_embedded_postgres, data_dir)
-    settings = CloudSettings(
-        database_url=url,
-        admin_api_key=demo.DEMO_ADMIN_KEY,
-        notification_interval_seconds=1.0,
+    logging.getLogger().setLevel(logging.WARNING)  # the demo's own lines say what happens
+    return await demo_system.run_demo(
+        demo_system.DemoOptions(
+            port=args.port,
+            database_url=args.database_url,
+            mqtt_url=args.mqtt_url,
+            headless=args.headless,
+            exit_after_seed=args.exit_after_seed,
+            close_after_s=args.close_after,
+        )
     )
-    await db.migrate(url)
-    pool = await db.open_pool(url, min_size=1, max_size=2)
-    async with pool.connection() as conn:
-        exists = await conn.execute(
-            "SELECT 1 FROM carriers WHERE carrier_id = %s", (demo.DEMO_CARRIER,)
-        )
-        if await exists.fetchone() is not None:
-            await pool.close()
-            print(
-                "locker-cloud: this database already holds the demo; use an empty one",
-                file=sys.stderr,
-            )
-            return 2
-        await create_carrier(
-            conn,
-            carrier_id=demo.DEMO_CARRIER,
-            name="Demo Carrier",
-            webhook_url=None,
-            now=SystemClock().now(),
-            api_key=demo.DEMO_CARRIER_KEY,
-        )
-    await pool.close()
-    sock = bind(settings.http_host, args.port, fallback_to_free=True)
-    app = create_app(settings)
-    stop_after_seed = asyncio.Event()
-
-    async def ready(base: str) -> None:
-        seeded = await demo.seed(base)
-        _print_demo(base, seeded)
-        if args.exit_after_seed:
-            stop_after_seed.set()
-
-    await serve(app, sock, on_ready=ready, stop=stop_after_seed, log_level="warning")
-    print("demo stopped", flush=True)
-    return 0
-
-
-def _print_demo(base: str, seeded: demo.DemoSeed) -> None:
-    carrier = f"-H 'Authorization: Bearer {demo.DEMO_CARRIER_KEY}'"
-    lines = [
-        "",
-        "Parcel-locker allocation service (demo)",
-        f"  API        {base}/api/v1    OpenAPI docs: {base}/docs",
-        f"  keys       carrier: {demo.DEMO_CARRIER_KEY}   admin: {demo.DEMO_ADMIN_KEY}",
-        f"  location   {demo.DEMO_LOCATION} (20 doors) and two more nearby",
-        "",
-        "  parcels:",
-    ]
-    for p in seeded.parcels:
-        lines.append(
-            f"    {p.package_id} for {p.customer_id:<6} locker {p.locker_number:>2}  "
-            f"{p.status:<10} pickup code {p.pickup_code}"
-        )
-    code = next(p.pickup_code for p in seeded.parcels if p.status == "deposited")
-    lines += [
-        "",
-        "  try:",
-        f"    curl -s {carrier} -H 'Content-Type: application/json' {base}/api/v1/pickup \\",
-        f'         -d \'{{"location_id": "{demo.DEMO_LOCATION}", "pickup_code": "{code}"}}\'',
-        f"    curl -s {carrier} '{base}/api/v1/locations?lat=52.23&lng=21.01&size=large'",
-        "",
-        f"READY {base}",
-    ]
-    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Seed data for the demo: a carrier, a few locations around Warsaw, some parcels.
 
-Seeded through the public HTTP API, so the demo shows the API as a carrier sees it.
+Seeded through the public HTTP API, so the demo shows the API as a carrier sees it. Drivers
+deposit the parcels at the kiosk (`cloud.demo_system`), not through the API.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -32,23 +34,29 @@ class DemoParcel:
     locker_number: int
     pickup_code: str
     status: str
+    deposit: bool
+    """Whether the demo has a driver deposit it (the others stay reserved)."""
 
 
-@dataclass
-class DemoSeed:
-    parcels: list[DemoParcel] = field(default_factory=list)
+PARCELS = [("alice", True), ("alice", True), ("bob", True), ("carol", False)]
+"""Customer of each demo parcel, and whether a driver deposits it."""
 
 
-async def seed(base_url: str) -> DemoSeed:
-    """Creates the demo carrier and locations, three parcels deposited and one reserved."""
-    admin = {"Authorization": f"Bearer {DEMO_ADMIN_KEY}"}
-    carrier = {"Authorization": f"Bearer {DEMO_CARRIER_KEY}"}
-    result = DemoSeed()
+def _admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {DEMO_ADMIN_KEY}"}
+
+
+def _carrier() -> dict[str, str]:
+    return {"Authorization": f"Bearer {DEMO_CARRIER_KEY}"}
+
+
+async def create_locations(base_url: str) -> None:
+    """Creates the demo locations (the demo carrier exists already)."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         for location_id, name, address, lat, lng, counts in _LOCATIONS:
             r = await http.post(
                 "/api/v1/admin/locations",
-                headers=admin,
+                headers=_admin(),
                 json={
                     "location_id": location_id,
                     "name": name,
@@ -61,13 +69,17 @@ async def seed(base_url: str) -> DemoSeed:
                 },
             )
             r.raise_for_status()
-        for n, (customer, deposit) in enumerate(
-            [("alice", True), ("alice", True), ("bob", True), ("carol", False)], start=1
-        ):
+
+
+async def reserve_parcels(base_url: str) -> list[DemoParcel]:
+    """Reserves a door at the demo location for each of `PARCELS`, as a carrier does."""
+    parcels = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        for n, (customer, deposit) in enumerate(PARCELS, start=1):
             package_id = f"PKG-{1000 + n}"
             r = await http.post(
                 "/api/v1/allocations",
-                headers=carrier,
+                headers=_carrier(),
                 json={
                     "location_id": DEMO_LOCATION,
                     "package_id": package_id,
@@ -78,15 +90,7 @@ async def seed(base_url: str) -> DemoSeed:
             )
             r.raise_for_status()
             body = r.json()
-            if deposit:
-                r = await http.post(
-                    f"/api/v1/allocations/{body['allocation_id']}/deposit",
-                    headers=carrier,
-                    json={"driver_id": "driver-7", "scan_code": package_id},
-                )
-                r.raise_for_status()
-                body = r.json()
-            result.parcels.append(
+            parcels.append(
                 DemoParcel(
                     package_id=package_id,
                     customer_id=customer,
@@ -94,6 +98,15 @@ async def seed(base_url: str) -> DemoSeed:
                     locker_number=body["locker_number"],
                     pickup_code=body["pickup_code"],
                     status=body["status"],
+                    deposit=deposit,
                 )
             )
-    return result
+    return parcels
+
+
+async def get_allocation(http: httpx.AsyncClient, allocation_id: str) -> dict[str, Any]:
+    """The allocation as the carrier's API shows it."""
+    r = await http.get(f"/api/v1/allocations/{allocation_id}", headers=_carrier())
+    r.raise_for_status()
+    body: dict[str, Any] = r.json()
+    return body

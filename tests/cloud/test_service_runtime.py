@@ -96,14 +96,25 @@ async def test_service_runs_lifecycle_and_notifications_by_itself(clean_db):
 
 
 def test_demo_starts_seeds_serves_and_stops_cleanly_on_sigint(migrated_url, tmp_path):
-    """The README's first command, against a database given by URL (CI has one)."""
+    """The README's first command, against a database given by URL (CI has one); the whole
+    system's demo (kiosk, simulated doors, a QR pickup) is tested in tests/demo."""
     with psycopg.connect(migrated_url, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE notifications, returns, allocations, pickup_codes, doors, locations,"
             " carriers RESTART IDENTITY CASCADE"
         )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cloud.cli", "demo", "--port", "0", "--database-url", migrated_url],
+        [
+            sys.executable,
+            "-m",
+            "cloud.cli",
+            "demo",
+            "--headless",
+            "--port",
+            "0",
+            "--database-url",
+            migrated_url,
+        ],  # fmt: skip
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -117,7 +128,11 @@ def test_demo_starts_seeds_serves_and_stops_cleanly_on_sigint(migrated_url, tmp_
             if line.startswith("READY "):
                 break
         base = lines[-1].split()[1]
-        codes = [ln.split()[-1] for ln in lines if "deposited" in ln and "pickup code" in ln]
+        codes = [
+            ln.split("pickup code")[1].split()[0]
+            for ln in lines
+            if " deposited " in ln and "pickup code" in ln
+        ]
         assert len(codes) == 3
         r = httpx.post(
             f"{base}/api/v1/pickup",

