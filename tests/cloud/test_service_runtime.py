@@ -114,7 +114,7 @@ def test_demo_starts_seeds_serves_and_stops_cleanly_on_sigint(migrated_url, tmp_
             "0",
             "--database-url",
             migrated_url,
-        ],  # fmt: skip
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
