@@ -31,7 +31,7 @@ class TopBar(Horizontal):
 
     def refresh_status(self) -> None:
         app = cast("KioskApp", self.app)
-        now = app.services.ctx.clock.now().astimezone()
+        now = app.services.ctx.clock.now()  # UTC: snapshots must not depend on the TZ
         self.query_one("#clock", Static).update(now.strftime("%H:%M"))
 
 
