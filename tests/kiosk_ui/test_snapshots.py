@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from kiosk.ui.app import KioskApp
 from shared.states import AllocationStatus
@@ -18,6 +19,13 @@ from tests.kiosk_ui.conftest import SIZE, STAFF_PIN
 Snap = Callable[..., bool]
 
 
+async def steady(pilot: Pilot[Any]) -> None:
+    """Stops text cursors blinking (shown steadily), so a slow run cannot catch one hidden."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 def test_home(snap_compare: Snap, build_app: Callable[..., KioskApp]) -> None:
     assert snap_compare(build_app(), terminal_size=SIZE)
 
@@ -25,6 +33,7 @@ def test_home(snap_compare: Snap, build_app: Callable[..., KioskApp]) -> None:
 def test_pickup_keypad(snap_compare: Snap, build_app: Callable[..., KioskApp]) -> None:
     async def type_some(pilot: Pilot[Any]) -> None:
         await pilot.press("1", "a", "b", "c")
+        await steady(pilot)
 
     assert snap_compare(build_app(), terminal_size=SIZE, run_before=type_some)
 
@@ -38,7 +47,7 @@ def test_pickup_result(
     async def pick_up(pilot: Pilot[Any]) -> None:
         await pilot.press("1", *"ABC234", "enter")
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await steady(pilot)
 
     assert snap_compare(build_app(), terminal_size=SIZE, run_before=pick_up)
 
@@ -49,7 +58,7 @@ def test_driver(snap_compare: Snap, kiosk: Kiosk, build_app: Callable[..., Kiosk
     async def drop(pilot: Pilot[Any]) -> None:
         await pilot.press("2", *"PKG-1", "enter")
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await steady(pilot)
 
     assert snap_compare(build_app(), terminal_size=SIZE, run_before=drop)
 
@@ -60,6 +69,6 @@ def test_staff_grid(snap_compare: Snap, kiosk: Kiosk, build_app: Callable[..., K
     async def sign_in(pilot: Pilot[Any]) -> None:
         await pilot.press("4", *STAFF_PIN, "enter")
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await steady(pilot)
 
     assert snap_compare(build_app(refresh_s=60), terminal_size=SIZE, run_before=sign_in)
