@@ -206,34 +206,18 @@ async def reserve(
                 customer_id=request.customer_id,
                 now=now,
             )
-            cur = await conn.execute(
-                """
-                INSERT INTO allocations (
-                    allocation_id, carrier_id, location_id, door_id, kind, package_id, order_id,
-                    customer_id, size, status, pickup_code_id, request_fingerprint,
-                    reserved_at, reservation_expires_at, updated_at)
-                VALUES (%s, %s, %s, %s, 'delivery', %s, %s, %s, %s, 'reserved', %s, %s, %s, %s, %s)
-                ON CONFLICT (carrier_id, package_id) DO NOTHING
-                RETURNING allocation_id
-                """,
-                (
-                    allocation_id,
-                    carrier_id,
-                    request.location_id,
-                    door["door_id"],
-                    request.package_id,
-                    request.order_id,
-                    request.customer_id,
-                    request.size.value,
-                    code["pickup_code_id"],
-                    request.fingerprint(),
-                    now,
-                    now + hold,
-                    now,
-                ),
+            await _insert_reserved(
+                conn,
+                allocation_id=allocation_id,
+                carrier_id=carrier_id,
+                door_id=door["door_id"],
+                kind="delivery",
+                package_id=request.package_id,
+                request=request,
+                pickup_code_id=code["pickup_code_id"],
+                now=now,
+                hold=hold,
             )
-            if await cur.fetchone() is None:
-                raise _LostInsertRace
             await changelog.record(conn, now, allocations=[allocation_id])
     except _LostInsertRace:
         # The transaction rolled back, door claim included; answer as the winner did.
@@ -582,34 +566,18 @@ async def create_return(
                 kind="return",
                 now=now,
             )
-            cur = await conn.execute(
-                """
-                INSERT INTO allocations (
-                    allocation_id, carrier_id, location_id, door_id, kind, package_id, order_id,
-                    customer_id, size, status, pickup_code_id, request_fingerprint,
-                    reserved_at, reservation_expires_at, updated_at)
-                VALUES (%s, %s, %s, %s, 'return', %s, %s, %s, %s, 'reserved', %s, %s, %s, %s, %s)
-                ON CONFLICT (carrier_id, package_id) DO NOTHING
-                RETURNING allocation_id
-                """,
-                (
-                    allocation_id,
-                    carrier_id,
-                    request.location_id,
-                    door["door_id"],
-                    f"RET-{request.order_id}",
-                    request.order_id,
-                    request.customer_id,
-                    request.size.value,
-                    code["pickup_code_id"],
-                    request.fingerprint(),
-                    now,
-                    now + hold,
-                    now,
-                ),
+            await _insert_reserved(
+                conn,
+                allocation_id=allocation_id,
+                carrier_id=carrier_id,
+                door_id=door["door_id"],
+                kind="return",
+                package_id=f"RET-{request.order_id}",
+                request=request,
+                pickup_code_id=code["pickup_code_id"],
+                now=now,
+                hold=hold,
             )
-            if await cur.fetchone() is None:
-                raise _LostInsertRace
             await conn.execute(
                 "INSERT INTO returns (return_id, allocation_id, carrier_id, order_id,"
                 " customer_id, reason, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -682,3 +650,53 @@ async def drop_off_return(
         )
         await changelog.record(conn, now, allocations=[allocation["allocation_id"]])
     return await get_allocation(conn, allocation["allocation_id"], None)
+
+
+async def _insert_reserved(
+    conn: Conn,
+    *,
+    allocation_id: uuid.UUID,
+    carrier_id: str,
+    door_id: int,
+    kind: str,
+    package_id: str,
+    request: AllocationRequest | ReturnRequest,
+    pickup_code_id: int,
+    now: datetime,
+    hold: timedelta,
+) -> None:
+    """Inserts a reserved allocation (delivery or return) on its claimed door.
+
+    Raises:
+        _LostInsertRace: a concurrent insert of the same carrier and package id won; the
+            caller's transaction must roll back (its door claim with it).
+    """
+    cur = await conn.execute(
+        """
+        INSERT INTO allocations (
+            allocation_id, carrier_id, location_id, door_id, kind, package_id, order_id,
+            customer_id, size, status, pickup_code_id, request_fingerprint,
+            reserved_at, reservation_expires_at, updated_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'reserved', %s, %s, %s, %s, %s)
+        ON CONFLICT (carrier_id, package_id) DO NOTHING
+        RETURNING allocation_id
+        """,
+        (
+            allocation_id,
+            carrier_id,
+            request.location_id,
+            door_id,
+            kind,
+            package_id,
+            request.order_id,
+            request.customer_id,
+            request.size.value,
+            pickup_code_id,
+            request.fingerprint(),
+            now,
+            now + hold,
+            now,
+        ),
+    )
+    if await cur.fetchone() is None:
+        raise _LostInsertRace
