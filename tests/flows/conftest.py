@@ -3,22 +3,34 @@
 `Kiosk` bundles a `FlowContext` over an in-memory store and `FakeDoorBank` (or any bank), with the
 hands tests need: seed parcels through the same `changes` API sync uses, and `poll` the doors as
 the door monitor does (one deterministic poll instead of a background task).
+
+`sim_kiosk` is the same kiosk over the production stack instead: `SerialBoardBank` speaking 8A/80
+or Kerong (the fixture runs each test over both) to the lock-board simulator on a real
+pseudo-terminal, with the real `DoorMonitor` polling in the background. The flows' simulator
+tests and the touchscreen UI's simulator tests share it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hardware_sim.doors import SimulatedDoor
+from hardware_sim.lock_board import LockBoardSimulator
 from kiosk.clock import ManualClock
 from kiosk.flows.context import FlowContext, FlowRules
+from kiosk.hardware import DoorMap
 from kiosk.hardware.door_bank import DoorBank, UnlockTiming
 from kiosk.hardware.fake_bank import FakeDoorBank
-from kiosk.monitor import record_reading
-from kiosk.store import changes, doors, outbox
+from kiosk.hardware.protocols import BoardProtocol
+from kiosk.hardware.serial_board import SerialBankConfig, SerialBoardBank
+from kiosk.monitor import DoorMonitor, record_reading
+from kiosk.reconcile import reconcile
+from kiosk.store import allocations, changes, doors, outbox
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store
 from kiosk.store.records import AllocationKind, Door, EventType, OutboxEvent
@@ -121,3 +133,74 @@ def kiosk(fake_bank: FakeDoorBank) -> Iterator[Kiosk]:
     ctx = FlowContext(store=store, bank=fake_bank, clock=clock, rules=FlowRules())
     yield Kiosk(ctx, clock)
     store.close()
+
+
+# Two boards of four locks each, at addresses each protocol allows.
+BOARDS = {BoardProtocol.EIGHT_A: (1, 2), BoardProtocol.KERONG: (0, 1)}
+SIM_TIMING = UnlockTiming(open_timeout_s=0.5, poll_interval_s=0.02)
+
+
+@dataclass
+class SimKiosk(Kiosk):
+    """A `Kiosk` over the simulated lock boards; `sim_door` is a door's physical side."""
+
+    sim: LockBoardSimulator | None = None
+    door_map: DoorMap | None = None
+    monitor: DoorMonitor | None = None
+
+    def sim_door(self, door: int) -> SimulatedDoor:
+        assert self.door_map is not None
+        assert self.sim is not None
+        where = self.door_map.address(door)
+        return self.sim.door(where.board, where.lock)
+
+    def status(self, allocation_id: str) -> AllocationStatus:
+        return allocations.get_allocation(self.store.db, allocation_id).status
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Polls ``condition`` (yielding to the loop: the monitor, the UI) until true.
+
+    Raises:
+        AssertionError: when it is still false after ``timeout_s``.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(params=[BoardProtocol.EIGHT_A, BoardProtocol.KERONG], ids=["8a80", "kerong"])
+async def sim_kiosk(request: pytest.FixtureRequest) -> AsyncIterator[SimKiosk]:
+    protocol: BoardProtocol = request.param
+    first, second = BOARDS[protocol]
+    sim = LockBoardSimulator(protocol, {first: 4, second: 4}, spring_delay_s=0.02)
+    sim.start()
+    door_map = DoorMap.sequential([(first, 4), (second, 4)])
+    bank = SerialBoardBank(
+        SerialBankConfig(
+            port=sim.path,
+            protocol=protocol,
+            door_map=door_map,
+            request_timeout_s=0.1,
+            retries=2,
+            unlock_listen_s=0.01,
+        ),
+        SIM_TIMING,
+    )
+    clock = ManualClock(START)
+    store = make_store()
+    kiosk = SimKiosk(FlowContext(store, bank, clock), clock, sim=sim, door_map=door_map)
+    await reconcile(kiosk.ctx)
+    kiosk.monitor = DoorMonitor(kiosk.ctx, interval_s=0.05, max_backoff_s=0.2)
+    task = asyncio.create_task(kiosk.monitor.run(await bank.read_states()))
+    try:
+        yield kiosk
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await bank.aclose()
+        sim.stop()
+        store.close()

@@ -5,99 +5,25 @@ simulated boards on a pty, and the real `DoorMonitor` polling in the background,
 marked picked up or deposited only because the simulated door was seen shut on the wire. Each
 fault the simulator can inject is exercised: a jammed door, a dead solenoid, a stuck sensor, a
 board that stops answering (or loses power), corrupted reply frames.
+
+The ``sim_kiosk`` fixture (in this directory's conftest) runs each test over both protocols.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
-import pytest
-
-from hardware_sim.doors import SimulatedDoor
-from hardware_sim.lock_board import LockBoardSimulator
-from kiosk.clock import ManualClock
-from kiosk.flows.context import FlowContext
 from kiosk.flows.drop_off import DoorProblem, drop_off, report_problem
 from kiosk.flows.opening import OpeningOutcome, retry_opening
 from kiosk.flows.pickup import pick_up
 from kiosk.flows.returns import drop_off_return
 from kiosk.flows.staff import confirm_collected, open_for_collection
-from kiosk.hardware import DoorMap, UnlockTiming
-from kiosk.hardware.protocols import BoardProtocol
-from kiosk.hardware.serial_board import SerialBankConfig, SerialBoardBank
-from kiosk.monitor import DoorMonitor
-from kiosk.reconcile import reconcile
-from kiosk.store import allocations, audit
+from kiosk.store import audit
 from kiosk.store.records import Actor, AllocationKind, EventType
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
 
-from .conftest import START, Kiosk, make_store
-
-BOARDS = {BoardProtocol.EIGHT_A: (1, 2), BoardProtocol.KERONG: (0, 1)}
-TIMING = UnlockTiming(open_timeout_s=0.5, poll_interval_s=0.02)
-
-
-@dataclass
-class SimKiosk(Kiosk):
-    sim: LockBoardSimulator | None = None
-    door_map: DoorMap | None = None
-    monitor: DoorMonitor | None = None
-
-    def sim_door(self, door: int) -> SimulatedDoor:
-        assert self.door_map is not None
-        assert self.sim is not None
-        where = self.door_map.address(door)
-        return self.sim.door(where.board, where.lock)
-
-    def status(self, allocation_id: str) -> AllocationStatus:
-        return allocations.get_allocation(self.store.db, allocation_id).status
-
-
-async def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture(params=[BoardProtocol.EIGHT_A, BoardProtocol.KERONG], ids=["8a80", "kerong"])
-async def sim_kiosk(request: pytest.FixtureRequest) -> AsyncIterator[SimKiosk]:
-    protocol: BoardProtocol = request.param
-    first, second = BOARDS[protocol]
-    sim = LockBoardSimulator(protocol, {first: 4, second: 4}, spring_delay_s=0.02)
-    sim.start()
-    door_map = DoorMap.sequential([(first, 4), (second, 4)])
-    bank = SerialBoardBank(
-        SerialBankConfig(
-            port=sim.path,
-            protocol=protocol,
-            door_map=door_map,
-            request_timeout_s=0.1,
-            retries=2,
-            unlock_listen_s=0.01,
-        ),
-        TIMING,
-    )
-    clock = ManualClock(START)
-    store = make_store()
-    kiosk = SimKiosk(FlowContext(store, bank, clock), clock, sim=sim, door_map=door_map)
-    await reconcile(kiosk.ctx)
-    kiosk.monitor = DoorMonitor(kiosk.ctx, interval_s=0.05, max_backoff_s=0.2)
-    task = asyncio.create_task(kiosk.monitor.run(await bank.read_states()))
-    try:
-        yield kiosk
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await bank.aclose()
-        sim.stop()
-        store.close()
+from .conftest import SimKiosk, wait_for
 
 
 async def test_pickup_opens_the_simulated_door_and_its_closing_marks_the_parcel_picked_up(
