@@ -50,6 +50,7 @@ from kiosk.store import doors
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store, StoreError
 from kiosk.sync.client import KioskSync
+from shared.cancellation import cancel_and_wait
 from shared.codes import InvalidCode, PickupCode
 
 log = logging.getLogger(__name__)
@@ -254,15 +255,13 @@ class Daemon:
                 tasks.append(sync_task)
             if ui_task is not None:
                 tasks.append(ui_task)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if bank is not None:
-                with contextlib.suppress(Exception):
-                    await bank.aclose()
-            store.close()
+            try:
+                await cancel_and_wait(tasks)
+            finally:
+                if bank is not None:
+                    with contextlib.suppress(Exception):
+                        await bank.aclose()
+                store.close()
 
     async def _run_sync(self, ctx: FlowContext, config: SyncConfig) -> None:
         """Runs cloud sync until cancelled; whatever happens to it is logged, never raised."""

@@ -1,10 +1,11 @@
 """The sync worker: the cloud's MQTT connection, its reconnect loop, and the kiosks' messages.
 
-One worker owns one MQTT connection. Each connection attempt makes a new `aiomqtt.Client`; when
-the connection fails, the worker waits a jittered exponential backoff (full jitter, 0.5 s doubling
-to 60 s) and tries again, so a fleet of workers does not storm a broker that comes back. The
-broker may lose anything in flight: the change log, the kiosks' outboxes and the cursors are the
-durable record, and both sides resend.
+One worker owns one MQTT connection. Each connection attempt makes a new client (an aiomqtt
+client that keeps a stop request: `shared.mqtt_client`); when the connection fails, the worker
+waits a jittered exponential backoff (full jitter, 0.5 s doubling to 60 s) and tries again, so a
+fleet of workers does not storm a broker that comes back. The broker may lose anything in
+flight: the change log, the kiosks' outboxes and the cursors are the durable record, and both
+sides resend.
 
 While connected, the worker
 
@@ -46,6 +47,8 @@ from cloud.sync import presence
 from cloud.sync.events import UnknownKiosk, apply_events
 from cloud.sync.keys import KioskDirectory, resolver_for
 from cloud.sync.publisher import Publisher
+from shared.cancellation import raise_if_cancelling
+from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
     CLOUD_SUBSCRIPTION,
@@ -147,6 +150,7 @@ class SyncWorker:
         """Connects, serves, and reconnects with backoff, forever (cancel to stop)."""
         attempt = 0
         while True:
+            raise_if_cancelling()
             try:
                 async with self._client() as client:
                     attempt = 0
@@ -165,8 +169,8 @@ class SyncWorker:
             log.info("sync: reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
-    def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
+    def _client(self) -> MqttClient:
+        return MqttClient(
             self._broker.host,
             self._broker.port,
             identifier=self._client_id,

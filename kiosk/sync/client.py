@@ -42,6 +42,8 @@ from kiosk.store import commands as command_records
 from kiosk.store.records import OutboxEvent
 from kiosk.sync import apply, commands, presence
 from kiosk.sync.pump import OutboxPump
+from shared.cancellation import cancel_and_wait, raise_if_cancelling
+from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
     MAX_LIFETIME,
@@ -154,6 +156,7 @@ class KioskSync:
         """Connects, syncs, and reconnects with backoff, until cancelled. Never raises else."""
         try:
             while True:
+                raise_if_cancelling()
                 try:
                     await self._connection()
                 except _RenewWill:
@@ -195,7 +198,7 @@ class KioskSync:
             qos=1,
             retain=True,
         )
-        client = aiomqtt.Client(
+        client = MqttClient(
             self.config.broker_host,
             self.config.broker_port,
             identifier=self.kiosk_id,
@@ -470,11 +473,7 @@ async def _first_failure(*loops: Awaitable[None]) -> None:
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)
     for task in done:
         task.result()
     raise aiomqtt.MqttError("a sync loop ended")
