@@ -23,9 +23,12 @@ The parts, in start order (stopped in reverse, however the run ends):
    over MQTT, a simulated driver scans each barcode at the kiosk, the door opens, the person puts
    the parcel in and shuts it, and the deposit syncs back to the cloud.
 
-Then it prints the pickup codes with their doors and a ``READY`` line. Scans are typed as
-``scan CODE`` lines on standard input (a QR-code pickup when CODE is a pickup code, a driver
-drop-off when it is a barcode).
+Then it prints the pickup codes with their doors and a ``READY`` line. On a terminal (not
+``--headless``) the kiosk's touchscreen UI then takes the terminal, started by the daemon once
+seeded, with the codes on its home screen; what the demo prints and every log record go to
+``demo.log`` in the temporary folder, and Ctrl-C at the UI stops the demo. Headless, scans are
+typed as ``scan CODE`` lines on standard input (a QR-code pickup when CODE is a pickup code, a
+driver drop-off when it is a barcode).
 """
 
 from __future__ import annotations
@@ -58,13 +61,18 @@ from hardware_sim.bank import SimulatedBank
 from hardware_sim.bank_layout import BankLayout
 from kiosk.config import load_config
 from kiosk.daemon import Daemon
+from kiosk.flows.context import FlowContext
 from kiosk.hardware.protocols import BoardProtocol
+from kiosk.ui.runner import daemon_ui
+from shared.cancellation import cancel_and_wait
 from shared.sizes import Size
 
 log = logging.getLogger(__name__)
 
 CLOSE_AFTER_S = 2.0
 """How long the simulated person leaves a door open before shutting it."""
+DEMO_STAFF_PIN = "1234"
+"""The staff PIN of the demo's touchscreen."""
 SEED_TIMEOUT_S = 60.0
 
 
@@ -80,7 +88,7 @@ class DemoOptions:
         port: The API's port (a free one when taken; 0 for any).
         database_url: An existing, empty PostgreSQL; None for an embedded one.
         mqtt_url: An existing broker; None for the embedded one.
-        headless: No kiosk UI in the terminal.
+        headless: No kiosk UI in the terminal (also what happens without a terminal).
         exit_after_seed: Stop once ready (for scripts).
         close_after_s: Seconds before the simulated person shuts an open door.
     """
@@ -112,9 +120,13 @@ class DemoSystem:
     bank: SimulatedBank | None = None
     daemon: Daemon | None = None
     kiosk_id: str = ""
+    ui: Callable[[Daemon, FlowContext], Awaitable[None]] | None = None
+    """The kiosk's touchscreen hook (`kiosk.ui.runner.daemon_ui`); it starts once seeded."""
+    parcels: list[DemoParcelAtKiosk] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _kiosk_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _kiosk_task: asyncio.Task[None] | None = None
+    _seeded: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def kiosk_folder(self) -> Path:
@@ -129,8 +141,9 @@ class DemoSystem:
         self._write_hardware_config(self.bank)
         self._tasks.append(asyncio.create_task(self._person(), name="demo-person"))
         await self._start_kiosk()
-        parcels = await self._deposit_parcels(base)
-        self._print(base, parcels)
+        self.parcels = await self._deposit_parcels(base)
+        self._print(base, self.parcels)
+        self._seeded.set()  # the touchscreen comes up now, with the codes to try on it
 
     async def stop(self) -> None:
         """Stops the kiosk, the person and the simulated bank. Idempotent."""
@@ -139,11 +152,7 @@ class DemoSystem:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._kiosk_task, 15)
             self._kiosk_task = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.bank is not None:
             self.bank.stop()
@@ -206,7 +215,8 @@ class DemoSystem:
         config.write_text(text[:start] + hardware + text[end:] + sync, encoding="utf-8")
 
     async def _start_kiosk(self) -> None:
-        daemon = self.daemon = Daemon(load_config(self.kiosk_folder / "kiosk.toml"))
+        ui = None if self.ui is None else self._once_seeded(self.ui)
+        daemon = self.daemon = Daemon(load_config(self.kiosk_folder / "kiosk.toml"), ui=ui)
         ready: list[str] = []
         task = self._kiosk_task = asyncio.create_task(
             daemon.run(self._kiosk_stop, on_ready=ready.append), name="demo-kiosk"
@@ -219,6 +229,28 @@ class DemoSystem:
             if time.monotonic() > deadline:
                 raise DemoError("the kiosk daemon did not become ready in 30 s")
             await asyncio.sleep(0.05)
+
+    def _once_seeded(
+        self, ui: Callable[[Daemon, FlowContext], Awaitable[None]]
+    ) -> Callable[[Daemon, FlowContext], Awaitable[None]]:
+        # The drivers' scans while seeding go to the daemon's own scan loop, not to a driver
+        # screen; the touchscreen appears once the parcels are in.
+        async def run(daemon: Daemon, ctx: FlowContext) -> None:
+            await self._seeded.wait()
+            await ui(daemon, ctx)
+
+        return run
+
+    def home_note(self) -> str:
+        """The demo's line on the kiosk's home screen: what to try, with which code."""
+        waiting = [i for i in self.parcels if i.parcel.status == "deposited"]
+        reserved = [i for i in self.parcels if i.parcel.status == "reserved"]
+        codes = sorted({i.parcel.pickup_code for i in waiting})
+        lines = ["Demo: pick up with code " + " or ".join(codes) + " (1, then type it)."]
+        if reserved:
+            lines.append(f"Driver (2): scan or type barcode {reserved[0].parcel.package_id}.")
+        lines.append(f"Staff PIN {DEMO_STAFF_PIN}. Ctrl+C stops the demo.")
+        return "\n".join(lines)
 
     async def _deposit_parcels(self, base: str) -> list[DemoParcelAtKiosk]:
         reserved = await demo.reserve_parcels(base)
@@ -346,14 +378,32 @@ async def _until_async(check: Callable[[], Awaitable[bool]], deadline: float, me
         await asyncio.sleep(0.1)
 
 
-def _ui_app_factory() -> Callable[..., Any] | None:
-    """The kiosk UI's app factory, once `kiosk.ui` has one (it is being written)."""
-    try:
-        import kiosk.ui as ui  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    factory = getattr(ui, "create_app", None)
-    return factory if callable(factory) else None
+def _on_a_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty() and sys.stderr.isatty()
+
+
+class _FileLines:
+    """The demo's narration (doors opening and shutting, the READY text) appended to a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(line + "\n")
+
+
+def _log_to(path: Path) -> None:
+    """Sends every log record to ``path`` instead of the terminal (the touchscreen's)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # amqtt's session machine narrates every state change at INFO.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 async def run_demo(options: DemoOptions) -> int:
@@ -389,9 +439,21 @@ async def run_demo(options: DemoOptions) -> int:
         system = DemoSystem(options, folder, url, broker_url, settings)
         sock = bind(settings.http_host, options.port, fallback_to_free=True)
         stop = asyncio.Event()
-        ui = None if options.headless else _ui_app_factory()
-        if not options.headless and ui is None:
-            print("(the kiosk UI is not there yet: running headless)", flush=True)
+        with_ui = not options.headless and _on_a_terminal()
+        if not options.headless and not with_ui:
+            print("(no terminal for the kiosk's touchscreen: running headless)", flush=True)
+        if with_ui:
+            # The touchscreen owns the terminal: the demo's lines and every log go to a file.
+            log_file = folder / "demo.log"
+            system.out = _FileLines(log_file)
+            _log_to(log_file)
+            system.ui = daemon_ui(
+                staff_pin=DEMO_STAFF_PIN,
+                idle_timeout_s=120.0,
+                home_note=system.home_note,
+                on_quit=stop.set,
+            )
+            print(f"starting; the kiosk's touchscreen appears once seeded (log: {log_file})")
         failure: list[BaseException] = []
 
         async def ready(base: str) -> None:
@@ -405,9 +467,17 @@ async def run_demo(options: DemoOptions) -> int:
             if options.exit_after_seed:
                 stop.set()
                 return
-            _listen_for_scans(system, stop)
+            if not with_ui:
+                _listen_for_scans(system, stop)
 
-        await serve(create_app(settings), sock, on_ready=ready, stop=stop, log_level="warning")
+        await serve(
+            create_app(settings),
+            sock,
+            on_ready=ready,
+            stop=stop,
+            log_level="warning",
+            log_to_terminal=not with_ui,
+        )
         if failure:
             print(f"locker-cloud: the demo did not start: {failure[0]}", file=sys.stderr)
             return 1
@@ -416,7 +486,7 @@ async def run_demo(options: DemoOptions) -> int:
             await system.stop()
         if broker is not None:
             await broker.stop()
-    print("demo stopped", flush=True)
+    print("demo stopped" + (f"; its log: {folder / 'demo.log'}" if with_ui else ""), flush=True)
     return 0
 
 

@@ -81,14 +81,23 @@ async def serve(
     on_ready: Callable[[str], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
     log_level: str = "info",
+    log_to_terminal: bool = True,
 ) -> None:
     """Serves until SIGINT/SIGTERM (uvicorn's handlers) or ``stop`` is set, then shuts
     down cleanly (lifespan included).
 
-    ``on_ready`` gets the base URL once the app has started (database open).
+    ``on_ready`` gets the base URL once the app has started (database open). Without
+    ``log_to_terminal``, uvicorn's records go to the root logger's handlers rather than to
+    uvicorn's own console handlers (the demo's touchscreen owns the terminal).
     """
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        log_config=uvicorn.config.LOGGING_CONFIG if log_to_terminal else None,
+    )
     server = _Server(config)
     restore_signals = _on_stop_signals(server)
     try:

@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         help="log level on stderr (default INFO)",
     )
     run.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        help="append log lines to PATH (default: stderr; with --ui, stdout, or kiosk.log "
+        "beside the database when stdout is the UI's terminal)",
+    )
+    run.add_argument(
         "--ui", action="store_true", help="also run the touchscreen UI on this terminal"
     )
     run.add_argument(
@@ -126,12 +133,27 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if args.ui and args.ui_idle_timeout <= 0:
         raise _Failed(USAGE_ERROR, "--ui-idle-timeout must be positive")
-    logging.basicConfig(
-        level=args.log_level,
-        # The touchscreen UI (Textual) draws on stderr's terminal: log lines go to stdout then.
-        stream=sys.stdout if args.ui else sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_file: Path | None = args.log_file
+    if log_file is None and args.ui and sys.stdout.isatty():
+        # The touchscreen UI (Textual) draws on the terminal: a log line there would be drawn
+        # over the customer's screen.
+        log_file = config.database.parent / "kiosk.log"
+    if log_file is not None:
+        print(f"log lines go to {log_file}", flush=True)
+        logging.basicConfig(
+            level=args.log_level,
+            filename=log_file,
+            encoding="utf-8",
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    else:
+        logging.basicConfig(
+            level=args.log_level,
+            # Textual draws on stderr: with --ui (under systemd, stderr the touchscreen's tty)
+            # log lines go to stdout (the journal).
+            stream=sys.stdout if args.ui else sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     # The hardware layer is imported here, not at the top: `check-config` and the read-only
     # commands should start fast on a busy kiosk.
     from kiosk.daemon import Daemon, DaemonError
@@ -149,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
             from kiosk.ui.runner import daemon_ui
 
             pin = os.environ.get(args.staff_pin_env) or None
-            ui = daemon_ui(staff_pin=pin, idle_timeout_s=args.ui_idle_timeout)
+            ui = daemon_ui(staff_pin=pin, idle_timeout_s=args.ui_idle_timeout, on_quit=stop.set)
         await Daemon(config, ui=ui).run(stop, on_ready=ready)
 
     try:

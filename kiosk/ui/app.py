@@ -12,10 +12,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from textual import events
 from textual.app import App
+from textual.binding import Binding, BindingType
 
 from kiosk.flows import pickup
 from kiosk.flows.refusals import FlowRefused
@@ -43,6 +44,12 @@ class KioskApp(App[None]):
     CSS_PATH = Path(__file__).with_name("kiosk.tcss")
     TITLE = "Parcel locker"
     ENABLE_COMMAND_PALETTE = False
+    # Textual's own Ctrl+Q quits the app and its Ctrl+C tells how to; here both ask the kiosk
+    # to stop (`UiServices.on_quit`) or, in service, do nothing.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "stop_kiosk", show=False, priority=True),
+        Binding("ctrl+c", "stop_kiosk", show=False, priority=True),
+    ]
 
     def __init__(self, services: UiServices) -> None:
         super().__init__()
@@ -58,6 +65,19 @@ class KioskApp(App[None]):
         if isinstance(event, _ACTIVITY):
             self.last_activity = time.monotonic()
         await super().on_event(event)
+
+    def action_stop_kiosk(self) -> None:
+        if self.services.on_quit is not None:
+            self.services.on_quit()
+
+    def _handle_exception(self, error: Exception) -> None:
+        # A bug in a screen's own code ends the app (the daemon's supervisor starts a new one).
+        # Textual would print the traceback on the terminal as the app leaves it, that is, on
+        # the customer's screen: it goes to the log instead. (Textual has no public hook for
+        # this; `KioskApp.failures` and the runner's tests notice if the private one changes.)
+        log.error("the touchscreen UI failed", exc_info=error)
+        super()._handle_exception(error)
+        self._exit_renderables.clear()
 
     def home_if_idle(self) -> None:
         """Goes home when nobody has touched the screen for ``idle_timeout_s``."""

@@ -21,6 +21,15 @@ CHOICES = (
 
 class HomeScreen(KioskScreen):
     TITLE_TEXT = "Parcel locker"
+    DEFAULT_CSS = """
+    #home-note {
+        height: auto;
+        margin-top: 1;
+        padding: 0 1;
+        border: round yellow;
+        color: yellow;
+    }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         ("1", "choose('pickup')", "Pick up"),
         ("2", "choose('driver')", "Drop off"),
@@ -33,6 +42,9 @@ class HomeScreen(KioskScreen):
         with Grid(id="home-grid"):
             for key, label in CHOICES:
                 yield Button(label, id=key, classes="home-choice")
+        note = self.services.home_note()
+        if note:
+            yield Static(note, id="home-note")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         assert event.button.id is not None

@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 
 from kiosk.flows.context import FlowContext
 from kiosk.ui.app import KioskApp, make_app
-from kiosk.ui.services import SyncState, UiServices, pin_checker
+from kiosk.ui.services import SyncState, UiServices, no_note, pin_checker
 
 if TYPE_CHECKING:
     from kiosk.daemon import Daemon
 
 log = logging.getLogger(__name__)
+
+EXIT_GRACE_S = 5.0
+"""How long a stopping UI gets to leave the terminal as it found it."""
 
 
 async def run_ui(
@@ -27,6 +30,7 @@ async def run_ui(
     *,
     on_app: Callable[[KioskApp | None], None] = lambda app: None,
     restart_delay_s: float = 2.0,
+    headless: bool = False,
 ) -> None:
     """Runs apps from ``build`` one after another until cancelled; never raises otherwise.
 
@@ -34,13 +38,14 @@ async def run_ui(
         build: Makes a fresh app (`kiosk.ui.app.make_app` over the daemon's services).
         on_app: Told the running app, and None while there is none (the daemon routes scans).
         restart_delay_s: Pause before a new app after one ended.
+        headless: Run the apps without a terminal (tests).
     """
     while True:
         app: KioskApp | None = None
         try:
             app = build()
             on_app(app)
-            await app.run_async()
+            await _run_until_cancelled(app, headless=headless)
             log.error("the touchscreen UI stopped (return code %s); restarting", app.return_code)
         except asyncio.CancelledError:
             raise
@@ -51,14 +56,36 @@ async def run_ui(
         await asyncio.sleep(restart_delay_s)
 
 
+async def _run_until_cancelled(app: KioskApp, *, headless: bool) -> None:
+    """Runs ``app``; when cancelled, asks it to exit and waits, so the terminal is restored.
+
+    (Cancelling `App.run_async` outright can leave the terminal in the app's raw mode.)
+    """
+    running = asyncio.ensure_future(app.run_async(headless=headless))
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        app.exit()
+        await asyncio.wait([running], timeout=EXIT_GRACE_S)
+        if not running.done():
+            running.cancel()
+        raise
+
+
 def daemon_ui(
-    *, staff_pin: str | None, idle_timeout_s: float = 60.0
+    *,
+    staff_pin: str | None,
+    idle_timeout_s: float = 60.0,
+    home_note: Callable[[], str] = no_note,
+    on_quit: Callable[[], None] | None = None,
 ) -> Callable[[Daemon, FlowContext], Awaitable[None]]:
     """The daemon's ``ui`` hook: the touchscreen over the daemon's flows, sync and scanner.
 
     Args:
         staff_pin: The staff PIN (None: the staff screen accepts no PIN).
         idle_timeout_s: Seconds untouched before the UI goes back home.
+        home_note: A line for the home screen (`UiServices.home_note`).
+        on_quit: What Ctrl+C or Ctrl+Q does (`UiServices.on_quit`).
     """
 
     async def run(daemon: Daemon, ctx: FlowContext) -> None:
@@ -72,6 +99,8 @@ def daemon_ui(
                     pin_checker(staff_pin),
                     sync_status=sync_status,
                     idle_timeout_s=idle_timeout_s,
+                    home_note=home_note,
+                    on_quit=on_quit,
                 )
             )
 

@@ -27,6 +27,11 @@ def no_sync() -> SyncState | None:
     return None
 
 
+def no_note() -> str:
+    """No note on the home screen (a kiosk in service)."""
+    return ""
+
+
 def door_number(door: int) -> str:
     """Doors named by their number, as the flows' own messages name them."""
     return str(door)
@@ -59,6 +64,11 @@ class UiServices:
         refresh_s: Seconds between refreshes of live door states (staff grid, a return's door).
         driver_id: The driver id recorded for drop-offs started at the touchscreen.
         staff_id: The staff id recorded for collections and maintenance at the touchscreen.
+        home_note: A line under the home screen's choices (the demo shows its pickup codes
+            there); empty for none.
+        on_quit: What Ctrl+C or Ctrl+Q at a keyboard does: stop the kiosk (the demo, or a
+            daemon run by hand). None: the keys do nothing, so a keyboard plugged into a kiosk
+            in service cannot close its screen.
 
     Raises:
         ValueError: on construction, for a non-positive timeout or refresh period.
@@ -72,6 +82,8 @@ class UiServices:
     refresh_s: float = 1.0
     driver_id: str = "touchscreen"
     staff_id: str = "staff-touchscreen"
+    home_note: Callable[[], str] = no_note
+    on_quit: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         if self.idle_timeout_s <= 0 or self.refresh_s <= 0:

@@ -1,0 +1,47 @@
+"""The home screen's note (the demo's codes) and what Ctrl+C / Ctrl+Q do at a keyboard."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiosk.ui.app import make_app
+from kiosk.ui.home import HomeScreen
+from kiosk.ui.services import UiServices, pin_checker
+from tests.flows.conftest import Kiosk
+
+from .conftest import SIZE
+from .helpers import text
+
+
+async def test_the_home_screen_shows_its_note(kiosk: Kiosk) -> None:
+    app = make_app(UiServices(kiosk.ctx, pin_checker(None), home_note=lambda: "Try ABC234"))
+    async with app.run_test(size=SIZE):
+        assert text(app, "#home-note") == "Try ABC234"
+
+
+async def test_no_note_by_default(kiosk: Kiosk) -> None:
+    app = make_app(UiServices(kiosk.ctx, pin_checker(None)))
+    async with app.run_test(size=SIZE):
+        assert not app.screen.query("#home-note")
+
+
+@pytest.mark.parametrize("key", ["ctrl+c", "ctrl+q"])
+async def test_the_quit_keys_ask_the_kiosk_to_stop(kiosk: Kiosk, key: str) -> None:
+    asked: list[str] = []
+    app = make_app(UiServices(kiosk.ctx, pin_checker(None), on_quit=lambda: asked.append(key)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1")  # from any screen, not only home
+        await pilot.press(key)
+        await pilot.pause()
+        assert asked == [key]
+        assert app.is_running  # the kiosk stops the app, not the key
+
+
+@pytest.mark.parametrize("key", ["ctrl+c", "ctrl+q"])
+async def test_in_service_the_quit_keys_do_nothing(kiosk: Kiosk, key: str) -> None:
+    app = make_app(UiServices(kiosk.ctx, pin_checker(None)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(key)
+        await pilot.pause()
+        assert app.is_running
+        assert isinstance(app.screen, HomeScreen)
