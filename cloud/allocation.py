@@ -189,7 +189,9 @@ async def reserve(
         return _replay(existing, request), False
     allocation_id = uuid.uuid4()
     try:
-        async with conn.transaction():
+        # Pipeline mode changes nothing for the statements whose rows are read (each waits
+        # for its answer), but sends the change-log append together with the COMMIT.
+        async with conn.pipeline(), conn.transaction():
             await active_location(conn, request.location_id)
             door = await claim_free_door(
                 conn, request.location_id, request.size, now, request.dimensions
@@ -206,7 +208,7 @@ async def reserve(
                 customer_id=request.customer_id,
                 now=now,
             )
-            await _insert_reserved(
+            inserted = await _insert_reserved(
                 conn,
                 allocation_id=allocation_id,
                 carrier_id=carrier_id,
@@ -218,7 +220,16 @@ async def reserve(
                 now=now,
                 hold=hold,
             )
-            await changelog.record(conn, now, allocations=[allocation_id])
+            # The inserted row, its door and code are the allocation's final state here.
+            state = changelog.state_of(
+                {
+                    **inserted,
+                    "door_number": door["door_number"],
+                    "code": code["code"],
+                    "return_reason": None,
+                }
+            )
+            await changelog.record_states(conn, now, [(request.location_id, state)])
     except _LostInsertRace:
         # The transaction rolled back, door claim included; answer as the winner did.
         existing = await _find_by_package(conn, carrier_id, request.package_id)
@@ -664,8 +675,11 @@ async def _insert_reserved(
     pickup_code_id: int,
     now: datetime,
     hold: timedelta,
-) -> None:
+) -> DictRow:
     """Inserts a reserved allocation (delivery or return) on its claimed door.
+
+    Returns:
+        The new row's columns that `changelog.state_of` reads, with the location's code secret.
 
     Raises:
         _LostInsertRace: a concurrent insert of the same carrier and package id won; the
@@ -673,13 +687,16 @@ async def _insert_reserved(
     """
     cur = await conn.execute(
         """
-        INSERT INTO allocations (
+        INSERT INTO allocations AS a (
             allocation_id, carrier_id, location_id, door_id, kind, package_id, order_id,
             customer_id, size, status, pickup_code_id, request_fingerprint,
             reserved_at, reservation_expires_at, updated_at)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'reserved', %s, %s, %s, %s, %s)
         ON CONFLICT (carrier_id, package_id) DO NOTHING
-        RETURNING allocation_id
+        RETURNING allocation_id, kind, package_id, size, status, reservation_expires_at,
+                  pickup_expires_at, order_id, """
+        + changelog.code_secret_sql("a.location_id")
+        + """ AS code_secret
         """,
         (
             allocation_id,
@@ -698,5 +715,7 @@ async def _insert_reserved(
             now,
         ),
     )
-    if await cur.fetchone() is None:
+    row = await cur.fetchone()
+    if row is None:
         raise _LostInsertRace
+    return row

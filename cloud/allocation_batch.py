@@ -37,6 +37,7 @@ from cloud import allocation, changelog, errors
 from cloud.allocation import AllocationRequest
 from cloud.db import Conn, Pool
 from shared.codes import generate_code
+from shared.protocol import AllocationState
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +115,18 @@ SELECT EXISTS (SELECT 1 FROM loc) AS location_found,
        ins.request_fingerprint,
        claimed.door_id, claimed.door_number, claimed.size AS door_size,
        loc.name AS location_name, loc.address, loc.timezone,
-       code.code AS pickup_code
+       code.code AS pickup_code,
+       CASE WHEN ins.allocation_id IS NOT NULL THEN {secret} END AS code_secret
 FROM (SELECT 1) AS one
 LEFT JOIN ins ON true
 LEFT JOIN claimed ON true
 LEFT JOIN code ON true
 LEFT JOIN loc ON true
-"""
+""".replace("{secret}", changelog.code_secret_sql("%(loc)s"))
 
-# What the statement reports besides the columns of allocation.ALLOCATION_VIEW.
-_FLAGS = frozenset({"location_found", "location_active", "duplicate", "door_found"})
+# What the statement reports besides the columns of allocation.ALLOCATION_VIEW (the code
+# secret is for the change log's code hash only, never for the answer).
+_FLAGS = frozenset({"location_found", "location_active", "duplicate", "door_found", "code_secret"})
 
 
 @dataclass(slots=True)
@@ -165,6 +168,12 @@ def _params(job: Job) -> dict[str, Any]:
     }
 
 
+def _logged_state(row: DictRow) -> tuple[str, AllocationState]:
+    """(location id, state) of a new allocation, for the change log, from its statement's row."""
+    state = changelog.state_of({**row, "code": row["pickup_code"], "return_reason": None})
+    return row["location_id"], state
+
+
 def _outcome(job: Job, row: DictRow) -> tuple[DictRow, bool] | BaseException | None:
     """The answer a statement's row gives, or None if ``reserve`` must decide."""
     r = job.request
@@ -192,6 +201,7 @@ async def reserve_many(conn: Conn, jobs: Sequence[Job]) -> None:
     one commit for the whole batch, and its statements pipelined.
     """
     outcomes: list[tuple[DictRow, bool] | BaseException | None] = []
+    logged: list[tuple[str, AllocationState]] = []
     try:
         async with conn.pipeline(), conn.transaction():
             # Left to choose, PostgreSQL plans this statement afresh on every execution
@@ -203,11 +213,15 @@ async def reserve_many(conn: Conn, jobs: Sequence[Job]) -> None:
             for job, cur in zip(jobs, cursors, strict=True):
                 row = await cur.fetchone()
                 assert row is not None, "the statement always returns one row"
-                outcomes.append(_outcome(job, row))
-            created = [o[0]["allocation_id"] for o in outcomes if isinstance(o, tuple) and o[1]]
-            if created:
+                outcome = _outcome(job, row)
+                outcomes.append(outcome)
+                if isinstance(outcome, tuple):
+                    logged.append(_logged_state(row))
+            if logged:
                 # Last in the transaction, as the change log wants (it locks the locations).
-                await changelog.record(conn, max(job.now for job in jobs), allocations=created)
+                # The rows hold each allocation's final state, so nothing is read back, and
+                # the appends are not waited for: they go to the server with the COMMIT.
+                await changelog.record_states(conn, max(job.now for job in jobs), logged)
     except Exception as exc:  # a failed statement or a lost race: the batch rolled back
         if not isinstance(exc, _Redo):
             log.warning("allocation batch of %d redone one by one: %r", len(jobs), exc)

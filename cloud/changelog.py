@@ -12,6 +12,13 @@ the location's lock last, and several locations in sorted order, keeps the trans
 change allocations from deadlocking on it. An insert trigger notifies
 ``locker_location_changes`` so the sync workers publish the new entries after commit.
 
+The allocation paths (``allocation.reserve``, ``allocation_batch.reserve_many``) already hold
+each new allocation's state when they would call `record` (their statements return it, and the
+code secret with it: `CODE_SECRET_SQL`), so they call `record_states` instead: no read-back, and
+the append is not waited for, so in pipeline mode it travels with the COMMIT. That saves the
+two round trips `record` costs, which at one allocation per transaction were a third of its
+time (docs/BENCHMARKS.md).
+
 Code hashes: an allocation change carries ``code_hash``, the HMAC-SHA256 of its pickup or return
 code under the code secret of the location's kiosk (`code_hash`). Before a kiosk is registered
 there is no secret, so changes are logged without a hash; registering a kiosk records the
@@ -26,11 +33,12 @@ import hmac
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
 from cloud.db import Conn, Pool
@@ -65,21 +73,35 @@ class MaintenanceNote:
     reason: str | None = None
 
 
-_STATE_SQL = """
+def code_secret_sql(location: str) -> str:
+    """A scalar sub-select: the code secret of the location ``location`` (an SQL expression).
+
+    The newest registered kiosk's; NULL before any kiosk is registered. ``location`` must be a
+    parameter or a qualified column (``a.location_id``): a bare ``location_id`` would name the
+    sub-select's own ``kiosks.location_id`` and match every kiosk.
+    """
+    return (
+        f"(SELECT k.code_secret FROM kiosks k WHERE k.location_id = {location}"
+        " ORDER BY k.registered_at DESC LIMIT 1)"
+    )
+
+
+_STATE_SQL = f"""
     SELECT a.allocation_id, a.location_id, a.kind, a.package_id, a.size, a.status,
            d.door_number, c.code, a.reservation_expires_at, a.pickup_expires_at, a.order_id,
-           r.reason AS return_reason, s.code_secret
+           r.reason AS return_reason, {code_secret_sql("a.location_id")} AS code_secret
     FROM allocations a
     JOIN doors d ON d.door_id = a.door_id
     JOIN pickup_codes c ON c.pickup_code_id = a.pickup_code_id
     LEFT JOIN returns r ON r.allocation_id = a.allocation_id
-    LEFT JOIN LATERAL (
-        SELECT k.code_secret FROM kiosks k WHERE k.location_id = a.location_id
-        ORDER BY k.registered_at DESC LIMIT 1) s ON true
 """
 
 
-def _state(row: DictRow) -> AllocationState:
+def state_of(row: Mapping[str, Any]) -> AllocationState:
+    """An allocation's state as the log records it, from a row with the columns of `_STATE_SQL`.
+
+    `record` reads the row; `record_states` callers hold it already.
+    """
     status = AllocationStatus(row["status"])
     secret = row["code_secret"]
     is_return = row["kind"] == "return"
@@ -107,7 +129,7 @@ async def allocation_states(
         _STATE_SQL + " WHERE a.allocation_id = ANY(%s)", (list(allocation_ids),)
     )
     by_id = {row["allocation_id"]: row for row in await cur.fetchall()}
-    return [(by_id[i]["location_id"], _state(by_id[i])) for i in allocation_ids if i in by_id]
+    return [(by_id[i]["location_id"], state_of(by_id[i])) for i in allocation_ids if i in by_id]
 
 
 async def live_allocation_states(conn: Conn, location_id: str) -> list[AllocationState]:
@@ -118,7 +140,7 @@ async def live_allocation_states(conn: Conn, location_id: str) -> list[Allocatio
         " ORDER BY d.door_number",
         (location_id,),
     )
-    return [_state(row) for row in await cur.fetchall()]
+    return [state_of(row) for row in await cur.fetchall()]
 
 
 _APPEND_SQL = """
@@ -153,9 +175,7 @@ async def record(
     pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if ids:
         for location_id, state in await allocation_states(conn, ids):
-            pending[location_id].append(
-                {"kind": "allocation", "allocation": state.model_dump(mode="json")}
-            )
+            pending[location_id].append(_allocation_entry(state))
     for note in maintenance:
         pending[note.location_id].append(
             {
@@ -166,15 +186,46 @@ async def record(
             }
         )
     revisions: dict[str, int] = {}
+    for location_id, cur in await _append(conn, now, pending):
+        rows = await cur.fetchall()
+        revisions[location_id] = max(row["revision"] for row in rows)
+    return revisions
+
+
+def _allocation_entry(state: AllocationState) -> dict[str, Any]:
+    return {"kind": "allocation", "allocation": state.model_dump(mode="json")}
+
+
+async def _append(
+    conn: Conn, now: datetime, pending: Mapping[str, list[dict[str, Any]]]
+) -> list[tuple[str, AsyncCursor[DictRow]]]:
+    """Sends one append per location, in sorted order; returns their cursors, unread."""
+    sent = []
     for location_id in sorted(pending):  # sorted: two transactions lock locations in one order
         entries = pending[location_id]
         cur = await conn.execute(
             _APPEND_SQL,
             {"loc": location_id, "n": len(entries), "changes": json.dumps(entries), "now": now},
         )
-        rows = await cur.fetchall()
-        revisions[location_id] = max(row["revision"] for row in rows)
-    return revisions
+        sent.append((location_id, cur))
+    return sent
+
+
+async def record_states(
+    conn: Conn, now: datetime, states: Iterable[tuple[str, AllocationState]]
+) -> None:
+    """Appends a change per (location id, allocation state), as `record` does from a read-back.
+
+    For a caller that has just written the allocations and holds their final state (built with
+    `state_of` from rows carrying `code_secret_sql`). Same rules as `record`: inside the
+    caller's transaction, last, one entry per state in the order given, locations locked in
+    sorted order. The appends are sent and not waited for: in pipeline mode they go with the
+    COMMIT, and a failure surfaces there and rolls the whole transaction back.
+    """
+    pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for location_id, state in states:
+        pending[location_id].append(_allocation_entry(state))
+    await _append(conn, now, pending)
 
 
 @dataclass(frozen=True, slots=True)

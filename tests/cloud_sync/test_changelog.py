@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -162,6 +163,40 @@ async def test_batched_allocations_each_get_a_revision(pool: Pool) -> None:
     assert [e["revision"] for e in await two.changes()] == [1, 2]
     doors_logged = sorted(_allocation(e)["proposed_door"] for e in await one.changes())
     assert doors_logged == [1, 2, 3]
+
+
+async def test_new_allocations_log_the_state_a_read_back_gives(pool: Pool) -> None:
+    """reserve and reserve_many log a new allocation from the rows they wrote (no read-back):
+    the entry must be what `record` would have read, code hash included or left out."""
+    hashed, plain = await make_site(pool), await make_site(pool, register=False)
+    await hashed.reserve(customer="anna")
+    await plain.reserve(customer="anna")
+    jobs = [
+        Job(
+            carrier_id=site.carrier_id,
+            request=AllocationRequest(site.location_id, f"S-{i}", f"O-{i}", customer, Size.SMALL),
+            now=now(),
+            hold=HOLD,
+        )
+        # anna's second parcel joins her live code; bob's gets a new one.
+        for i, (site, customer) in enumerate([(hashed, "anna"), (plain, "bob"), (hashed, "bob")])
+    ]
+    async with pool.connection() as conn:
+        await reserve_many(conn, jobs)
+        logged = {}
+        for site in (hashed, plain):
+            entries = [_allocation(e) for e in await site.changes()]
+            ids = [uuid.UUID(e["allocation_id"]) for e in entries]
+            read_back = await changelog.allocation_states(conn, ids)
+            assert entries == [state.model_dump(mode="json") for _, state in read_back]
+            logged[site.location_id] = entries
+    assert [len(logged[hashed.location_id]), len(logged[plain.location_id])] == [3, 2]
+    assert all(e["code_hash"] is not None for e in logged[hashed.location_id])
+    assert all(e["code_hash"] is None for e in logged[plain.location_id])
+    # The code secret the batch statement reads for the hash stays out of the answers.
+    for job in jobs:
+        assert isinstance(job.result, tuple)
+        assert "code_secret" not in job.result[0]
 
 
 async def test_returns_and_lifecycle_jobs_log_their_changes(site: Site) -> None:
