@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
 
 from cloud import allocation, changelog, doors, errors, lifecycle
@@ -197,6 +198,37 @@ async def test_new_allocations_log_the_state_a_read_back_gives(pool: Pool) -> No
     for job in jobs:
         assert isinstance(job.result, tuple)
         assert "code_secret" not in job.result[0]
+
+
+async def test_an_append_that_fails_undoes_the_allocation(site: Site) -> None:
+    """The allocation paths send the change-log append without waiting for its answer (it goes
+    with the COMMIT): if it fails, the allocation must not commit without its entry."""
+    async with site.pool.connection() as conn:
+        # A stray entry at the next revision: the append's insert hits the primary key.
+        await conn.execute(
+            "INSERT INTO location_changes (location_id, revision, change, created_at)"
+            " VALUES (%s, 1, '{}', now())",
+            (site.location_id,),
+        )
+
+        def request(package: str) -> AllocationRequest:
+            return AllocationRequest(site.location_id, package, f"O-{package}", "c", Size.SMALL)
+
+        job = Job(carrier_id=site.carrier_id, request=request("F-1"), now=now(), hold=HOLD)
+        await reserve_many(conn, [job])  # the batch, then reserve's redo, both fail
+        assert isinstance(job.result, psycopg.errors.UniqueViolation)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await allocation.reserve(
+                conn, carrier_id=site.carrier_id, request=request("F-2"), now=now(), hold=HOLD
+            )
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM allocations WHERE location_id = %(loc)s) AS allocations,"
+            " (SELECT count(*) FROM doors WHERE location_id = %(loc)s"
+            "  AND status <> 'available') AS doors_taken",
+            {"loc": site.location_id},
+        )
+        assert await cur.fetchone() == {"allocations": 0, "doors_taken": 0}
+    assert await site.revision() == 0
 
 
 async def test_returns_and_lifecycle_jobs_log_their_changes(site: Site) -> None:
