@@ -6,10 +6,10 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.widgets import Button, Static
 
-from kiosk.flows import staff
+from kiosk.flows import opening, staff
 from kiosk.flows.refusals import FlowRefused
-from kiosk.store import doors
-from kiosk.store.records import Actor, Door
+from kiosk.store import doors, operations
+from kiosk.store.records import Actor, Door, OperationState, Purpose
 from kiosk.ui.base import KioskScreen
 from kiosk.ui.collection import CollectionScreen
 from shared.states import DoorStatus
@@ -111,17 +111,41 @@ class StaffScreen(KioskScreen):
         door = self.selected
         assert door is not None
         ctx, who = self.services.ctx, self.services.staff_id
-        outcome = await self.kiosk.attempt(
-            lambda: staff.open_door(
-                ctx, door, actor=Actor.STAFF, reason="staff at the kiosk", requested_by=who
+        failed = self._failed_open(door)
+        if failed is None:
+            outcome = await self.kiosk.attempt(
+                lambda: staff.open_door(
+                    ctx, door, actor=Actor.STAFF, reason="staff at the kiosk", requested_by=who
+                )
             )
-        )
+        else:
+            # An open of this door that did not open keeps the door until it is abandoned
+            # (`FlowRules.abandon_after`): a new open would be refused as busy, so pulse again.
+            outcome = await self.kiosk.attempt(
+                lambda: opening.retry_opening(ctx, failed, Actor.STAFF)
+            )
         locker = self.services.locker(door)
         if isinstance(outcome, FlowRefused):
             self._say(outcome.message)
         elif outcome is not None:
-            self._say(f"{locker} is open." if outcome.opened else f"{locker} did not open.")
+            self._say(
+                f"{locker} is open."
+                if outcome.opened
+                else f"{locker} did not open. Touch Open door to try again."
+            )
         self.refresh_doors()
+
+    def _failed_open(self, door: int) -> str | None:
+        """The operation id of a staff or remote open of ``door`` that did not open, if any."""
+        with self.services.ctx.store.transaction() as db:
+            active = operations.active_operation(db, door)
+        if (
+            active is not None
+            and active.purpose is Purpose.OPEN
+            and active.state in (OperationState.NOT_DETECTED, OperationState.FAILED)
+        ):
+            return active.operation_id
+        return None
 
     async def toggle_maintenance(self) -> None:
         door = self.selected

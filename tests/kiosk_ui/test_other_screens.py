@@ -20,7 +20,7 @@ from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
 from tests.flows.conftest import Kiosk
 from tests.kiosk_ui.conftest import SIZE, STAFF_PIN, FakeSync
-from tests.kiosk_ui.helpers import settle, text
+from tests.kiosk_ui.helpers import settle, tap, text
 
 
 async def test_driver_multi_drop_with_a_problem_report_and_a_summary(
@@ -137,11 +137,11 @@ async def test_staff_sets_and_clears_maintenance_and_opens_a_door(
         assert text(app, "#staff-status") == "Locker 3 is out of service."
         await pilot.pause(0.1)
         assert app.screen.query_one("#door-3").has_class("-maintenance")
-        await pilot.click("#maintenance")
+        await tap(pilot, "#maintenance")
         await settle(pilot)
         assert kiosk.door(3).status is DoorStatus.AVAILABLE
         await pilot.click("#door-2")  # a parcel inside: refused, with the flow's words
-        await pilot.click("#maintenance")
+        await tap(pilot, "#maintenance")
         await settle(pilot)
         assert "Locker 2 cannot change now" in text(app, "#staff-status")
         await pilot.click("#door-8")
@@ -151,6 +151,31 @@ async def test_staff_sets_and_clears_maintenance_and_opens_a_door(
         await kiosk.poll()
         await pilot.pause(0.1)
         assert "OPEN" in str(app.screen.query_one("#door-8").render())
+
+
+async def test_staff_can_open_again_a_door_that_did_not_open(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    fake_bank.jam(4)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, app)
+        await pilot.click("#door-4")
+        await pilot.click("#open-door")
+        await settle(pilot)
+        assert text(app, "#staff-status") == (
+            "Locker 4 did not open. Touch Open door to try again."
+        )
+        assert kiosk.door(4).fault is not None
+        fake_bank.jam(4, False)
+        # The failed open still holds the door (until abandoned): the retry pulses it again
+        # instead of being refused as "being used right now".
+        await tap(pilot, "#open-door")
+        await settle(pilot)
+        assert text(app, "#staff-status") == "Locker 4 is open."
+        assert fake_bank.is_open(4)
+        assert fake_bank.pulses(4) == 2
+        assert kiosk.door(4).fault is None
 
 
 async def test_staff_collects_expired_parcels_one_by_one(
