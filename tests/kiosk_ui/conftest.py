@@ -1,16 +1,21 @@
 """Fixtures for the touchscreen UI tests: the flows' kiosk (in-memory store, fake door bank,
-manual clock) and a way to build the app over it with the services a test chooses."""
+manual clock) and a way to build the app over it with the services a test chooses.
+
+`build_sim_app` builds the same app over `sim_kiosk` instead: the production serial bank talking
+to the lock-board simulator on a pseudo-terminal (both protocols), with the real door monitor.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
 from kiosk.ui.app import KioskApp, make_app
 from kiosk.ui.services import SyncState, UiServices, pin_checker
-from tests.flows.conftest import Kiosk, fake_bank, kiosk  # noqa: F401  (fixtures)
+from tests.flows.conftest import Kiosk, SimKiosk, fake_bank, kiosk, sim_kiosk  # noqa: F401
 
 STAFF_PIN = "2468"
 SIZE = (100, 30)  # the 800x480 touchscreen in 8x16 px cells
@@ -21,22 +26,34 @@ class FakeSync:
     connected: bool = True
 
 
+def kiosk_app(
+    kiosk: Kiosk,  # noqa: F811
+    *,
+    sync: FakeSync | None = None,
+    idle_timeout_s: float = 60,
+    refresh_s: float = 0.05,
+) -> KioskApp:
+    """The touchscreen app over ``kiosk``'s flows, with the staff PIN `STAFF_PIN`."""
+
+    def status() -> SyncState | None:
+        return sync
+
+    return make_app(
+        UiServices(
+            kiosk.ctx,
+            pin_checker(STAFF_PIN),
+            sync_status=status,
+            idle_timeout_s=idle_timeout_s,
+            refresh_s=refresh_s,
+        )
+    )
+
+
 @pytest.fixture
 def build_app(kiosk: Kiosk) -> Callable[..., KioskApp]:  # noqa: F811
-    def build(
-        *, sync: FakeSync | None = None, idle_timeout_s: float = 60, refresh_s: float = 0.05
-    ) -> KioskApp:
-        def status() -> SyncState | None:
-            return sync
+    return partial(kiosk_app, kiosk)
 
-        return make_app(
-            UiServices(
-                kiosk.ctx,
-                pin_checker(STAFF_PIN),
-                sync_status=status,
-                idle_timeout_s=idle_timeout_s,
-                refresh_s=refresh_s,
-            )
-        )
 
-    return build
+@pytest.fixture
+def build_sim_app(sim_kiosk: SimKiosk) -> Callable[..., KioskApp]:  # noqa: F811
+    return partial(kiosk_app, sim_kiosk)
