@@ -1,7 +1,12 @@
-"""Staff: every door with its live state and fault; open a door, maintenance, collection."""
+"""Staff: every door with its live state and fault; open a door, maintenance, collection.
+
+The grid shows as many doors as fit the screen at full size (24 at 800x480, 40 at 1024x600);
+a bigger kiosk's doors come in pages, turned with the two page buttons beside the actions.
+"""
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.widgets import Button, Static
@@ -22,6 +27,22 @@ STATUS_WORDS = {
     DoorStatus.MAINTENANCE: "maintenance",
 }
 
+# The door grid's geometry, as kiosk.tcss lays it out (the layout tests check the result).
+DOOR_WIDTH = 11  # cells: "maintenance", the longest word, without line padding
+DOOR_HEIGHT = 6  # four lines between a top and a bottom border
+GUTTER = 1  # between columns
+# Rows that are not the grid: top bar, offline banner, the grid's margin, a status line of up
+# to two lines after its padding, the actions and their margin.
+ROWS_AROUND = 1 + 1 + 1 + 3 + 4
+COLUMNS_AROUND = 2  # the body's padding
+
+
+def doors_per_page(width: int, height: int) -> tuple[int, int]:
+    """Columns and rows of full-size doors that fit a screen of ``width`` x ``height`` cells."""
+    columns = (width - COLUMNS_AROUND + GUTTER) // (DOOR_WIDTH + GUTTER)
+    rows = (height - ROWS_AROUND) // DOOR_HEIGHT
+    return max(1, columns), max(1, rows)
+
 
 class StaffScreen(KioskScreen):
     """The door grid, refreshed every ``refresh_s``; touch a door, then an action."""
@@ -32,23 +53,63 @@ class StaffScreen(KioskScreen):
         super().__init__()
         self.selected: int | None = None
         self.doors: dict[int, Door] = {}
+        self.page = 0
+        self.page_size = 1
 
     def compose_body(self) -> ComposeResult:
         with self.services.ctx.store.transaction() as db:
             self.doors = {d.number: d for d in doors.list_doors(db)}
         with Grid(id="door-grid"):
             for number in self.doors:
-                yield Button("", id=f"door-{number}", classes="door")
+                door = Button("", id=f"door-{number}", classes="door")
+                # The label takes the whole width: "maintenance" fills a door at 800x480.
+                # (Textual's CSS refuses line-pad: 0.)
+                door.styles.line_pad = 0
+                yield door
         yield Static("Touch a door.", id="staff-status", classes="status-line")
         with Horizontal(classes="actions"):
             yield Button("Open door", id="open-door", disabled=True)
             yield Button("Maintenance", id="maintenance", disabled=True)
             yield Button("Collect parcels", id="collect", variant="primary")
             yield Button("Log out", id="logout")
+            yield Button("◀", id="page-back", classes="page", tooltip="Previous doors")
+            yield Button("▶", id="page-next", classes="page", tooltip="Next doors")
 
     def on_mount(self) -> None:
+        self.fit(self.app.size.width, self.app.size.height)
         self.refresh_doors()
         self.set_interval(self.services.refresh_s, self.refresh_doors)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit(event.size.width, event.size.height)
+
+    def fit(self, width: int, height: int) -> None:
+        """Lays the grid out for a screen of ``width`` x ``height`` cells, in pages if need be."""
+        columns, rows = doors_per_page(width, height)
+        columns = min(columns, max(1, len(self.doors)))
+        self.query_one("#door-grid", Grid).styles.grid_size_columns = columns
+        self.page_size = columns * rows
+        self.show_page(self.page)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.doors) // self.page_size))
+
+    def page_doors(self) -> list[int]:
+        """The doors on the page shown."""
+        first = self.page * self.page_size
+        return list(self.doors)[first : first + self.page_size]
+
+    def show_page(self, page: int) -> None:
+        """Shows the doors of ``page`` (from 0), and the page buttons when there are pages."""
+        self.page = min(max(page, 0), self.pages - 1)
+        shown = set(self.page_doors())
+        for number in self.doors:
+            self.query_one(f"#door-{number}").display = number in shown
+        for button in self.query(".page").results(Button):
+            button.display = self.pages > 1
+        self.query_one("#page-back", Button).disabled = self.page == 0
+        self.query_one("#page-next", Button).disabled = self.page == self.pages - 1
 
     def on_screen_resume(self) -> None:
         self.refresh_doors()
@@ -95,6 +156,11 @@ class StaffScreen(KioskScreen):
             self.kiosk.push_screen(CollectionScreen())
         elif button == "logout":
             self.kiosk.go_home()
+        elif button in ("page-back", "page-next"):
+            self.show_page(self.page + (1 if button == "page-next" else -1))
+            shown = self.page_doors()
+            first, last = self.services.door_name(shown[0]), self.services.door_name(shown[-1])
+            self._say(f"Doors {first} to {last} of {len(self.doors)}. Touch a door.")
 
     def select(self, number: int) -> None:
         self.selected = number

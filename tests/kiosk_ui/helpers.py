@@ -31,6 +31,7 @@ async def tap(pilot: Pilot[object], selector: str) -> None:
     flow on the fake bank ends sooner than that, so tapping the same button again at once
     would be lost.
     """
+    await pilot.pause()  # the screen as a person sees it: laid out after the last change
     button = pilot.app.screen.query_one(selector, Button)
     deadline = asyncio.get_running_loop().time() + TAP_WAIT_S
     while button.has_class("-active"):
