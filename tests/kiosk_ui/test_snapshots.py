@@ -1,4 +1,5 @@
-"""SVG snapshots of the main screens at 800x480 (100x30 cells), with the clock frozen at START.
+"""SVG snapshots of the main screens at 800x480 (100x30 cells), and of home and the pickup keypad
+at 1024x600 (128x37), with the clock frozen at START.
 
 After a deliberate change of the look: ``pytest tests/kiosk_ui --snapshot-update``, then look.
 """
@@ -12,6 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from kiosk.ui.app import KioskApp
+from kiosk.ui.services import SCREEN_1024x600
 from shared.states import AllocationStatus
 from tests.flows.conftest import Kiosk
 from tests.kiosk_ui.conftest import SIZE, STAFF_PIN
@@ -36,6 +38,18 @@ def test_pickup_keypad(snap_compare: Snap, build_app: Callable[..., KioskApp]) -
         await steady(pilot)
 
     assert snap_compare(build_app(), terminal_size=SIZE, run_before=type_some)
+
+
+def test_home_1024x600(snap_compare: Snap, build_app: Callable[..., KioskApp]) -> None:
+    assert snap_compare(build_app(), terminal_size=SCREEN_1024x600)
+
+
+def test_pickup_keypad_1024x600(snap_compare: Snap, build_app: Callable[..., KioskApp]) -> None:
+    async def type_some(pilot: Pilot[Any]) -> None:
+        await pilot.press("1", "a", "b", "c")
+        await steady(pilot)
+
+    assert snap_compare(build_app(), terminal_size=SCREEN_1024x600, run_before=type_some)
 
 
 def test_pickup_result(
