@@ -25,11 +25,10 @@ What it does, in one run against one database:
      ``FOR UPDATE SKIP LOCKED``, pickup code, insert and read-back in one statement),
      one transaction per allocation. This is "the direct single-transaction SQL".
    - ``direct``: ``cloud.allocation.reserve``, the per-request transaction the
-     endpoint ran before batching (eight round trips: idempotency look-up, BEGIN
-     with the location check, door, code, code insert, allocation insert, the
-     change-log append with the COMMIT, read-back; it runs in pipeline mode, so
-     statements nobody waits for share a round trip). The service still uses it
-     for retries and for any batch that loses a race.
+     endpoint ran before batching (ten round trips: idempotency look-up, BEGIN,
+     location, door, code, code insert, allocation insert, change-log append,
+     COMMIT, read-back). The service still uses it for retries and for any batch
+     that loses a race.
 
    These are the ceiling the service could reach, one allocation per transaction,
    if HTTP, validation, JSON and the pool cost nothing.
@@ -1159,7 +1158,7 @@ FIRST_WARMUP_S = 3.0
 DIRECT_MODES = {
     "single": "cloud.allocation_batch.reserve_many, one allocation per transaction: the "
     "service's single-statement allocation SQL, unbatched",
-    "direct": "cloud.allocation.reserve, one allocation per transaction (eight round trips: "
+    "direct": "cloud.allocation.reserve, one allocation per transaction (ten round trips: "
     "the endpoint's path before batching, and still its fallback)",
 }
 MODES = {

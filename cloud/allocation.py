@@ -189,9 +189,11 @@ async def reserve(
         return _replay(existing, request), False
     allocation_id = uuid.uuid4()
     try:
-        # Pipeline mode changes nothing for the statements whose rows are read (each waits
-        # for its answer), but sends the change-log append together with the COMMIT.
-        async with conn.pipeline(), conn.transaction():
+        # Not in pipeline mode: it would send the change-log append with the COMMIT, one
+        # round trip less, but psycopg's pipeline costs more client CPU per statement than
+        # that saves here, where every other statement waits for its answer (measured:
+        # docs/BENCHMARKS.md).
+        async with conn.transaction():
             await active_location(conn, request.location_id)
             door = await claim_free_door(
                 conn, request.location_id, request.size, now, request.dimensions

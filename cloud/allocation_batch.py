@@ -1,6 +1,6 @@
 """Allocating doors for many concurrent requests in one transaction.
 
-``reserve`` (cloud.allocation) takes nine round trips to PostgreSQL and one commit
+``reserve`` (cloud.allocation) takes ten round trips to PostgreSQL and one commit
 per parcel. Under load the service spends most of its time on those round trips
 and the database on those commits. Here each allocation is a single SQL statement
 (location check, door claim, pickup code, allocation insert and the read-back, as

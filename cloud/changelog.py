@@ -14,10 +14,10 @@ change allocations from deadlocking on it. An insert trigger notifies
 
 The allocation paths (``allocation.reserve``, ``allocation_batch.reserve_many``) already hold
 each new allocation's state when they would call `record` (their statements return it, and the
-code secret with it: `CODE_SECRET_SQL`), so they call `record_states` instead: no read-back, and
-the append is not waited for, so in pipeline mode it travels with the COMMIT. That saves the
-two round trips `record` costs, which at one allocation per transaction were a third of its
-time (docs/BENCHMARKS.md).
+code secret with it: `code_secret_sql`), so they call `record_states` instead: no read-back.
+The appends are not waited for, so in ``reserve_many``'s pipeline they travel with the COMMIT
+(one round trip per batch however many locations it touches; `record` took one per location).
+Those round trips were the change log's main cost (docs/BENCHMARKS.md).
 
 Code hashes: an allocation change carries ``code_hash``, the HMAC-SHA256 of its pickup or return
 code under the code secret of the location's kiosk (`code_hash`). Before a kiosk is registered
