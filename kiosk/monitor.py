@@ -136,19 +136,30 @@ class DoorMonitor:
                 # watch only ends by raising; a clean end would be a backend bug.
                 raise LockBoardError("the door bank's watch ended")  # pragma: no cover
             except LockBoardError as error:
-                self.health.failed_polls += 1
-                if self.health.board_error is None:
-                    log.warning("door bank stopped answering: %s", error)
-                self.health.board_error = f"{type(error).__name__}: {error}"
-                await asyncio.sleep(self._backoff())
-                await self._resync()
+                self._failed(error)
+                # Until a full read works: the watch reports changes only, so a bank that
+                # answers again with every door as it was would otherwise stay "not answering".
+                while True:
+                    await asyncio.sleep(self._backoff())
+                    try:
+                        await self._resync()
+                        break
+                    except LockBoardError as again:
+                        self._failed(again)
+
+    def _failed(self, error: LockBoardError) -> None:
+        self.health.failed_polls += 1
+        if self.health.board_error is None:
+            log.warning("door bank stopped answering: %s", error)
+        self.health.board_error = f"{type(error).__name__}: {error}"
 
     async def _resync(self) -> None:
-        """Reads every door once after an outage and records what changed meanwhile."""
-        try:
-            current = await self.ctx.bank.read_states()
-        except LockBoardError:
-            return
+        """Reads every door once after an outage and records what changed meanwhile.
+
+        Raises:
+            LockBoardError: the bank still does not answer.
+        """
+        current = await self.ctx.bank.read_states()
         self._healthy()
         for door, state in current.items():
             if self.states.get(door) != state:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import random
 from datetime import timedelta
 
 from kiosk.flows import opening
+from kiosk.flows.context import FlowContext
 from kiosk.flows.pickup import pick_up
+from kiosk.hardware.door_bank import DoorState
+from kiosk.hardware.errors import BoardTimeout
 from kiosk.hardware.fake_bank import FakeDoorBank
 from kiosk.monitor import DoorMonitor, sweep
 from kiosk.reconcile import reconcile
@@ -14,7 +19,7 @@ from kiosk.store import allocations, audit, operations
 from kiosk.store.records import Actor, EventType, OperationState, Purpose
 from shared.states import AllocationStatus
 
-from .conftest import Kiosk
+from .conftest import FAST, LAYOUT, Kiosk, wait_for
 
 
 async def test_a_door_opened_without_a_command_is_recorded_as_tamper(
@@ -73,6 +78,39 @@ async def test_the_running_monitor_completes_a_pickup_when_the_door_shuts(
             await asyncio.sleep(0.01)
         assert allocations.get_allocation(kiosk.store.db, "a1").status is AllocationStatus.PICKED_UP
         assert len(kiosk.events(EventType.PARCEL_PICKED_UP)) == 1
+    finally:
+        task.cancel()
+
+
+class _SlowToFailBank(FakeDoorBank):
+    """A read fails as the bank was when it began (a timeout is in flight meanwhile)."""
+
+    async def read_states(self) -> dict[int, DoorState]:
+        failing = self._failure
+        await asyncio.sleep(0.02)
+        if failing is not None:
+            raise copy.copy(failing)
+        return await super().read_states()
+
+
+async def test_the_monitor_reports_the_bank_healthy_again_once_it_answers(kiosk: Kiosk) -> None:
+    # Every door as it was before the outage: the watch, which reports changes only, sees
+    # nothing; the monitor must still notice that the bank answers (the staff screen and the
+    # cloud's heartbeat show its health). Recovery lands at many points of the retry cycle,
+    # some in the middle of a failing read (the monitor used to stay "not answering" then).
+    bank = _SlowToFailBank(sorted(LAYOUT), FAST)
+    ctx = FlowContext(kiosk.store, bank, kiosk.clock)
+    monitor = DoorMonitor(ctx, interval_s=0.01, max_backoff_s=0.05)
+    task = asyncio.create_task(monitor.run(await bank.read_states()))
+    rng = random.Random(7)
+    try:
+        for _ in range(25):
+            bank.fail_with(BoardTimeout("no reply from board 1"))
+            await wait_for(lambda: monitor.health.board_error is not None)
+            await asyncio.sleep(rng.uniform(0, 0.1))
+            bank.fail_with(None)
+            await wait_for(lambda: monitor.health.board_error is None, timeout_s=2)
+            assert monitor.health.failed_polls == 0
     finally:
         task.cancel()
 
