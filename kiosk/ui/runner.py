@@ -92,12 +92,16 @@ def daemon_ui(
         def sync_status() -> SyncState | None:
             return None if daemon.sync is None else daemon.sync.status
 
+        def board_error() -> str | None:
+            return None if daemon.monitor is None else daemon.monitor.health.board_error
+
         def build() -> KioskApp:
             return make_app(
                 UiServices(
                     ctx,
                     pin_checker(staff_pin),
                     sync_status=sync_status,
+                    board_error=board_error,
                     idle_timeout_s=idle_timeout_s,
                     home_note=home_note,
                     on_quit=on_quit,

@@ -27,6 +27,11 @@ def no_sync() -> SyncState | None:
     return None
 
 
+def boards_fine() -> str | None:
+    """The board probe of a kiosk that has no door monitor to ask (tests): nothing wrong."""
+    return None
+
+
 def no_note() -> str:
     """No note on the home screen (a kiosk in service)."""
     return ""
@@ -64,6 +69,8 @@ class UiServices:
         refresh_s: Seconds between refreshes of live door states (staff grid, a return's door).
         driver_id: The driver id recorded for drop-offs started at the touchscreen.
         staff_id: The staff id recorded for collections and maintenance at the touchscreen.
+        board_error: What is wrong with the lock boards (the door monitor's health), or None
+            while they answer; the staff screen shows it.
         home_note: A line under the home screen's choices (the demo shows its pickup codes
             there); empty for none.
         on_quit: What Ctrl+C or Ctrl+Q at a keyboard does: stop the kiosk (the demo, or a
@@ -82,6 +89,7 @@ class UiServices:
     refresh_s: float = 1.0
     driver_id: str = "touchscreen"
     staff_id: str = "staff-touchscreen"
+    board_error: Callable[[], str | None] = boards_fine
     home_note: Callable[[], str] = no_note
     on_quit: Callable[[], None] | None = None
 

@@ -19,6 +19,8 @@ from kiosk.ui.base import KioskScreen
 from kiosk.ui.collection import CollectionScreen
 from shared.states import DoorStatus
 
+BOARDS_DOWN = "Lock boards not answering: no door opens, states may be stale"
+
 STATUS_WORDS = {
     DoorStatus.AVAILABLE: "free",
     DoorStatus.RESERVED: "reserved",
@@ -31,9 +33,9 @@ STATUS_WORDS = {
 DOOR_WIDTH = 11  # cells: "maintenance", the longest word, without line padding
 DOOR_HEIGHT = 6  # four lines between a top and a bottom border
 GUTTER = 1  # between columns
-# Rows that are not the grid: top bar, offline banner, the grid's margin, a status line of up
-# to two lines after its padding, the actions and their margin.
-ROWS_AROUND = 1 + 1 + 1 + 3 + 4
+# Rows that are not the grid: top bar, offline banner, the boards' banner, the grid's margin, a
+# status line of up to two lines after its padding, the actions and their margin.
+ROWS_AROUND = 1 + 1 + 1 + 1 + 3 + 4
 COLUMNS_AROUND = 2  # the body's padding
 
 
@@ -59,6 +61,7 @@ class StaffScreen(KioskScreen):
     def compose_body(self) -> ComposeResult:
         with self.services.ctx.store.transaction() as db:
             self.doors = {d.number: d for d in doors.list_doors(db)}
+        yield Static("", id="board-banner")
         with Grid(id="door-grid"):
             for number in self.doors:
                 door = Button("", id=f"door-{number}", classes="door")
@@ -115,9 +118,15 @@ class StaffScreen(KioskScreen):
         self.refresh_doors()
 
     def refresh_doors(self) -> None:
-        """Reads every door from the store and redraws the grid."""
+        """Reads every door from the store and redraws the grid, and the boards' health."""
         with self.services.ctx.store.transaction() as db:
             self.doors = {d.number: d for d in doors.list_doors(db)}
+        # The grid shows what the store last recorded; while the boards do not answer that may
+        # be stale, and no door can be opened: say so above the doors.
+        error = self.services.board_error()
+        banner = self.query_one("#board-banner", Static)
+        banner.update("" if error is None else f"{BOARDS_DOWN} ({error})")
+        banner.set_class(error is not None, "-shown")
         for number, door in self.doors.items():
             buttons = self.query(f"#door-{number}")
             if not buttons:

@@ -32,11 +32,19 @@ def kiosk_app(
     sync: FakeSync | None = None,
     idle_timeout_s: float = 60,
     refresh_s: float = 0.05,
+    board_error: Callable[[], str | None] | None = None,
 ) -> KioskApp:
-    """The touchscreen app over ``kiosk``'s flows, with the staff PIN `STAFF_PIN`."""
+    """The touchscreen app over ``kiosk``'s flows, with the staff PIN `STAFF_PIN`.
+
+    ``board_error`` defaults to the health of ``kiosk``'s door monitor when it has one.
+    """
 
     def status() -> SyncState | None:
         return sync
+
+    def monitor_error() -> str | None:
+        monitor = getattr(kiosk, "monitor", None)
+        return None if monitor is None else monitor.health.board_error
 
     return make_app(
         UiServices(
@@ -45,6 +53,7 @@ def kiosk_app(
             sync_status=status,
             idle_timeout_s=idle_timeout_s,
             refresh_s=refresh_s,
+            board_error=board_error or monitor_error,
         )
     )
 

@@ -22,7 +22,7 @@ from kiosk.ui.home import HomeScreen
 from kiosk.ui.notice import NoticeScreen
 from kiosk.ui.pickup_result import PickupResultScreen
 from kiosk.ui.return_door import ReturnDoorScreen
-from kiosk.ui.staff import StaffScreen
+from kiosk.ui.staff import BOARDS_DOWN, StaffScreen
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
 from tests.flows.conftest import LAYOUT, SimKiosk, wait_for
@@ -192,9 +192,12 @@ async def test_staff_grid_shows_the_simulated_doors_live_and_opens_one(
         k.sim_door(8).close()
         await wait_for(lambda: not app.screen.query_one("#door-8").has_class("-open"))
 
-        # Both boards lose power: opening a door from the grid fails, and the grid says so.
+        # Both boards lose power: the grid says so above the doors; opening a door fails.
+        assert not app.screen.query_one("#board-banner").display
         for board in k.sim.boards.values():
             board.power_off()
+        await wait_for(lambda: text(app, "#board-banner").startswith(BOARDS_DOWN))
+        assert app.screen.query_one("#board-banner").display
         await tap(pilot, "#door-3")
         await tap(pilot, "#open-door")
         await settle(pilot)
@@ -207,11 +210,10 @@ async def test_staff_grid_shows_the_simulated_doors_live_and_opens_one(
         assert app.screen.query_one("#door-3").has_class("-fault")
         assert (k.door(3).fault or "").startswith("failed")
 
-        # Power back: the same button opens the simulated door. (Not waiting for the monitor's
-        # health to clear: it can stay in error after the boards answer again until a door
-        # changes, a monitor bug outside the UI.)
+        # Power back: the banner goes, and the same button opens the simulated door.
         for board in k.sim.boards.values():
             board.power_on()
+        await wait_for(lambda: not app.screen.query_one("#board-banner").display)
         await tap(pilot, "#open-door")
         await settle(pilot)
         assert text(app, "#staff-status") == "Locker 3 is open."

@@ -36,11 +36,11 @@ from kiosk.ui.notice import NoticeScreen
 from kiosk.ui.pickup_result import PickupResultScreen
 from kiosk.ui.return_door import ReturnDoorScreen
 from kiosk.ui.services import SCREEN_800x480, SCREEN_1024x600
-from kiosk.ui.staff import StaffScreen
+from kiosk.ui.staff import BOARDS_DOWN, StaffScreen
 from shared.sizes import Size
 from shared.states import AllocationStatus
 from tests.flows.conftest import FAST, SECRET, START, Kiosk
-from tests.kiosk_ui.conftest import STAFF_PIN, kiosk_app
+from tests.kiosk_ui.conftest import STAFF_PIN, FakeSync, kiosk_app
 from tests.kiosk_ui.helpers import settle, tap, text
 
 SIZES = pytest.mark.parametrize(
@@ -297,3 +297,19 @@ async def test_a_big_kiosks_doors_come_in_pages_that_each_fit(
     assert set().union(*seen) == {f"door-{n}" for n in range(1, count + 1)}
     assert sum(len(page) for page in seen) == count  # no door on two pages
     kiosk.store.close()
+
+
+@SIZES
+async def test_the_staff_grid_fits_with_both_banners_shown(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, size: tuple[int, int]
+) -> None:
+    error = "BoardTimeout: no reply to query all of board 1 within 0.25 s after 3 attempts"
+    app = kiosk_app(kiosk, sync=FakeSync(connected=False), refresh_s=60, board_error=lambda: error)
+    async with app.run_test(size=size) as pilot:
+        await staff_grid(kiosk, fake_bank, pilot)
+        await pilot.pause()
+        assert text(app, "#board-banner").startswith(BOARDS_DOWN)
+        assert app.screen.query_one("#offline-banner").display
+        assert ACTIONS["staff_grid"] <= action_ids(app)
+        problems = layout_problems(app)
+        assert not problems, "\n".join(problems)
