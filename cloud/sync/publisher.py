@@ -5,12 +5,14 @@
 lifecycle job, a worker applying events), the sync workers hear of it after commit and publish
 the new entries: no shared memory between processes. ``location_publications`` records how far
 each location's log has been published; a worker takes that row with ``FOR UPDATE SKIP LOCKED``
-while it publishes, so two workers do not publish the same entries, and loops until nothing is
-left (an entry committed while another worker held the row is published by that worker's next
-round). A sweep every few seconds catches whatever a lost notification left behind. One
-``changes`` message carries everything unpublished when it is sent: usually one commit, after an
-outage several (consecutive revisions either way). A location without a registered kiosk has no
-publication row and nothing is published for it.
+while it publishes, so two workers do not publish the same entries, and publishes through the
+revision it read there (an entry committed later, or while another worker held the row, notifies
+every worker after its commit and is published at the next wakeup). The worker coalesces its
+wakeups: one round per location however many of its notifications were waiting
+(`cloud.sync.worker`). A sweep every few seconds catches whatever a lost notification left
+behind. One ``changes`` message carries everything unpublished when it is sent: one commit or
+several (a burst the worker coalesced, or after an outage), consecutive revisions either way. A
+location without a registered kiosk has no publication row and nothing is published for it.
 
 **Answers.** A ``sync_request`` is answered with the changes after its revision (in messages of
 at most `CHUNK` changes) or, when the log no longer holds them, with a snapshot. Nothing is sent
@@ -142,15 +144,29 @@ class Publisher:
 
         Returns:
             How many revisions were published (a snapshot counts what it covered).
+
+        One round usually does: it stops once it has published through the revision it read
+        (a longer backlog takes a round per `CHUNK` changes). A change committed after that read
+        notifies after its commit, so the next wakeup (or the sweep) publishes it; checking again
+        here would cost every wakeup a second, nearly always empty, transaction.
         """
         total = 0
         while True:
-            published = await self._publish_round(location_id)
-            if published is None:
+            round_ = await self._publish_round(location_id)
+            if round_ is None:
                 return total
+            published, caught_up = round_
             total += published
+            if caught_up:
+                return total
 
-    async def _publish_round(self, location_id: str) -> int | None:
+    async def _publish_round(self, location_id: str) -> tuple[int, bool] | None:
+        """Publishes up to `CHUNK` pending changes (or a snapshot) of the location.
+
+        Returns:
+            None if there was nothing to publish (or another worker holds the location), else
+            how many revisions were published and whether that reached the revision read.
+        """
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT p.published_revision, l.revision FROM location_publications p"
@@ -163,6 +179,7 @@ class Publisher:
             if row is None or row["revision"] <= row["published_revision"]:
                 return None
             since: int = row["published_revision"]
+            revision: int = row["revision"]
             catchup = await changelog.changes_since(conn, location_id, since, CHUNK)
             if catchup.needs_snapshot:
                 # Compacted before it was ever published (workers down for the retention).
@@ -177,7 +194,7 @@ class Publisher:
                 " WHERE location_id = %s",
                 (through, self._clock.now(), location_id),
             )
-            return through - since
+            return through - since, through >= revision
 
     async def sweep(self) -> int:
         """Publishes every location whose log is ahead of its publication."""

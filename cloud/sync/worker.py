@@ -109,7 +109,8 @@ class SyncWorker:
 
     Attributes:
         ready: Set while connected and subscribed (tests wait for it).
-        stats: Counts of messages handled by type, rejections by reason, failures.
+        stats: Counts of messages handled by type, rejections by reason, failures; and of the
+            publisher's ``wakeups`` and the ``notifications`` they took.
     """
 
     def __init__(
@@ -208,13 +209,29 @@ class SyncWorker:
     async def _publish_loop(
         self, listener: psycopg.AsyncConnection[Any], publisher: Publisher
     ) -> None:
+        """Publishes what the notifications name, coalesced, with a sweep every interval.
+
+        A wakeup takes every notification already waiting, not just the first: a busy location
+        sends one per committed change, and a round publishes all of its pending changes
+        however many notified, so the location gets one round per wakeup (in the order the
+        locations first appear) instead of one per change. A change committed while a round
+        runs notifies again after its commit, so the next wakeup (or the sweep) publishes it.
+        """
+        loop = asyncio.get_running_loop()
         while True:
             await publisher.sweep()
             await publisher.publish_commands()
-            async for note in listener.notifies(timeout=self._sweep_interval):
-                if note.channel == NOTIFY_CHANNEL:
-                    await publisher.publish_pending(note.payload)
-                else:
+            deadline = loop.time() + self._sweep_interval
+            while (left := deadline - loop.time()) > 0:
+                notes = await _wakeup(listener, left)
+                if not notes:
+                    break
+                locations = dict.fromkeys(n.payload for n in notes if n.channel == NOTIFY_CHANNEL)
+                self.stats["wakeups"] += 1
+                self.stats["notifications"] += len(notes)
+                for location_id in locations:
+                    await publisher.publish_pending(location_id)
+                if any(n.channel != NOTIFY_CHANNEL for n in notes):
                     await publisher.publish_commands()
 
     async def _handle_in_order(self, message: aiomqtt.Message, publisher: Publisher) -> None:
@@ -338,6 +355,26 @@ class SyncWorker:
         answer = await publisher.answer_sync_request(location_id, last_revision)
         if answer != "up_to_date":
             log.info("sync: %s reported revision %d: sent %s", kiosk_id, last_revision, answer)
+
+
+_DRAIN_LIMIT = 10_000
+"""Notifications taken into one wakeup at most, so a flood cannot hold off publishing."""
+
+
+async def _wakeup(listener: psycopg.AsyncConnection[Any], within: float) -> list[psycopg.Notify]:
+    """Waits up to ``within`` s for a notification, then takes every one already waiting.
+
+    Each generator is read to its end, never broken out of: psycopg yields a whole packet's
+    notifications from one read, and breaking off would drop the rest of it. ``timeout=0``
+    polls once without waiting; the polls repeat until one finds nothing.
+    """
+    notes = [note async for note in listener.notifies(timeout=within, stop_after=1)]
+    while notes and len(notes) < _DRAIN_LIMIT:
+        more = [note async for note in listener.notifies(timeout=0)]
+        if not more:
+            break
+        notes += more
+    return notes
 
 
 def _sender(payload: bytes) -> str | None:

@@ -212,7 +212,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0)
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    pool: Pool, url: str, broker: tuple[str, int, bool], signer: Signer
+    pool: Pool,
+    url: str,
+    broker: tuple[str, int, bool],
+    signer: Signer,
+    *,
+    sweep_interval: float = 1.0,
 ) -> AsyncIterator[SyncWorker]:
     host, port, shared = broker
     worker = SyncWorker(
@@ -223,7 +228,7 @@ async def running_worker(
         clock=SystemClock(),
         pickup_window=WINDOW,
         shared_subscription=shared,
-        sweep_interval=1.0,
+        sweep_interval=sweep_interval,
     )
     task = asyncio.create_task(worker.run())
     try:

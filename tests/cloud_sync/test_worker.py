@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ import pytest
 
 from cloud import allocation, changelog, doors
 from cloud.db import Pool
-from cloud.sync.publisher import queue_remote_open
+from cloud.sync.publisher import Publisher, queue_remote_open
 from cloud.sync.worker import SyncWorker
 from shared.protocol import (
     ChangesBody,
@@ -233,3 +234,68 @@ async def test_two_workers_on_the_shared_subscription_split_the_load_and_apply_o
         row = await cur.fetchone()
     assert row is not None
     assert row["through_sequence"] == 40
+
+
+async def test_a_burst_of_notifications_for_one_location_is_one_publishing_round(
+    pool: Pool,
+    site: Site,
+    peer: KioskPeer,
+    sync_db_url: str,
+    mqtt_broker: tuple[str, int, bool],
+    cloud_signer: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twenty changes notified while the worker is busy: one round publishes them, once each."""
+    rounds: list[str] = []
+    first_done = asyncio.Event()
+    release = asyncio.Event()
+    publish_pending = Publisher.publish_pending
+
+    async def counted(publisher: Publisher, location_id: str) -> int:
+        if location_id != site.location_id:
+            return await publish_pending(publisher, location_id)
+        rounds.append(location_id)
+        published = await publish_pending(publisher, location_id)
+        if len(rounds) == 1:
+            # Keep the worker busy after the first round, so the burst's notifications wait.
+            first_done.set()
+            await release.wait()
+        return published
+
+    monkeypatch.setattr(Publisher, "publish_pending", counted)
+    # A long sweep interval: only the notifications make rounds here.
+    async with running_worker(pool, sync_db_url, mqtt_broker, cloud_signer, sweep_interval=60.0):
+        await site.reserve()
+        await asyncio.wait_for(first_done.wait(), 20)
+        for _ in range(10):  # 20 changes, each in its own transaction with its own NOTIFY
+            reserved = await site.reserve()
+            async with pool.connection() as conn:
+                await allocation.cancel(
+                    conn,
+                    carrier_id=site.carrier_id,
+                    allocation_id=reserved["allocation_id"],
+                    reason="test",
+                    now=now(),
+                )
+        assert await site.revision() == 21
+        # The listener's backend is idle, so PostgreSQL sends each NOTIFY on at commit; this
+        # leaves time for all twenty to reach the worker's socket before it looks again.
+        await asyncio.sleep(1.0)
+        release.set()
+
+        def revisions() -> list[int]:
+            return [
+                change.revision
+                for message in peer.all_received
+                if isinstance(message.body, ChangesBody)
+                for change in message.body.changes
+            ]
+
+        async def all_published() -> bool:
+            return 21 in revisions()
+
+        await eventually(all_published)
+        await asyncio.sleep(0.5)  # a further round, if any, would show by now
+    assert rounds == [site.location_id] * 2  # the first change's, then one for the burst
+    assert revisions() == list(range(1, 22))
+    assert [m.type for m in peer.all_received] == [MessageType.CHANGES] * 2
