@@ -23,12 +23,13 @@ Figures per phase and as means (last line: one JSON object):
 
 Usage: ``python bench/sync_wakeup_bench.py --database-url URL [--mqtt-url
 mqtt://127.0.0.1:1883] [--locations 8] [--clients 16] [--duration 8] [--rounds 2]
-[--worker-code CHECKOUT ...]`` (the database is migrated and written to: use a scratch one).
+[--worker-code CHECKOUT[@MS] ...]`` (the database is migrated and written to: use a scratch one).
 Each ``--worker-code`` names a checkout (e.g. a ``git worktree`` of an older commit) whose
 ``cloud`` the worker's process imports (``PYTHONPATH``); with several, every round runs an
 "on" phase for each after its "off" phase (in the order given, reversed every other round), so
 they are compared in the same run under the same machine load. The load itself always runs
-this checkout's code.
+this checkout's code. ``CHECKOUT@MS`` is an experiment: that checkout's worker waits MS
+milliseconds after the first notification of a wakeup before taking the rest (bench-only).
 """
 
 from __future__ import annotations
@@ -149,11 +150,12 @@ async def behind(pool: db.Pool, hot: list[str]) -> int:
 
 
 def spawn_worker(
-    url: str, host: str, port: int, key_file: Path, root: str
+    url: str, host: str, port: int, key_file: Path, variant: str
 ) -> subprocess.Popen[bytes]:
-    """The worker in a process of its own, importing ``cloud`` from the checkout ``root``."""
+    """The worker in a process of its own, importing ``cloud`` from the variant's checkout."""
+    root, _, gather = variant.partition("@")
     return subprocess.Popen(  # noqa: S603 (our own interpreter and file)
-        [sys.executable, __file__, "--worker", url, host, str(port), str(key_file)],
+        [sys.executable, __file__, "--worker", url, host, str(port), str(key_file), gather or "0"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -290,8 +292,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def worker_main(url: str, host: str, port: int, key_file: str) -> None:
-    """The worker, with its publishing rounds and transactions counted (bench-only wrappers)."""
+async def worker_main(url: str, host: str, port: int, key_file: str, gather_ms: float) -> None:
+    """The worker, with its publishing rounds and transactions counted (bench-only wrappers).
+
+    With ``gather_ms``, an experiment: each wakeup waits that long after its first notification
+    before taking the others waiting (the coalescing worker's ``_wakeup`` wrapped here; no
+    such window exists in the product).
+    """
+    if gather_ms > 0:
+        from cloud.sync import worker as worker_module
+
+        wakeup = worker_module._wakeup
+
+        async def gathered(listener: Any, within: float) -> list[Any]:
+            first = [note async for note in listener.notifies(timeout=within, stop_after=1)]
+            if not first:
+                return first
+            await asyncio.sleep(gather_ms / 1000)
+            rest: list[Any] = await wakeup(listener, 0.0)
+            return first + rest
+
+        worker_module._wakeup = gathered
     counts: Counter[str] = Counter()
     publish_pending = Publisher.publish_pending
     publish_round = Publisher._publish_round
@@ -346,9 +367,16 @@ async def worker_main(url: str, host: str, port: int, key_file: str) -> None:
     task.cancel()
 
 
+def _variant(spec: str) -> str:
+    root, at, gather = spec.partition("@")
+    return str(Path(root).resolve()) + at + gather
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        asyncio.run(worker_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+        asyncio.run(
+            worker_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
@@ -362,11 +390,12 @@ def main() -> None:
         action="append",
         default=[],
         metavar="CHECKOUT",
-        help="run the worker from this checkout (repeat to compare; default: this one)",
+        help="run the worker from this checkout (repeat to compare; default: this one);"
+        " CHECKOUT@MS adds an MS-millisecond gathering window to its wakeups (experiment)",
     )
     args = parser.parse_args()
     args.here = str(Path(cloud.__file__).resolve().parent.parent)
-    args.roots = [str(Path(r).resolve()) for r in args.worker_code] or [args.here]
+    args.roots = [_variant(v) for v in args.worker_code] or [args.here]
     result = asyncio.run(run(args))
     print(json.dumps(result))
 
