@@ -123,6 +123,7 @@ class SyncWorker:
         clock: Clock,
         pickup_window: timedelta,
         shared_subscription: bool = True,
+        share_group: str = SHARED_GROUP,
         sweep_interval: float = 5.0,
         concurrency: int = 8,
         client_id: str | None = None,
@@ -135,7 +136,13 @@ class SyncWorker:
         self._signer = signer
         self._clock = clock
         self._pickup_window = pickup_window
-        self._subscription = CLOUD_SUBSCRIPTION if shared_subscription else PLAIN_SUBSCRIPTION
+        # Workers of one group split the kiosks' messages; another group (a test run, a
+        # staging cloud on the same broker) gets its own copy instead of taking half of them.
+        self._subscription = (
+            f"$share/{share_group}/{PLAIN_SUBSCRIPTION}"
+            if shared_subscription
+            else PLAIN_SUBSCRIPTION
+        )
         self._sweep_interval = sweep_interval
         self._slots = asyncio.Semaphore(concurrency)
         # Per location: the lock that keeps its messages in order, and how many tasks use it.

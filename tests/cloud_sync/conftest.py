@@ -210,6 +210,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0)
         await asyncio.sleep(0.05)
 
 
+TEST_SHARE_GROUP = f"locker-cloud-test-{uuid.uuid4().hex[:8]}"
+"""This test run's workers' shared-subscription group: another run on the same broker (a second
+developer, a benchmark) subscribes in its own group and so takes none of this run's messages."""
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     pool: Pool,
@@ -218,6 +223,7 @@ async def running_worker(
     signer: Signer,
     *,
     sweep_interval: float = 1.0,
+    share_group: str = TEST_SHARE_GROUP,
 ) -> AsyncIterator[SyncWorker]:
     host, port, shared = broker
     worker = SyncWorker(
@@ -228,6 +234,7 @@ async def running_worker(
         clock=SystemClock(),
         pickup_window=WINDOW,
         shared_subscription=shared,
+        share_group=share_group,
         sweep_interval=sweep_interval,
     )
     task = asyncio.create_task(worker.run())
