@@ -74,7 +74,7 @@ class KioskApp(App[None]):
         # A bug in a screen's own code ends the app (the daemon's supervisor starts a new one).
         # Textual would print the traceback on the terminal as the app leaves it, that is, on
         # the customer's screen: it goes to the log instead. (Textual has no public hook for
-        # this; `KioskApp.failures` and the runner's tests notice if the private one changes.)
+        # this; a test in tests/kiosk_ui/test_runner.py fails if the private one changes.)
         log.error("the touchscreen UI failed", exc_info=error)
         super()._handle_exception(error)
         self._exit_renderables.clear()
