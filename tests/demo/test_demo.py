@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -117,6 +117,26 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def cloud_status_once_picked_up(
+    base: str, allocation_id: str, *, between: Callable[[], object], within_s: float = 30
+) -> str | None:
+    """The allocation's status in the cloud, polled (``between`` the polls) until picked up."""
+    deadline = time.monotonic() + within_s
+    status = None
+    with httpx.Client(base_url=base, timeout=10) as http:
+        while time.monotonic() < deadline:
+            r = http.get(
+                f"/api/v1/allocations/{allocation_id}",
+                headers={"Authorization": "Bearer demo-carrier-key"},
+            )
+            assert r.status_code == 200, r.text
+            status = r.json()["status"]
+            if status == "picked_up":
+                break
+            between()
+    return status
+
+
 def run_pickup(demo: Demo, *, embedded: bool) -> None:
     ready = demo.read_until(r"^READY ", READY_TIMEOUT_S)
     base = ready.split()[1]
@@ -131,19 +151,7 @@ def run_pickup(demo: Demo, *, embedded: bool) -> None:
 
     demo.send(f"scan {bob['code']}")
     demo.read_until(rf"^door {bob['door']} opened", 20)
-    deadline = time.monotonic() + 30
-    status = None
-    with httpx.Client(base_url=base, timeout=10) as http:
-        while time.monotonic() < deadline:
-            r = http.get(
-                f"/api/v1/allocations/{bob['allocation']}",
-                headers={"Authorization": "Bearer demo-carrier-key"},
-            )
-            assert r.status_code == 200, r.text
-            status = r.json()["status"]
-            if status == "picked_up":
-                break
-            time.sleep(0.2)
+    status = cloud_status_once_picked_up(base, bob["allocation"], between=lambda: time.sleep(0.2))
     assert status == "picked_up", "".join(demo.lines)
 
     demo.process.send_signal(signal.SIGINT)
