@@ -82,7 +82,6 @@ from typing import Any
 from sqlite_utils import Database
 
 from hardware_sim.lock_board import LockBoardSimulator
-from kiosk.clock import SystemClock
 from kiosk.flows.context import FlowContext, FlowRules
 from kiosk.flows.pickup import pick_up
 from kiosk.hardware.door_bank import DoorState, UnlockTiming
@@ -94,6 +93,7 @@ from kiosk.store import changes, doors, outbox
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store
 from kiosk.store.records import AllocationKind, EventType, to_db_time
+from shared.clock import SystemClock
 from shared.codes import PickupCode
 from shared.sizes import Size
 from shared.states import AllocationStatus

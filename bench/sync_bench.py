@@ -45,11 +45,9 @@ import aiomqtt
 from cloud import allocation, db, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
-from cloud.clock import SystemClock
 from cloud.doors import DoorSpec
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
-from kiosk.clock import SystemClock as KioskClock
 from kiosk.config import SyncConfig
 from kiosk.flows.context import FlowContext
 from kiosk.hardware.fake_bank import FakeDoorBank
@@ -57,6 +55,8 @@ from kiosk.store import CodeHasher, KioskIdentity, Store, changes, outbox
 from kiosk.store import doors as kiosk_doors
 from kiosk.store.records import EventType
 from kiosk.sync.client import KioskSync
+from shared.clock import SystemClock
+from shared.clock import SystemClock as KioskClock
 from shared.protocol import ChangesBody, Message
 from shared.signing import Signer
 from shared.sizes import Size

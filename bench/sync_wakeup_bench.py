@@ -56,11 +56,11 @@ import cloud
 from cloud import allocation, db, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
-from cloud.clock import SystemClock
 from cloud.doors import DoorSpec
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.publisher import Publisher
 from cloud.sync.worker import BrokerAddress, SyncWorker
+from shared.clock import SystemClock
 from shared.signing import Signer
 from shared.sizes import Size
 

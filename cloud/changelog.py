@@ -28,8 +28,6 @@ below it gets a snapshot, whose code hashes are computed afresh.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import uuid
 from collections import defaultdict
@@ -42,6 +40,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
 from cloud.db import Conn, Pool
+from shared.codes import PickupCode, code_hash
 from shared.protocol import (
     AllocationChange,
     AllocationState,
@@ -51,16 +50,6 @@ from shared.protocol import (
 from shared.states import AllocationStatus
 
 NOTIFY_CHANNEL = "locker_location_changes"
-
-
-def code_hash(secret: bytes, code: str) -> str:
-    """A code's keyed hash under a kiosk's code secret: what the kiosk stores instead of it.
-
-    HMAC-SHA256 of ``code:`` + the code, as 64 lowercase hex digits: the kiosk's own
-    `kiosk.store.code_hash.CodeHasher.hash` (and ``shared.codes.code_hash``, which the kiosk
-    side is adding; this function is the cloud's one copy until that is committed).
-    """
-    return hmac.new(secret, b"code:" + code.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +102,7 @@ def state_of(row: Mapping[str, Any]) -> AllocationState:
         status=status,
         # A finished allocation holds no door in the cloud any more.
         proposed_door=row["door_number"] if status.holds_door else None,
-        code_hash=None if secret is None else code_hash(bytes(secret), row["code"]),
+        code_hash=None if secret is None else code_hash(bytes(secret), PickupCode(row["code"])),
         reservation_expires_at=row["reservation_expires_at"],
         pickup_expires_at=row["pickup_expires_at"],
         order_id=row["order_id"] if is_return else None,

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from cloud import db, demo_system
 from cloud.api.app import create_app
-from cloud.clock import SystemClock
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
 from cloud.server import bind, serve
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.provisioning import provision_kiosk
+from shared.clock import SystemClock
 from shared.signing import SigningError
 
 log = logging.getLogger("cloud")

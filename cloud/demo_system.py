@@ -51,7 +51,6 @@ import httpx
 from cloud import db, demo
 from cloud.api.app import create_app
 from cloud.carriers import create_carrier
-from cloud.clock import SystemClock
 from cloud.config import CloudSettings
 from cloud.embedded_broker import EmbeddedBroker, start_embedded_broker
 from cloud.server import bind, serve
@@ -65,6 +64,7 @@ from kiosk.flows.context import FlowContext
 from kiosk.hardware.protocols import BoardProtocol
 from kiosk.ui.runner import daemon_ui
 from shared.cancellation import cancel_and_wait
+from shared.clock import SystemClock
 from shared.sizes import Size
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from cloud.clock import Clock
 from cloud.db import Pool
+from shared.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kiosk.clock import Clock, SystemClock
 from kiosk.config import KioskConfig, SyncConfig
 from kiosk.flows.context import FlowContext
 from kiosk.flows.drop_off import drop_off
@@ -51,6 +50,7 @@ from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store, StoreError
 from kiosk.sync.client import KioskSync
 from shared.cancellation import cancel_and_wait
+from shared.clock import Clock, SystemClock
 from shared.codes import InvalidCode, PickupCode
 
 log = logging.getLogger(__name__)

@@ -24,13 +24,13 @@ from cloud.api import routes_admin, routes_carrier
 from cloud.api.auth import KeyCache
 from cloud.api.body_limit import BodySizeLimit
 from cloud.api.services import Services
-from cloud.clock import Clock, SystemClock
 from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
 from cloud.errors import ServiceError
 from cloud.lifecycle import LifecycleRunner
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.worker import BrokerAddress, SyncWorker
+from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from cloud.clock import Clock
 from cloud.config import CloudSettings
 from cloud.db import Pool
+from shared.clock import Clock
 
 if TYPE_CHECKING:
     from cloud.allocation_batch import AllocationBatcher

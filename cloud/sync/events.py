@@ -26,9 +26,9 @@ from datetime import timedelta
 
 import psycopg
 
-from cloud.clock import Clock
 from cloud.db import Conn, Pool
 from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
+from shared.clock import Clock
 from shared.protocol import EventRecord, EventsBody
 
 log = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 from psycopg.rows import DictRow
 
 from cloud import changelog, errors
-from cloud.clock import Clock
 from cloud.db import Conn, Pool
 from cloud.sync.snapshot import build_snapshot
+from shared.clock import Clock
 from shared.protocol import (
     CLOUD_SENDER,
     MAX_LIFETIME,

@@ -41,13 +41,13 @@ import aiomqtt
 import psycopg
 
 from cloud.changelog import NOTIFY_CHANNEL
-from cloud.clock import Clock
 from cloud.db import Pool
 from cloud.sync import presence
 from cloud.sync.events import UnknownKiosk, apply_events
 from cloud.sync.keys import KioskDirectory, resolver_for
 from cloud.sync.publisher import Publisher
 from shared.cancellation import raise_if_cancelling
+from shared.clock import Clock
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from kiosk.clock import Clock, SystemClock
 from kiosk.hardware.door_bank import DoorBank
 from kiosk.store.database import Store
+from shared.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ import pytest
 
 from cloud import db
 from cloud.api.app import create_app
-from cloud.clock import ManualClock
 from cloud.config import CloudSettings
 from cloud.db import Pool
 from cloud.dispatch import LoggingSender
 from cloud.server import bind, serve
+from shared.clock import ManualClock
 
 ADMIN_KEY = "test-admin-key"
 TABLES = "notifications, returns, allocations, pickup_codes, doors, locations, carriers"

@@ -12,10 +12,10 @@ import psycopg
 
 from cloud import db
 from cloud.api.app import create_app
-from cloud.clock import ManualClock
 from cloud.config import CloudSettings
 from cloud.dispatch import LoggingSender
 from cloud.server import bind, serve
+from shared.clock import ManualClock
 
 
 async def test_migrations_apply_once(clean_db):

@@ -23,11 +23,11 @@ from psycopg.rows import DictRow
 from cloud import allocation, db, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
-from cloud.clock import SystemClock
 from cloud.db import Pool
 from cloud.doors import DoorSpec
 from cloud.sync.keys import register_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
+from shared.clock import SystemClock
 from shared.protocol import (
     CLOUD_SENDER,
     AckBody,

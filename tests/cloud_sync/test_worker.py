@@ -13,6 +13,7 @@ from cloud import allocation, changelog, doors
 from cloud.db import Pool
 from cloud.sync.publisher import Publisher, queue_remote_open
 from cloud.sync.worker import SyncWorker
+from shared.codes import PickupCode, code_hash
 from shared.protocol import (
     ChangesBody,
     Channel,
@@ -49,7 +50,7 @@ async def test_a_sync_request_is_answered_with_the_changes_since(
     assert isinstance(message.body, ChangesBody)
     state = message.body.changes[0].allocation  # type: ignore[union-attr]
     assert state.allocation_id == str(first["allocation_id"])
-    assert state.code_hash == changelog.code_hash(site.code_secret, first["pickup_code"])
+    assert state.code_hash == code_hash(site.code_secret, PickupCode(first["pickup_code"]))
 
 
 async def test_changes_are_published_after_each_commit(

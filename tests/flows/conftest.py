@@ -21,7 +21,6 @@ import pytest
 
 from hardware_sim.doors import SimulatedDoor
 from hardware_sim.lock_board import LockBoardSimulator
-from kiosk.clock import ManualClock
 from kiosk.flows.context import FlowContext, FlowRules
 from kiosk.hardware import DoorMap
 from kiosk.hardware.door_bank import DoorBank, UnlockTiming
@@ -34,6 +33,7 @@ from kiosk.store import allocations, changes, doors, outbox
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store
 from kiosk.store.records import AllocationKind, Door, EventType, OutboxEvent
+from shared.clock import ManualClock
 from shared.codes import PickupCode
 from shared.sizes import Size
 from shared.states import AllocationStatus

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import CodeHasher, Store
 from kiosk.store import doors as door_records
+from shared.clock import ManualClock
 from tests.kiosk.store_helpers import IDENTITY, LAYOUT, SECRET
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from kiosk.clock import ManualClock
 from kiosk.store import KioskIdentity, Store
 from kiosk.store.changes import AllocationUpdate, ApplyResult, apply_allocation
 from kiosk.store.records import AllocationKind
+from shared.clock import ManualClock
 from shared.codes import PickupCode
 from shared.sizes import Size
 from shared.states import AllocationStatus

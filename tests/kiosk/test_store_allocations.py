@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlite_utils import Database
 
-from kiosk.clock import ManualClock
 from kiosk.store import NotInTransaction, Store
 from kiosk.store import allocations as alloc
 from kiosk.store import doors as door_records
 from kiosk.store.records import AllocationKind
+from shared.clock import ManualClock
 from shared.sizes import Size
 from shared.states import (
     ALLOCATION_TRANSITIONS,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import NotInTransaction, Store, audit
 from kiosk.store.records import Actor
+from shared.clock import ManualClock
 
 
 def test_a_pending_entry_awaits_its_result(store: Store, clock: ManualClock) -> None:

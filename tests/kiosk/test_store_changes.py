@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import Store, audit, changes, codes, operations, outbox
 from kiosk.store import allocations as alloc
 from kiosk.store import doors as door_records
 from kiosk.store.changes import ApplyOutcome, apply_allocation, cancel_allocation, last_revision
 from kiosk.store.records import Actor, AllocationKind, EventType, Purpose
+from shared.clock import ManualClock
 from shared.codes import PickupCode
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus

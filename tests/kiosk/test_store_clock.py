@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kiosk.clock import ManualClock, SystemClock
+from shared.clock import ManualClock, SystemClock
 
 
 def test_manual_clock_starts_at_the_documented_default() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import CodeHasher, NotInTransaction, Store, audit, codes
 from kiosk.store import allocations as alloc
 from kiosk.store import doors as door_records
 from kiosk.store.code_hash import MIN_SECRET_BYTES, code_reference
 from kiosk.store.records import Actor, AllocationKind, CodeKind
+from shared.clock import ManualClock
 from shared.codes import PickupCode
 from shared.states import AllocationStatus
 from tests.kiosk.store_helpers import IDENTITY, LAYOUT, SECRET, apply

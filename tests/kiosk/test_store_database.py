@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from kiosk.clock import ManualClock
 from kiosk.store import CodeHasher, KioskIdentity, NotInTransaction, Store, StoreError, outbox
 from kiosk.store.database import require_transaction
 from kiosk.store.records import EventType
@@ -20,6 +19,7 @@ from kiosk.store.schema import (
     migrate,
     migrations,
 )
+from shared.clock import ManualClock
 from tests.kiosk.store_helpers import IDENTITY, SECRET
 
 EXPECTED_TABLES = {

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import NotInTransaction, Store, operations
 from kiosk.store import doors as door_records
 from kiosk.store.records import Actor, Purpose
+from shared.clock import ManualClock
 from shared.sizes import Size
 from shared.states import DoorStatus, IllegalTransition
 from tests.kiosk.store_helpers import LAYOUT

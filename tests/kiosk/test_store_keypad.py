@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import CodeHasher, NotInTransaction, Store, keypad
+from shared.clock import ManualClock
 from tests.kiosk.store_helpers import IDENTITY, SECRET
 
 WINDOW = timedelta(minutes=10)

@@ -7,10 +7,10 @@ from itertools import product
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import NotInTransaction, Store, operations
 from kiosk.store import allocations as alloc
 from kiosk.store.records import ACTIVE_OPERATION_STATES, Actor, OperationState, Purpose
+from shared.clock import ManualClock
 from tests.kiosk.store_helpers import apply
 
 S = OperationState

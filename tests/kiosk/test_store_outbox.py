@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from kiosk.clock import ManualClock
 from kiosk.store import NotInTransaction, Store, outbox
 from kiosk.store.records import EventType
+from shared.clock import ManualClock
 
 
 def _append(store: Store, clock: ManualClock, n: int = 1) -> list[outbox.OutboxEvent]:

@@ -12,12 +12,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk.clock import ManualClock
 from kiosk.store import CodeHasher, Store, changes, outbox
 from kiosk.store import allocations as alloc
 from kiosk.store import doors as door_records
 from kiosk.store.changes import AllocationUpdate
 from kiosk.store.records import Actor, AllocationKind
+from shared.clock import ManualClock
 from shared.codes import PickupCode
 from shared.sizes import Size
 from shared.states import AllocationStatus

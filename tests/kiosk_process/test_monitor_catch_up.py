@@ -9,7 +9,6 @@ reported the opening as a tamper, and the parcel the customer then took out stay
 
 from __future__ import annotations
 
-from kiosk.clock import ManualClock
 from kiosk.flows.context import FlowContext
 from kiosk.flows.pickup import pick_up
 from kiosk.hardware.door_bank import UnlockTiming
@@ -19,6 +18,7 @@ from kiosk.store import allocations, outbox
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import Store
 from kiosk.store.records import EventType
+from shared.clock import ManualClock
 from shared.sizes import Size
 from shared.states import AllocationStatus
 

@@ -22,13 +22,13 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from kiosk.clock import SystemClock
 from kiosk.config import SyncConfig
 from kiosk.flows.context import FlowContext
 from kiosk.hardware.door_bank import UnlockTiming
 from kiosk.hardware.fake_bank import FakeDoorBank
 from kiosk.store import CodeHasher, KioskIdentity, Store, changes, doors
 from kiosk.sync.client import KioskSync
+from shared.clock import SystemClock
 from shared.codes import PickupCode, code_hash
 from shared.protocol import (
     AllocationChange,

@@ -95,11 +95,11 @@ def test_a_partly_known_checkpoint_applies_only_what_is_new(store: Store) -> Non
 
 
 def test_a_snapshot_keeps_a_reservation_whose_door_is_in_use(store: Store) -> None:
-    from kiosk.clock import ManualClock
     from kiosk.flows.context import FlowContext
     from kiosk.flows.opening import begin_opening
     from kiosk.hardware.fake_bank import FakeDoorBank
     from kiosk.store.records import Purpose
+    from shared.clock import ManualClock
 
     apply_changes(store, body(1, alloc(1, "r1", door=1)), NOW)
     ctx = FlowContext(store, FakeDoorBank(sorted(LAYOUT)), ManualClock(NOW))

@@ -19,7 +19,6 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, Static
 
-from kiosk.clock import ManualClock
 from kiosk.flows.context import FlowContext, FlowRules
 from kiosk.hardware.errors import BoardTimeout
 from kiosk.hardware.fake_bank import FakeDoorBank
@@ -37,6 +36,7 @@ from kiosk.ui.pickup_result import PickupResultScreen
 from kiosk.ui.return_door import ReturnDoorScreen
 from kiosk.ui.services import SCREEN_800x480, SCREEN_1024x600
 from kiosk.ui.staff import BOARDS_DOWN, StaffScreen
+from shared.clock import ManualClock
 from shared.sizes import Size
 from shared.states import AllocationStatus
 from tests.flows.conftest import FAST, SECRET, START, Kiosk

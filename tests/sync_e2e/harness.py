@@ -36,7 +36,6 @@ from psycopg.rows import DictRow
 from cloud import allocation, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
-from cloud.clock import SystemClock
 from cloud.db import Pool
 from cloud.doors import DoorSpec
 from cloud.sync.provisioning import provision_kiosk
@@ -45,6 +44,7 @@ from kiosk.config import load_config
 from kiosk.daemon import Daemon
 from kiosk.flows.context import FlowContext
 from kiosk.hardware.fake_bank import FakeDoorBank
+from shared.clock import SystemClock
 from shared.protocol import Channel, topic
 from shared.signing import Signer
 from shared.sizes import Size

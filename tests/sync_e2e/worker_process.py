@@ -11,9 +11,9 @@ import logging
 import sys
 
 from cloud import db
-from cloud.clock import SystemClock
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.worker import BrokerAddress, SyncWorker
+from shared.clock import SystemClock
 from tests.sync_e2e.harness import PICKUP_WINDOW
 
 
