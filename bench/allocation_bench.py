@@ -3,7 +3,7 @@
 What it does, in one run against one database:
 
 1. **Load.** Drops and recreates a database (``bench_alloc`` by default), applies the
-   service's own migrations (``cloud.db.migrate``) and bulk-loads the seed scale:
+   service's own migrations (``cloud.store.database.migrate``) and bulk-loads the seed scale:
    100,000 locations and 50 doors each (5,000,000), with a realistic size mix.
    Locations are spread over a Europe-sized box, clustered around a few hundred
    "cities" as real locker networks are. Rows are generated inside PostgreSQL with
@@ -93,9 +93,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from cloud import allocation, allocation_batch, db, errors, locations
+from cloud import allocation, allocation_batch, errors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
+from cloud.store import database as db
 from shared.sizes import STANDARD_DIMENSIONS, Size
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -42,10 +42,11 @@ from typing import Any
 
 import aiomqtt
 
-from cloud import allocation, db, doors, locations
+from cloud import allocation, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from kiosk.config import SyncConfig

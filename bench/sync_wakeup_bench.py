@@ -53,10 +53,11 @@ from pathlib import Path
 from typing import Any
 
 import cloud
-from cloud import allocation, db, doors, locations
+from cloud import allocation, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.publisher import Publisher
 from cloud.sync.worker import BrokerAddress, SyncWorker

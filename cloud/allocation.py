@@ -28,8 +28,8 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from cloud import changelog, errors, notifications
-from cloud.db import Conn
 from cloud.pickup_codes import issue_code, pickup_code_for, retire_if_orphaned
+from cloud.store.database import Conn
 from shared.codes import InvalidCode, normalize_code
 from shared.sizes import Dimensions, Size
 from shared.states import AllocationStatus, IllegalTransition, allocation_transition

@@ -35,7 +35,7 @@ from psycopg.rows import DictRow
 
 from cloud import allocation, changelog, errors
 from cloud.allocation import AllocationRequest
-from cloud.db import Conn, Pool
+from cloud.store.database import Conn, Pool
 from shared.codes import generate_code
 from shared.protocol import AllocationState
 

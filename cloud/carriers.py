@@ -14,7 +14,7 @@ from datetime import datetime
 from psycopg.errors import UniqueViolation
 
 from cloud import errors
-from cloud.db import Conn
+from cloud.store.database import Conn
 
 KEY_PREFIX = "lk_"
 

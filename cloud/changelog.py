@@ -39,7 +39,7 @@ from typing import Any
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
-from cloud.db import Conn, Pool
+from cloud.store.database import Conn, Pool
 from shared.codes import PickupCode, code_hash
 from shared.protocol import (
     AllocationChange,

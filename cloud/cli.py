@@ -13,11 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cloud import db, demo_system
+from cloud import demo_system
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
 from cloud.server import bind, serve
+from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.provisioning import provision_kiosk
 from shared.clock import SystemClock

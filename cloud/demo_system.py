@@ -48,12 +48,13 @@ from typing import Any
 
 import httpx
 
-from cloud import db, demo
+from cloud import demo
 from cloud.api.app import create_app
 from cloud.carriers import create_carrier
 from cloud.config import CloudSettings
 from cloud.embedded_broker import EmbeddedBroker, start_embedded_broker
 from cloud.server import bind, serve
+from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.provisioning import provision_kiosk
 from hardware_sim.bank import SimulatedBank

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from cloud.db import Pool
+from cloud.store.database import Pool
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from psycopg.rows import DictRow
 
 from cloud import changelog, errors
 from cloud.allocation import claim_free_door
-from cloud.db import Conn
+from cloud.store.database import Conn
 from shared.sizes import Dimensions, Size
 from shared.states import DoorStatus, IllegalTransition, door_transition
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from cloud import changelog, notifications
 from cloud.allocation import finish_allocations, notification_payload, set_door_status
-from cloud.db import Pool
+from cloud.store.database import Pool
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)

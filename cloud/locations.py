@@ -20,7 +20,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 
 from cloud import errors
-from cloud.db import Conn
+from cloud.store.database import Conn
 from shared.sizes import Size
 
 EARTH_RADIUS_KM = 6371.0088

@@ -26,7 +26,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cloud.db import Conn
+from cloud.store.database import Conn
 
 KINDS = ("pickup_code", "reminder", "expires_today", "expired", "return_code", "cancelled")
 # Kinds that only make sense while the parcel waits in its door.

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from psycopg.rows import DictRow
 
-from cloud.db import Conn
+from cloud.store.database import Conn
 from shared.codes import generate_code
 
 # A collision needs another live code at the same location with the same six

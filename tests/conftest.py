@@ -23,7 +23,7 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("LOCKER_TEST_DATABASE_URL")
     if url:
         return url
-    from cloud.db import start_embedded_postgres
+    from cloud.store.database import start_embedded_postgres
 
     return start_embedded_postgres(tmp_path_factory.mktemp("pg"))
 

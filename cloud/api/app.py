@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud import db
 from cloud.allocation_batch import AllocationBatcher
 from cloud.api import routes_admin, routes_carrier
 from cloud.api.auth import KeyCache
@@ -28,6 +27,7 @@ from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
 from cloud.errors import ServiceError
 from cloud.lifecycle import LifecycleRunner
+from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import Clock, SystemClock

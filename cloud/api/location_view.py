@@ -7,7 +7,7 @@ from typing import Any
 
 from cloud import locations
 from cloud.api.services import Services
-from cloud.db import Conn
+from cloud.store.database import Conn
 from cloud.sync import presence
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from cloud.config import CloudSettings
-from cloud.db import Pool
+from cloud.store.database import Pool
 from shared.clock import Clock
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from datetime import timedelta
 
 import psycopg
 
-from cloud.db import Conn, Pool
+from cloud.store.database import Conn, Pool
 from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
 from shared.clock import Clock
 from shared.protocol import EventRecord, EventsBody

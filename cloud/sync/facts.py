@@ -35,8 +35,8 @@ from cloud.allocation import (
     notification_payload,
     set_door_status,
 )
-from cloud.db import Conn
 from cloud.pickup_codes import issue_code, pickup_code_for
+from cloud.store.database import Conn
 from shared.protocol import EventRecord
 from shared.sizes import Size
 

@@ -19,7 +19,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 
 from cloud import errors
-from cloud.db import Conn, Pool
+from cloud.store.database import Conn, Pool
 from shared.protocol import KeyResolver
 from shared.signing import Signer, SigningError, Verifier
 

@@ -22,7 +22,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud.db import Conn, Pool
+from cloud.store.database import Conn, Pool
 from shared.protocol import BirthBody, DeathBody, HeartbeatBody
 
 

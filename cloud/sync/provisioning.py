@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud import errors
-from cloud.db import Conn
+from cloud.store.database import Conn
 from cloud.sync.keys import location_code_secret, register_kiosk, write_private
 from shared.signing import Signer, Verifier
 

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from psycopg.rows import DictRow
 
 from cloud import changelog, errors
-from cloud.db import Conn, Pool
+from cloud.store.database import Conn, Pool
 from cloud.sync.snapshot import build_snapshot
 from shared.clock import Clock
 from shared.protocol import (

@@ -41,7 +41,7 @@ import aiomqtt
 import psycopg
 
 from cloud.changelog import NOTIFY_CHANNEL
-from cloud.db import Pool
+from cloud.store.database import Pool
 from cloud.sync import presence
 from cloud.sync.events import UnknownKiosk, apply_events
 from cloud.sync.keys import KioskDirectory, resolver_for

@@ -11,12 +11,12 @@ import httpx
 import psycopg
 import pytest
 
-from cloud import db
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
-from cloud.db import Pool
 from cloud.dispatch import LoggingSender
 from cloud.server import bind, serve
+from cloud.store import database as db
+from cloud.store.database import Pool
 from shared.clock import ManualClock
 
 ADMIN_KEY = "test-admin-key"

@@ -10,11 +10,11 @@ from datetime import timedelta
 import httpx
 import psycopg
 
-from cloud import db
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
 from cloud.dispatch import LoggingSender
 from cloud.server import bind, serve
+from cloud.store import database as db
 from shared.clock import ManualClock
 
 

@@ -20,11 +20,12 @@ import aiomqtt
 import pytest
 from psycopg.rows import DictRow
 
-from cloud import allocation, db, doors, locations
+from cloud import allocation, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
-from cloud.db import Pool
 from cloud.doors import DoorSpec
+from cloud.store import database as db
+from cloud.store.database import Pool
 from cloud.sync.keys import register_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import SystemClock

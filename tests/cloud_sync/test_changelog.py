@@ -11,7 +11,7 @@ import pytest
 from cloud import allocation, changelog, doors, errors, lifecycle
 from cloud.allocation import AllocationRequest, ReturnRequest
 from cloud.allocation_batch import Job, reserve_many
-from cloud.db import Pool
+from cloud.store.database import Pool
 from kiosk.store.code_hash import CodeHasher
 from shared.codes import PickupCode, code_hash
 from shared.sizes import Size

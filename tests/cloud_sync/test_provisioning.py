@@ -9,7 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from cloud.db import Pool
+from cloud.store.database import Pool
 from cloud.sync.keys import write_private
 from shared.signing import Signer
 

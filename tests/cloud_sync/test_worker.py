@@ -10,7 +10,7 @@ import aiomqtt
 import pytest
 
 from cloud import allocation, changelog, doors
-from cloud.db import Pool
+from cloud.store.database import Pool
 from cloud.sync.publisher import Publisher, queue_remote_open
 from cloud.sync.worker import SyncWorker
 from shared.codes import PickupCode, code_hash

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud import db
+from cloud.store import database as db
 from shared.signing import Signer
 
 from .harness import Cloud, Site, make_site, running_site

@@ -36,8 +36,8 @@ from psycopg.rows import DictRow
 from cloud import allocation, doors, locations
 from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
-from cloud.db import Pool
 from cloud.doors import DoorSpec
+from cloud.store.database import Pool
 from cloud.sync.provisioning import provision_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from kiosk.config import load_config

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import sys
 
-from cloud import db
+from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import SystemClock
