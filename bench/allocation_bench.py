@@ -89,12 +89,12 @@ from typing import Any
 
 import httpx
 import psycopg
+from cloud.allocation import AllocationRequest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from cloud import allocation, allocation_batch, errors, locations
-from cloud.allocation import AllocationRequest
 from cloud.carriers import create_carrier
 from cloud.store import database as db
 from shared.sizes import STANDARD_DIMENSIONS, Size

@@ -42,10 +42,10 @@ from typing import Any
 
 import aiomqtt
 
-from cloud import allocation, doors, locations
-from cloud.allocation import AllocationRequest
+from cloud import doors, locations
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.parcels.requests import AllocationRequest
 from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
@@ -61,6 +61,7 @@ from shared.clock import SystemClock as KioskClock
 from shared.protocol import ChangesBody, Message
 from shared.signing import Signer
 from shared.sizes import Size
+from tests import parcel_ops
 
 LAYOUT = dict.fromkeys(range(1, 9), Size.SMALL)
 HOLD = timedelta(hours=24)
@@ -212,7 +213,7 @@ async def setup_cloud(pool: db.Pool, kiosks: list[Kiosk], carrier: str) -> None:
 async def reserve(pool: db.Pool, carrier: str, location_id: str) -> tuple[str, float]:
     package = f"PKG-{uuid.uuid4().hex[:12]}"
     async with pool.connection() as conn:
-        row, _ = await allocation.reserve(
+        row, _ = await parcel_ops.reserve(
             conn,
             carrier_id=carrier,
             request=AllocationRequest(
@@ -301,7 +302,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(500):
             allocation_id, _ = await reserve(pool, carrier, late.location_id)
             async with pool.connection() as conn:
-                await allocation.cancel(
+                await parcel_ops.cancel(
                     conn,
                     carrier_id=carrier,
                     allocation_id=uuid.UUID(allocation_id),

@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import Any
 
 import cloud
-from cloud import allocation, doors, locations
-from cloud.allocation import AllocationRequest
+from cloud import doors, locations
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.parcels.requests import AllocationRequest
 from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.publisher import Publisher
@@ -64,6 +64,7 @@ from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import SystemClock
 from shared.signing import Signer
 from shared.sizes import Size
+from tests import parcel_ops
 
 HOLD = timedelta(hours=24)
 DOORS = 40
@@ -111,7 +112,7 @@ async def client(url: str, carrier: str, hot: list[str], until: float, done: lis
         while time.perf_counter() < until:
             package = f"PKG-{uuid.uuid4().hex[:12]}"
             async with pool.connection() as c:
-                row, _ = await allocation.reserve(
+                row, _ = await parcel_ops.reserve(
                     c,
                     carrier_id=carrier,
                     request=AllocationRequest(
@@ -124,7 +125,7 @@ async def client(url: str, carrier: str, hot: list[str], until: float, done: lis
                     now=now(),
                     hold=HOLD,
                 )
-                await allocation.cancel(
+                await parcel_ops.cancel(
                     c,
                     carrier_id=carrier,
                     allocation_id=row["allocation_id"],

@@ -7,17 +7,16 @@ free door of the same size or larger (the carrier sees the new locker number).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from psycopg.errors import UniqueViolation
-from psycopg.rows import DictRow
-
-from cloud import changelog, errors
-from cloud.allocation import claim_free_door
+from cloud import errors
+from cloud.store import allocations
+from cloud.store import doors as store_doors
 from cloud.store.database import Conn
+from cloud.store.records import Door
+from cloud.store.transaction import Unit, unit
 from shared.sizes import Dimensions, Size
 from shared.states import DoorStatus, IllegalTransition, door_transition
 
@@ -38,159 +37,93 @@ async def add_doors(conn: Conn, location_id: str, doors: Sequence[DoorSpec], now
     Raises:
         LocationNotFound, AlreadyExists: a door number is taken.
     """
-    cur = await conn.execute("SELECT 1 FROM locations WHERE location_id = %s", (location_id,))
-    if await cur.fetchone() is None:
+    if not await store_doors.location_exists(conn, location_id):
         raise errors.LocationNotFound(f"no location {location_id!r}")
     numbers = [d.door_number for d in doors]
     if len(set(numbers)) != len(numbers):
         raise errors.BadRequest("door numbers repeat within the request")
-    try:
-        async with conn.transaction(), conn.cursor() as cur2:
-            await cur2.executemany(
-                """
-                INSERT INTO doors (location_id, door_number, size, size_rank, status,
-                                   width_in, height_in, depth_in, status_changed_at)
-                VALUES (%s, %s, %s, %s, 'available', %s, %s, %s, %s)
-                """,
-                [
-                    (
-                        location_id,
-                        d.door_number,
-                        d.size.value,
-                        d.size.rank,
-                        d.interior().length,
-                        d.interior().width,
-                        d.interior().height,
-                        now,
-                    )
-                    for d in doors
-                ],
-            )
-    except UniqueViolation:
+    added = await store_doors.add(
+        conn, location_id, [(d.door_number, d.size, d.interior()) for d in doors], now
+    )
+    if not added:
         raise errors.AlreadyExists(
             f"location {location_id!r} already has one of doors {sorted(numbers)}"
-        ) from None
-
-
-async def list_doors(conn: Conn, location_id: str) -> list[DictRow]:
-    cur = await conn.execute(
-        """
-        SELECT d.door_number, d.size, d.status, d.width_in, d.height_in, d.depth_in,
-               d.maintenance_reason, d.status_changed_at, a.allocation_id
-        FROM doors d
-        LEFT JOIN allocations a
-          ON a.door_id = d.door_id AND a.status IN ('reserved', 'deposited', 'expired')
-        WHERE d.location_id = %s
-        ORDER BY d.door_number
-        """,
-        (location_id,),
-    )
-    rows = await cur.fetchall()
-    if not rows:
-        exists = await conn.execute(
-            "SELECT 1 FROM locations WHERE location_id = %s", (location_id,)
         )
-        if await exists.fetchone() is None:
-            raise errors.LocationNotFound(f"no location {location_id!r}")
-    return rows
 
 
-async def _lock_door(conn: Conn, location_id: str, door_number: int) -> DictRow:
-    cur = await conn.execute(
-        "SELECT * FROM doors WHERE location_id = %s AND door_number = %s FOR UPDATE",
-        (location_id, door_number),
-    )
-    row = await cur.fetchone()
-    if row is None:
+async def list_doors(conn: Conn, location_id: str) -> list[Door]:
+    """The doors of a location by number, with the allocation holding each.
+
+    Raises:
+        LocationNotFound.
+    """
+    found = await store_doors.list_with_holders(conn, location_id)
+    if not found and not await store_doors.location_exists(conn, location_id):
+        raise errors.LocationNotFound(f"no location {location_id!r}")
+    return found
+
+
+async def _lock_door(conn: Conn, location_id: str, door_number: int) -> Door:
+    door = await store_doors.lock(conn, location_id, door_number)
+    if door is None:
         raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
-    return row
+    return door
 
 
-def _check(current: str, target: DoorStatus, why: str) -> None:
+def _check(current: DoorStatus, target: DoorStatus, why: str) -> None:
     try:
-        door_transition(DoorStatus(current), target)
+        door_transition(current, target)
     except IllegalTransition:
-        raise errors.WrongState(why, details={"door_status": current}) from None
+        raise errors.WrongState(why, details={"door_status": current.value}) from None
 
 
 async def set_maintenance(
     conn: Conn, location_id: str, door_number: int, reason: str, now: datetime
-) -> DictRow:
+) -> Door:
     """Takes a door out of service (again: only the reason changes).
 
     Raises:
         DoorNotFound, WrongState: a parcel is inside, or a reservation has nowhere to go.
     """
-    async with conn.transaction():
+    async with unit(conn, now) as work:
         door = await _lock_door(conn, location_id, door_number)
-        moved = None
-        if door["status"] != DoorStatus.MAINTENANCE:
-            _check(door["status"], DoorStatus.MAINTENANCE, "empty the door before maintenance")
-            if door["status"] == DoorStatus.RESERVED:
-                moved = await _move_reservation(conn, door, now)
-        cur = await conn.execute(
-            "UPDATE doors SET status = 'maintenance', maintenance_reason = %s,"
-            " status_changed_at = CASE WHEN status = 'maintenance' THEN status_changed_at"
-            " ELSE %s END WHERE door_id = %s RETURNING *",
-            (reason, now, door["door_id"]),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        await changelog.record(
-            conn,
-            now,
-            allocations=[] if moved is None else [moved],
-            maintenance=[changelog.MaintenanceNote(location_id, door_number, True, reason)],
-        )
-        return row
+        if door.status is not DoorStatus.MAINTENANCE:
+            _check(door.status, DoorStatus.MAINTENANCE, "empty the door before maintenance")
+            if door.status is DoorStatus.RESERVED:
+                await _move_reservation(work, door)
+        await store_doors.put_in_maintenance(work, door, reason)
+        return await store_doors.reload(conn, door.door_id)
 
 
-async def _move_reservation(conn: Conn, door: DictRow, now: datetime) -> uuid.UUID | None:
-    """Moves the door's reservation to another free door; returns the allocation moved."""
-    cur = await conn.execute(
-        "SELECT allocation_id, size FROM allocations"
-        " WHERE door_id = %s AND status = 'reserved' FOR UPDATE",
-        (door["door_id"],),
-    )
-    allocation = await cur.fetchone()
-    if allocation is None:
-        return None
-    replacement = await claim_free_door(
-        conn, door["location_id"], Size(allocation["size"]), now, exclude_door_id=door["door_id"]
+async def _move_reservation(work: Unit, door: Door) -> None:
+    """Moves the door's reservation to another free door of its size or larger.
+
+    Raises:
+        WrongState: there is none.
+    """
+    holder = await allocations.lock_live_on_door(work.conn, door.door_id)
+    if holder is None:
+        return
+    replacement = await store_doors.claim_free(
+        work, door.location_id, holder.size, exclude_door_id=door.door_id
     )
     if replacement is None:
         raise errors.WrongState(
             "the door's reservation has no other free door to move to",
-            details={"allocation_id": str(allocation["allocation_id"])},
+            details={"allocation_id": str(holder.allocation_id)},
         )
-    await conn.execute(
-        "UPDATE allocations SET door_id = %s, updated_at = %s WHERE allocation_id = %s",
-        (replacement["door_id"], now, allocation["allocation_id"]),
-    )
-    moved: uuid.UUID = allocation["allocation_id"]
-    return moved
+    await allocations.move_to_door(work, [holder.allocation_id], replacement.door_id)
 
 
-async def clear_maintenance(
-    conn: Conn, location_id: str, door_number: int, now: datetime
-) -> DictRow:
+async def clear_maintenance(conn: Conn, location_id: str, door_number: int, now: datetime) -> Door:
     """Puts a door back in service. A door already in service is left as it is.
 
     Raises:
         DoorNotFound.
     """
-    async with conn.transaction():
+    async with unit(conn, now) as work:
         door = await _lock_door(conn, location_id, door_number)
-        if door["status"] != DoorStatus.MAINTENANCE:
+        if door.status is not DoorStatus.MAINTENANCE:
             return door
-        cur = await conn.execute(
-            "UPDATE doors SET status = 'available', maintenance_reason = NULL,"
-            " status_changed_at = %s WHERE door_id = %s RETURNING *",
-            (now, door["door_id"]),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        await changelog.record(
-            conn, now, maintenance=[changelog.MaintenanceNote(location_id, door_number, False)]
-        )
-        return row
+        await store_doors.return_to_service(work, door)
+        return await store_doors.reload(conn, door.door_id)

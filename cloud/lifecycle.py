@@ -13,9 +13,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cloud import changelog, notifications
-from cloud.allocation import finish_allocations, notification_payload, set_door_status
+from cloud.parcels import finish
+from cloud.store import allocations, changelog
 from cloud.store.database import Pool
+from cloud.store.transaction import unit
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -31,25 +32,12 @@ async def expire_reservations(pool: Pool, now: datetime, batch: int = BATCH) -> 
     """
     total = 0
     while True:
-        async with pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                """
-                SELECT allocation_id, door_id, pickup_code_id FROM allocations
-                WHERE status = 'reserved' AND reservation_expires_at <= %s
-                ORDER BY reservation_expires_at
-                LIMIT %s
-                FOR UPDATE SKIP LOCKED
-                """,
-                (now, batch),
-            )
-            rows = await cur.fetchall()
-            if rows:
-                await finish_allocations(
-                    conn, rows, "cancelled", now, cancel_reason="reservation_timeout"
-                )
-                await changelog.record(conn, now, allocations=[r["allocation_id"] for r in rows])
-        total += len(rows)
-        if len(rows) < batch:
+        async with pool.connection() as conn, unit(conn, now) as work:
+            due = await allocations.lock_due_reservations(conn, now, batch)
+            if due:
+                await finish.cancel_timed_out(work, due)
+        total += len(due)
+        if len(due) < batch:
             return total
 
 
@@ -61,60 +49,12 @@ async def expire_pickups(pool: Pool, now: datetime, batch: int = BATCH) -> int:
     """
     total = 0
     while True:
-        async with pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                """
-                SELECT a.*, l.address, l.timezone, d.door_number, c.code
-                FROM allocations a
-                JOIN locations l ON l.location_id = a.location_id
-                JOIN doors d ON d.door_id = a.door_id
-                JOIN pickup_codes c ON c.pickup_code_id = a.pickup_code_id
-                WHERE a.status = 'deposited' AND a.kind = 'delivery'
-                  AND a.pickup_expires_at <= %s
-                ORDER BY a.pickup_expires_at
-                LIMIT %s
-                FOR UPDATE OF a SKIP LOCKED
-                """,
-                (now, batch),
-            )
-            rows = await cur.fetchall()
-            if rows:
-                ids = [r["allocation_id"] for r in rows]
-                await conn.execute(
-                    "UPDATE allocations SET status = 'expired', expired_at = %s, updated_at = %s"
-                    " WHERE allocation_id = ANY(%s)",
-                    (now, now, ids),
-                )
-                await set_door_status(
-                    conn, [r["door_id"] for r in rows], "awaiting_collection", now
-                )
-                await notifications.cancel_pending(conn, ids, notifications.WAITING_KINDS)
-                for r in rows:
-                    await notifications.enqueue(
-                        conn,
-                        allocation_id=r["allocation_id"],
-                        carrier_id=r["carrier_id"],
-                        customer_id=r["customer_id"],
-                        kind="expired",
-                        payload=notification_payload(r, r["code"]),
-                        due_at=now,
-                        now=now,
-                    )
-                # The code opens nothing any more unless another parcel still waits on it.
-                await conn.execute(
-                    """
-                    UPDATE pickup_codes c SET retired_at = %s
-                    WHERE c.pickup_code_id = ANY(%s) AND c.used_at IS NULL
-                      AND c.retired_at IS NULL
-                      AND NOT EXISTS (SELECT 1 FROM allocations a
-                                      WHERE a.pickup_code_id = c.pickup_code_id
-                                        AND a.status IN ('reserved', 'deposited'))
-                    """,
-                    (now, list({r["pickup_code_id"] for r in rows})),
-                )
-                await changelog.record(conn, now, allocations=ids)
-        total += len(rows)
-        if len(rows) < batch:
+        async with pool.connection() as conn, unit(conn, now) as work:
+            due = await allocations.lock_due_pickups(conn, now, batch)
+            if due:
+                await finish.expire(work, due)
+        total += len(due)
+        if len(due) < batch:
             return total
 
 

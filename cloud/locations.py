@@ -9,17 +9,14 @@ at any latitude, and the dateline is not special.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from psycopg.errors import UniqueViolation
-from psycopg.rows import DictRow
-
 from cloud import errors
+from cloud.store import locations as store_locations
 from cloud.store.database import Conn
 from shared.sizes import Size
 
@@ -102,108 +99,49 @@ async def create_location(
     """
     validate_timezone(timezone)
     hours = validate_operating_hours(operating_hours)
-    try:
-        async with conn.transaction():
-            await conn.execute(
-                """
-                INSERT INTO locations (location_id, name, address, latitude, longitude, geo,
-                                       timezone, operating_hours, created_at)
-                VALUES (%s, %s, %s, %s, %s, cube(%s::float8[]), %s, %s, %s)
-                """,
-                (
-                    location_id,
-                    name,
-                    address,
-                    latitude,
-                    longitude,
-                    unit_vector(latitude, longitude),
-                    timezone,
-                    None if hours is None else json.dumps(hours),
-                    now,
-                ),
-            )
-    except UniqueViolation:
-        raise errors.AlreadyExists(f"location {location_id!r} already exists") from None
+    created = await store_locations.insert(
+        conn,
+        location_id=location_id,
+        name=name,
+        address=address,
+        latitude=latitude,
+        longitude=longitude,
+        unit_vector=unit_vector(latitude, longitude),
+        timezone=timezone,
+        operating_hours=hours,
+        now=now,
+    )
+    if not created:
+        raise errors.AlreadyExists(f"location {location_id!r} already exists")
 
 
-async def update_location(conn: Conn, location_id: str, changes: Mapping[str, Any]) -> DictRow:
+async def update_location(
+    conn: Conn, location_id: str, changes: Mapping[str, Any]
+) -> dict[str, Any]:
     """Changes a location's descriptive fields or its ``active`` flag.
 
     Raises:
         LocationNotFound, BadRequest.
     """
-    allowed = {"name", "address", "timezone", "operating_hours", "active"}
-    unknown = set(changes) - allowed
+    unknown = set(changes) - store_locations.UPDATABLE
     if unknown:
         raise errors.BadRequest(f"cannot change {', '.join(sorted(unknown))}")
     values = dict(changes)
     if "timezone" in values:
         validate_timezone(values["timezone"])
     if "operating_hours" in values:
-        hours = validate_operating_hours(values["operating_hours"])
-        values["operating_hours"] = None if hours is None else json.dumps(hours)
-    if values:
-        # Column names come from the fixed `allowed` set above, never from the caller.
-        assignments = ", ".join(f"{column} = %({column})s" for column in sorted(values))
-        cur = await conn.execute(
-            f"UPDATE locations SET {assignments} WHERE location_id = %(location_id)s"
-            " RETURNING location_id",
-            {**values, "location_id": location_id},
-        )
-        if await cur.fetchone() is None:
-            raise errors.LocationNotFound(f"no location {location_id!r}")
+        values["operating_hours"] = validate_operating_hours(values["operating_hours"])
+    if values and not await store_locations.update(conn, location_id, values):
+        raise errors.LocationNotFound(f"no location {location_id!r}")
     return await get_location(conn, location_id)
 
 
-async def get_location(conn: Conn, location_id: str) -> DictRow:
-    cur = await conn.execute(
-        "SELECT location_id, name, address, latitude, longitude, timezone, operating_hours,"
-        " active FROM locations WHERE location_id = %s",
-        (location_id,),
-    )
-    row = await cur.fetchone()
+async def get_location(conn: Conn, location_id: str) -> dict[str, Any]:
+    row = await store_locations.get(conn, location_id)
     if row is None:
         raise errors.LocationNotFound(f"no location {location_id!r}")
-    row["free_doors"] = await free_door_counts(conn, location_id)
+    row["free_doors"] = await store_locations.free_door_counts(conn, location_id)
     return row
-
-
-async def free_door_counts(conn: Conn, location_id: str) -> dict[str, int]:
-    cur = await conn.execute(
-        "SELECT size, count(*) AS n FROM doors WHERE location_id = %s AND status = 'available'"
-        " GROUP BY size",
-        (location_id,),
-    )
-    counts = {size.value: 0 for size in Size}
-    for row in await cur.fetchall():
-        counts[row["size"]] = row["n"]
-    return counts
-
-
-_NEAREST_SQL = """
-    SELECT l.location_id, l.name, l.address, l.latitude, l.longitude, l.timezone,
-           l.operating_hours, l.chord, f.small, f.medium, f.large, f.xlarge
-    FROM (
-        SELECT location_id, name, address, latitude, longitude, timezone, operating_hours,
-               geo <-> cube(%(point)s::float8[]) AS chord
-        FROM locations
-        WHERE active AND location_id IS DISTINCT FROM %(exclude)s
-        ORDER BY geo <-> cube(%(point)s::float8[])
-        LIMIT %(scan)s
-    ) l
-    CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE size_rank = 0) AS small,
-               count(*) FILTER (WHERE size_rank = 1) AS medium,
-               count(*) FILTER (WHERE size_rank = 2) AS large,
-               count(*) FILTER (WHERE size_rank = 3) AS xlarge,
-               count(*) FILTER (WHERE size_rank >= %(rank)s) AS fitting
-        FROM doors d
-        WHERE d.location_id = l.location_id AND d.status = 'available'
-    ) f
-    WHERE f.fitting > 0
-    ORDER BY l.chord
-    LIMIT %(limit)s
-"""
 
 
 async def nearest_with_free_doors(
@@ -227,20 +165,17 @@ async def nearest_with_free_doors(
     }
     scan = _FIRST_SCAN
     while True:
-        cur = await conn.execute(_NEAREST_SQL, {**params, "scan": scan})
-        rows = await cur.fetchall()
+        rows = await store_locations.nearest(conn, params, scan)
         # Stop once enough were found, or the scan saw every location there is.
         if len(rows) >= limit or scan >= _MAX_SCAN:
             break
-        count_cur = await conn.execute("SELECT count(*) AS n FROM locations WHERE active")
-        total = await count_cur.fetchone()
-        if total is None or scan >= total["n"]:
+        if scan >= await store_locations.count_active(conn):
             break
         scan *= 4
     return [_present(row) for row in rows]
 
 
-def _present(row: DictRow) -> dict[str, Any]:
+def _present(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "location_id": row["location_id"],
         "name": row["name"],
@@ -258,10 +193,7 @@ async def nearest_alternatives(
     conn: Conn, location_id: str, size: Size, limit: int = 5
 ) -> list[dict[str, Any]]:
     """Locations near ``location_id`` with a free door of the size, for a 409 location_full."""
-    cur = await conn.execute(
-        "SELECT latitude, longitude FROM locations WHERE location_id = %s", (location_id,)
-    )
-    here = await cur.fetchone()
+    here = await store_locations.get(conn, location_id)
     if here is None:
         return []
     return await nearest_with_free_doors(

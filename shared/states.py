@@ -78,6 +78,19 @@ ALLOCATION_TRANSITIONS: Mapping[AllocationStatus, frozenset[AllocationStatus]] =
     AllocationStatus.CANCELLED: frozenset(),
 }
 
+# What a kiosk's report of a physical fact may move beyond the tables above (the cloud applies
+# these from kiosk events only; docs/protocol.md, "physical facts win"): a parcel the kiosk took
+# in after the cloud cancelled its reservation is deposited all the same, and a door the cloud
+# had taken out of service holds it.
+FACT_ALLOCATION_TRANSITIONS: Mapping[AllocationStatus, frozenset[AllocationStatus]] = {
+    **ALLOCATION_TRANSITIONS,
+    AllocationStatus.CANCELLED: frozenset({AllocationStatus.DEPOSITED}),
+}
+FACT_DOOR_TRANSITIONS: Mapping[DoorStatus, frozenset[DoorStatus]] = {
+    **DOOR_TRANSITIONS,
+    DoorStatus.MAINTENANCE: DOOR_TRANSITIONS[DoorStatus.MAINTENANCE] | {DoorStatus.OCCUPIED},
+}
+
 LIVE_ALLOCATION_STATUSES: frozenset[AllocationStatus] = frozenset(
     {AllocationStatus.RESERVED, AllocationStatus.DEPOSITED, AllocationStatus.EXPIRED}
 )
@@ -113,6 +126,11 @@ def door_transition(current: DoorStatus, target: DoorStatus) -> DoorStatus:
 
 def allocation_transition(current: AllocationStatus, target: AllocationStatus) -> AllocationStatus:
     return transition(ALLOCATION_TRANSITIONS, current, target)
+
+
+def sources(table: Mapping[_S, frozenset[_S]], target: _S) -> list[_S]:
+    """Every status the table allows to move to ``target``, for a guarded SQL write."""
+    return [current for current, targets in table.items() if target in targets]
 
 
 def sql_transition_pairs(table: Mapping[_S, frozenset[_S]]) -> list[tuple[str, str]]:

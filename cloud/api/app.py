@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud.allocation_batch import AllocationBatcher
 from cloud.api import routes_admin, routes_carrier
 from cloud.api.auth import KeyCache
 from cloud.api.body_limit import BodySizeLimit
@@ -27,6 +26,7 @@ from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
 from cloud.errors import ServiceError
 from cloud.lifecycle import LifecycleRunner
+from cloud.parcels.batcher import AllocationBatcher
 from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.worker import BrokerAddress, SyncWorker

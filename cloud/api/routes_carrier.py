@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from cloud import allocation, errors, locations
-from cloud.allocation import AllocationRequest, ReturnRequest
+from cloud import errors, locations
 from cloud.api.auth import AnyCaller, CarrierId
 from cloud.api.location_view import location_view
 from cloud.api.schemas import (
@@ -20,6 +18,7 @@ from cloud.api.schemas import (
     ErrorOut,
     LocationOut,
     NearbyOut,
+    OpenedDoor,
     PickupIn,
     PickupOut,
     ReturnDropOffIn,
@@ -28,7 +27,16 @@ from cloud.api.schemas import (
 )
 from cloud.api.services import Svc
 from cloud.api.sizing import resolve_size
+from cloud.parcels import deposit as deposits
+from cloud.parcels import finish, returns
+from cloud.parcels import pickup as pickups
+from cloud.parcels.requests import AllocationRequest, ReturnRequest
+from cloud.store import allocations
+from cloud.store.database import Conn
+from cloud.store.records import Allocation, Return
+from cloud.store.transaction import unit
 from shared.sizes import Size
+from shared.states import AllocationStatus
 
 router = APIRouter(prefix="/api/v1", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
 
@@ -57,7 +65,7 @@ async def create_allocation(
         dimensions=dims,
     )
     try:
-        row, created = await svc.allocator.reserve(
+        reserved, created = await svc.allocator.reserve(
             carrier_id=carrier_id,
             request=request,
             now=svc.clock.now(),
@@ -71,14 +79,14 @@ async def create_allocation(
         raise
     if not created:
         response.status_code = status.HTTP_200_OK
-    return AllocationOut.from_row(row)
+    return AllocationOut.of(reserved)
 
 
 @router.get("/allocations/{allocation_id}", responses={404: {"model": ErrorOut}})
 async def read_allocation(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> AllocationOut:
     async with svc.pool.connection() as conn:
-        row = await allocation.get_allocation(conn, allocation_id, who.carrier_id)
-    return AllocationOut.from_row(row)
+        found = await _allocation(conn, allocation_id, who.carrier_id, lock=False)
+    return AllocationOut.of(found)
 
 
 @router.post(
@@ -89,17 +97,16 @@ async def deposit(
     allocation_id: uuid.UUID, body: DepositIn, who: AnyCaller, svc: Svc
 ) -> AllocationOut:
     """The driver put the parcel in; the scanned barcode must be the allocation's package."""
-    async with svc.pool.connection() as conn:
-        row = await allocation.deposit(
-            conn,
-            carrier_id=who.carrier_id,
-            allocation_id=allocation_id,
+    async with svc.pool.connection() as conn, unit(conn, svc.clock.now()) as work:
+        found = await _allocation(conn, allocation_id, who.carrier_id)
+        deposited = await deposits.deposit_by_driver(
+            work,
+            found,
             driver_id=body.driver_id,
             scan_code=body.scan_code,
-            now=svc.clock.now(),
             window=svc.settings.pickup_window,
         )
-    return AllocationOut.from_row(row)
+    return AllocationOut.of(deposited)
 
 
 @router.post(
@@ -111,14 +118,10 @@ async def cancel(
 ) -> AllocationOut:
     """Cancels a reservation before deposit and frees its door. Idempotent."""
     async with svc.pool.connection() as conn:
-        row = await allocation.cancel(
-            conn,
-            carrier_id=who.carrier_id,
-            allocation_id=allocation_id,
-            reason=(body or CancelIn()).reason,
-            now=svc.clock.now(),
-        )
-    return AllocationOut.from_row(row)
+        async with unit(conn, svc.clock.now()) as work:
+            found = await _allocation(conn, allocation_id, who.carrier_id)
+            await finish.cancel(work, found, (body or CancelIn()).reason)
+        return AllocationOut.of(await _allocation(conn, allocation_id, None, lock=False))
 
 
 @router.post(
@@ -128,10 +131,9 @@ async def cancel(
 async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> AllocationOut:
     """Staff or the carrier emptied the door (expired parcel, return, recall). Idempotent."""
     async with svc.pool.connection() as conn:
-        row = await allocation.collect(
-            conn, carrier_id=who.carrier_id, allocation_id=allocation_id, now=svc.clock.now()
-        )
-    return AllocationOut.from_row(row)
+        async with unit(conn, svc.clock.now()) as work:
+            await finish.collect(work, await _allocation(conn, allocation_id, who.carrier_id))
+        return AllocationOut.of(await _allocation(conn, allocation_id, None, lock=False))
 
 
 @router.post(
@@ -145,31 +147,52 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
 )
 async def pickup(body: PickupIn, who: AnyCaller, svc: Svc) -> PickupOut:
     """Opens every deposited parcel of a pickup code at its location. A code works once."""
-    async with svc.pool.connection() as conn:
-        opened = await allocation.pickup(
-            conn,
+    async with svc.pool.connection() as conn, unit(conn, svc.clock.now()) as work:
+        opened = await pickups.pick_up(
+            work,
             location_id=body.location_id,
             code_text=body.pickup_code,
             carrier_id=who.carrier_id,
-            now=svc.clock.now(),
         )
-    return PickupOut.model_validate(
-        {
-            "location_id": body.location_id,
-            "locker_numbers": [a["door_number"] for a in opened],
-            "opened": [{**a, "locker_number": a["door_number"]} for a in opened],
-        }
+    return PickupOut(
+        location_id=body.location_id,
+        locker_numbers=[a.door_number for a in opened],
+        opened=[
+            OpenedDoor(
+                allocation_id=a.allocation_id, package_id=a.package_id, locker_number=a.door_number
+            )
+            for a in opened
+        ],
     )
 
 
-def _return_out(row: Mapping[str, Any]) -> ReturnOut:
-    return ReturnOut.model_validate(
-        {
-            **row,
-            "locker_number": row["door_number"],
-            "return_code": row["pickup_code"],
-            "expires_at": row["reservation_expires_at"] if row["status"] == "reserved" else None,
-        }
+async def _allocation(
+    conn: Conn, allocation_id: uuid.UUID, carrier_id: str | None, *, lock: bool = True
+) -> Allocation:
+    """The allocation (locked for the transaction, by default); None carrier: the admin.
+
+    Raises:
+        AllocationNotFound: no such allocation, or it belongs to another carrier.
+    """
+    found = await (allocations.lock if lock else allocations.get)(conn, allocation_id)
+    if found is None or (carrier_id is not None and found.carrier_id != carrier_id):
+        raise errors.AllocationNotFound(f"no allocation {allocation_id}")
+    return found
+
+
+def _return_out(found: Return) -> ReturnOut:
+    a = found.allocation
+    return ReturnOut(
+        return_id=found.return_id,
+        allocation_id=a.allocation_id,
+        status=a.status.value,
+        location_id=a.location_id,
+        address=a.address,
+        locker_number=a.door_number,
+        order_id=a.order_id,
+        customer_id=a.customer_id,
+        return_code=a.pickup_code,
+        expires_at=a.reservation_expires_at if a.status is AllocationStatus.RESERVED else None,
     )
 
 
@@ -197,7 +220,7 @@ async def create_return(
     )
     async with svc.pool.connection() as conn:
         try:
-            row, created = await allocation.create_return(
+            made, created = await returns.create_return(
                 conn,
                 carrier_id=carrier_id,
                 request=request,
@@ -211,7 +234,7 @@ async def create_return(
             raise
     if not created:
         response.status_code = status.HTTP_200_OK
-    return _return_out(row)
+    return _return_out(made)
 
 
 @router.post(
@@ -220,15 +243,14 @@ async def create_return(
 )
 async def drop_off_return(body: ReturnDropOffIn, who: AnyCaller, svc: Svc) -> AllocationOut:
     """The customer put the return in its door (what an online kiosk reports)."""
-    async with svc.pool.connection() as conn:
-        row = await allocation.drop_off_return(
-            conn,
+    async with svc.pool.connection() as conn, unit(conn, svc.clock.now()) as work:
+        dropped = await returns.drop_off(
+            work,
             location_id=body.location_id,
             code_text=body.return_code,
             carrier_id=who.carrier_id,
-            now=svc.clock.now(),
         )
-    return AllocationOut.from_row(row)
+    return AllocationOut.of(dropped)
 
 
 @router.get("/locations", responses={422: {"model": ErrorOut}})

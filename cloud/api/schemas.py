@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cloud.store.records import Allocation
+
 Identifier = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
 ]
@@ -103,15 +105,33 @@ class AllocationOut(BaseModel):
     cancel_reason: str | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> AllocationOut:
-        expires_at = {
-            "reserved": row["reservation_expires_at"],
-            "deposited": row["pickup_expires_at"],
-        }.get(row["status"])
+    def of(cls, allocation: Allocation) -> AllocationOut:
+        a = allocation
         return cls(
-            **{k: v for k, v in row.items() if k in cls.model_fields},
-            locker_number=row["door_number"],
-            expires_at=expires_at,
+            allocation_id=a.allocation_id,
+            kind=a.kind.value,
+            status=a.status.value,
+            location_id=a.location_id,
+            location_name=a.location_name,
+            address=a.address,
+            locker_number=a.door_number,
+            door_size=a.door_size.value,
+            size=a.size.value,
+            package_id=a.package_id,
+            order_id=a.order_id,
+            customer_id=a.customer_id,
+            pickup_code=a.pickup_code,
+            expires_at=a.expires_at,
+            reserved_at=a.reserved_at,
+            reservation_expires_at=a.reservation_expires_at,
+            deposited_at=a.deposited_at,
+            driver_id=a.driver_id,
+            pickup_expires_at=a.pickup_expires_at,
+            picked_up_at=a.picked_up_at,
+            expired_at=a.expired_at,
+            collected_at=a.collected_at,
+            cancelled_at=a.cancelled_at,
+            cancel_reason=a.cancel_reason,
         )
 
 

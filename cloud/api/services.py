@@ -12,8 +12,8 @@ from cloud.store.database import Pool
 from shared.clock import Clock
 
 if TYPE_CHECKING:
-    from cloud.allocation_batch import AllocationBatcher
     from cloud.api.auth import KeyCache
+    from cloud.parcels.batcher import AllocationBatcher
 
 
 @dataclass

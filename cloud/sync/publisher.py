@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 
 from psycopg.rows import DictRow
 
-from cloud import changelog, errors
+from cloud import errors
+from cloud.store import changelog
 from cloud.store.database import Conn, Pool
 from cloud.sync.snapshot import build_snapshot
 from shared.clock import Clock

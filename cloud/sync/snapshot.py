@@ -7,7 +7,7 @@ maintenance are of one moment: a change committing meanwhile is either wholly in
 
 from __future__ import annotations
 
-from cloud import changelog
+from cloud.store import changelog
 from cloud.store.database import Pool
 from shared.protocol import SnapshotBody
 

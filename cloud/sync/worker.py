@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import psycopg
 
-from cloud.changelog import NOTIFY_CHANNEL
+from cloud.store.changelog import NOTIFY_CHANNEL
 from cloud.store.database import Pool
 from cloud.sync import presence
 from cloud.sync.events import UnknownKiosk, apply_events

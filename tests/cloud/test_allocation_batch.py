@@ -5,9 +5,11 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 from cloud import errors
-from cloud.allocation import AllocationRequest
-from cloud.allocation_batch import AllocationBatcher, Job, reserve_many
+from cloud.parcels.batcher import AllocationBatcher
+from cloud.parcels.requests import AllocationRequest
+from cloud.parcels.reserve import Job, reserve_many
 from cloud.server import bind
+from shared.codes import generate_code
 from shared.sizes import Size
 
 HOLD = timedelta(hours=1)
@@ -46,17 +48,17 @@ async def test_one_batch_answers_each_request_as_reserve_would(cloud):
     results = [j.result for j in jobs]
     p1, p2, p3 = (r for r, _ in results[:3])
     assert [r[1] for r in results[:3]] == [True, True, True]
-    assert (p1["door_number"], p2["door_number"], p3["door_number"]) == (1, 2, 3)
-    assert p3["door_size"] == "medium"
-    assert p1["pickup_code"] == p2["pickup_code"] != p3["pickup_code"]
-    assert p1["location_name"] == "LOC-1"
-    assert p1["address"] == "LOC-1 street 1"
-    assert p1["reservation_expires_at"] == NOW + HOLD
+    assert (p1.door_number, p2.door_number, p3.door_number) == (1, 2, 3)
+    assert p3.door_size == "medium"
+    assert p1.pickup_code == p2.pickup_code != p3.pickup_code
+    assert p1.location_name == "LOC-1"
+    assert p1.address == "LOC-1 street 1"
+    assert p1.reservation_expires_at == NOW + HOLD
     assert isinstance(results[3], errors.LocationFull)
     assert isinstance(results[4], errors.LocationNotFound)
     assert isinstance(results[5], errors.LocationInactive)
     replay, created = results[6]
-    assert (replay["allocation_id"], created) == (p1["allocation_id"], False)
+    assert (replay.allocation_id, created) == (p1.allocation_id, False)
     assert isinstance(results[7], errors.IdempotencyConflict)
     async with cloud.pool.connection() as conn:
         cur = await conn.execute(
@@ -92,8 +94,8 @@ async def test_a_package_already_allocated_is_answered_as_a_retry(cloud):
     a, created_a = jobs[0].result
     b, created_b = jobs[1].result
     assert (created_a, created_b) == (True, False)
-    assert a["door_number"] == 1
-    assert b["door_number"] == 3
+    assert a.door_number == 1
+    assert b.door_number == 3
 
 
 async def test_code_collision_rolls_the_batch_back_and_redoes_it(cloud, monkeypatch):
@@ -105,8 +107,12 @@ async def test_code_collision_rolls_the_batch_back_and_redoes_it(cloud, monkeypa
             " created_at) VALUES ('LOC-1', 'acme', 'OTHER', 'pickup', 'ABCDEF', %s)",
             (NOW,),
         )
-        # Every batched statement draws the code another customer holds.
-        monkeypatch.setattr("cloud.allocation_batch.generate_code", lambda: "ABCDEF")
+        # Every batched statement draws the code another customer holds; the redo, one by one,
+        # draws afresh (the first two draws are the batch's).
+        draws = iter(["ABCDEF", "ABCDEF"])
+        monkeypatch.setattr(
+            "cloud.parcels.reserve.generate_code", lambda: next(draws, None) or generate_code()
+        )
         jobs = [job("A", customer="C1"), job("B", customer="C2")]
         await reserve_many(conn, jobs)
         assert [j.result[1] for j in jobs] == [True, True]
@@ -142,7 +148,7 @@ async def test_batcher_makes_concurrent_requests_together(cloud):
         )
     finally:
         await batcher.stop()
-    assert sorted(r[0]["door_number"] for r in results[:30]) == list(range(1, 31))
+    assert sorted(r[0].door_number for r in results[:30]) == list(range(1, 31))
     assert isinstance(results[30], errors.LocationNotFound)
     async with cloud.pool.connection() as conn:
         cur = await conn.execute("SELECT count(DISTINCT xmin::text) AS txns FROM allocations")

@@ -80,7 +80,9 @@ async def test_database_refuses_a_second_live_allocation_on_a_door(cloud):
         )
     ).json()  # fmt: skip
     async with cloud.pool.connection() as conn:
-        with pytest.raises(psycopg.errors.UniqueViolation, match="allocations_one_live_per_door"):
+        with pytest.raises(
+            psycopg.errors.ExclusionViolation, match="allocations_one_live_per_door"
+        ):
             await conn.execute(
                 """
                 INSERT INTO allocations (allocation_id, carrier_id, location_id, door_id,

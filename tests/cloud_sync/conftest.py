@@ -20,10 +20,10 @@ import aiomqtt
 import pytest
 from psycopg.rows import DictRow
 
-from cloud import allocation, doors, locations
-from cloud.allocation import AllocationRequest
+from cloud import doors, locations
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.parcels.requests import AllocationRequest
 from cloud.store import database as db
 from cloud.store.database import Pool
 from cloud.sync.keys import register_kiosk
@@ -44,6 +44,7 @@ from shared.protocol import (
 )
 from shared.signing import Signer
 from shared.sizes import Size
+from tests import parcel_ops
 
 HOLD = timedelta(hours=24)
 WINDOW = timedelta(days=3)
@@ -95,7 +96,7 @@ class Site:
     ) -> DictRow:
         package = package_id or f"PKG-{uuid.uuid4().hex[:8]}"
         async with self.pool.connection() as conn:
-            row, created = await allocation.reserve(
+            row, created = await parcel_ops.reserve(
                 conn,
                 carrier_id=self.carrier_id,
                 request=AllocationRequest(

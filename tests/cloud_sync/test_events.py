@@ -7,8 +7,9 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from cloud import allocation, lifecycle
+from cloud import lifecycle
 from cloud.sync.worker import SyncWorker
+from tests import parcel_ops
 
 from .conftest import KioskPeer, Site, now
 
@@ -122,7 +123,7 @@ async def test_a_parcel_deposited_after_the_cloud_cancelled_it_is_deposited(
 ) -> None:
     parcel = await site.reserve()
     async with site.pool.connection() as conn:
-        await allocation.cancel(
+        await parcel_ops.cancel(
             conn, carrier_id=None, allocation_id=parcel["allocation_id"], reason="x", now=now()
         )
     await peer.send_events([peer.event("parcel_deposited", _deposit(parcel))])
@@ -196,7 +197,7 @@ async def test_a_reservation_with_no_door_left_is_cancelled_and_its_carrier_told
 ) -> None:
     cancelled = await site.reserve()
     async with site.pool.connection() as conn:
-        await allocation.cancel(
+        await parcel_ops.cancel(
             conn, carrier_id=None, allocation_id=cancelled["allocation_id"], reason="x", now=now()
         )
     held = [await site.reserve() for _ in range(5)]  # every door is reserved now

@@ -9,7 +9,8 @@ from datetime import timedelta
 import aiomqtt
 import pytest
 
-from cloud import allocation, changelog, doors
+from cloud import doors
+from cloud.store import changelog
 from cloud.store.database import Pool
 from cloud.sync.publisher import Publisher, queue_remote_open
 from cloud.sync.worker import SyncWorker
@@ -25,6 +26,7 @@ from shared.protocol import (
     topic,
 )
 from shared.signing import Signer
+from tests import parcel_ops
 
 from .conftest import KioskPeer, Site, eventually, kiosk_peer, make_site, now, running_worker
 
@@ -77,7 +79,7 @@ async def test_a_request_for_compacted_revisions_gets_a_snapshot(
     gone = await site.reserve()
     async with site.pool.connection() as conn:
         await doors.set_maintenance(conn, site.location_id, 5, "glass broken", now())
-        await allocation.cancel(
+        await parcel_ops.cancel(
             conn, carrier_id=None, allocation_id=gone["allocation_id"], reason="x", now=now()
         )
         await conn.execute(
@@ -299,7 +301,7 @@ async def test_a_burst_of_notifications_for_one_location_is_one_publishing_round
         for _ in range(10):  # 20 changes, each in its own transaction with its own NOTIFY
             reserved = await site.reserve()
             async with pool.connection() as conn:
-                await allocation.cancel(
+                await parcel_ops.cancel(
                     conn,
                     carrier_id=site.carrier_id,
                     allocation_id=reserved["allocation_id"],

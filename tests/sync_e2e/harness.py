@@ -33,10 +33,10 @@ from typing import Any
 import aiomqtt
 from psycopg.rows import DictRow
 
-from cloud import allocation, doors, locations
-from cloud.allocation import AllocationRequest
+from cloud import doors, locations
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.parcels.requests import AllocationRequest
 from cloud.store.database import Pool
 from cloud.sync.provisioning import provision_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
@@ -48,6 +48,7 @@ from shared.clock import SystemClock
 from shared.protocol import Channel, topic
 from shared.signing import Signer
 from shared.sizes import Size
+from tests import parcel_ops
 from tests.kiosk_sync.conftest import TcpProxy
 
 __all__ = ["TcpProxy"]
@@ -142,7 +143,7 @@ class Site:
     ) -> DictRow:
         package = unique("PKG")
         async with self.cloud.pool.connection() as conn:
-            row, created = await allocation.reserve(
+            row, created = await parcel_ops.reserve(
                 conn,
                 carrier_id=self.carrier_id,
                 request=AllocationRequest(
@@ -160,7 +161,7 @@ class Site:
 
     async def cancel(self, allocation_id: uuid.UUID, at: datetime | None = None) -> DictRow:
         async with self.cloud.pool.connection() as conn:
-            return await allocation.cancel(
+            return await parcel_ops.cancel(
                 conn,
                 carrier_id=self.carrier_id,
                 allocation_id=allocation_id,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cloud import changelog, lifecycle
+from cloud import lifecycle
+from cloud.store import changelog
 from shared.sizes import Size
 
 from .harness import (
