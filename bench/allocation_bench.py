@@ -20,15 +20,14 @@ What it does, in one run against one database:
    (autocommit, dict rows, as the service's pool hands out), one connection per
    concurrent client, one allocation per transaction, at 1, 4, 16 and 64 clients:
 
-   - ``single``: ``cloud.allocation_batch.reserve_many`` with a batch of one -- the
+   - ``single``: ``cloud.parcels.reserve.reserve_many`` with a batch of one -- the
      service's own single-statement allocation (location check, door claim with
      ``FOR UPDATE SKIP LOCKED``, pickup code, insert and read-back in one statement),
      one transaction per allocation. This is "the direct single-transaction SQL".
-   - ``direct``: ``cloud.allocation.reserve``, the per-request transaction the
-     endpoint ran before batching (ten round trips: idempotency look-up, BEGIN,
-     location, door, code, code insert, allocation insert, change-log append,
-     COMMIT, read-back). The service still uses it for retries and for any batch
-     that loses a race.
+   - ``direct``: ``cloud.parcels.reserve.reserve``, the single request's path: the
+     same statement in its own transaction (BEGIN, the statement, the change-log
+     append, COMMIT). The service uses it for retries and for any batch that loses
+     a race. (Before cloud/parcels it was ten round trips: see docs/BENCHMARKS.md.)
 
    These are the ceiling the service could reach, one allocation per transaction,
    if HTTP, validation, JSON and the pool cost nothing.
@@ -41,7 +40,7 @@ What it does, in one run against one database:
    keep-alive, one connection per concurrent client) POST ``/api/v1/allocations``
    with distinct package ids (every request is a real new allocation) at random
    locations. A 409 (location full) is counted apart. The endpoint hands requests to
-   ``cloud.allocation_batch.AllocationBatcher``, which makes the requests that arrive
+   ``cloud.parcels.batcher.AllocationBatcher``, which makes the requests that arrive
    together in one transaction.
 
 4. **Nearest locations.** p50/p99 of ``GET /api/v1/locations?lat&lng&size`` and of
@@ -89,13 +88,14 @@ from typing import Any
 
 import httpx
 import psycopg
-from cloud.allocation import AllocationRequest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from cloud import allocation, allocation_batch, errors, locations
+from cloud import errors, locations
 from cloud.carriers import create_carrier
+from cloud.parcels import reserve as reserving
+from cloud.parcels.requests import AllocationRequest
 from cloud.store import database as db
 from shared.sizes import STANDARD_DIMENSIONS, Size
 
@@ -647,7 +647,7 @@ async def run_direct(
     warmup: float,
     duration: float,
 ) -> dict[str, Any]:
-    """``mode``: "direct" (cloud.allocation.reserve) or "single" (reserve_many, one job)."""
+    """``mode``: "direct" (cloud.parcels.reserve.reserve) or "single" (reserve_many, one job)."""
     conns: list[db.Conn] = [
         await psycopg.AsyncConnection.connect(
             url, autocommit=True, row_factory=dict_row, application_name=APP_DIRECT
@@ -662,14 +662,14 @@ async def run_direct(
             now = datetime.now(UTC)
             try:
                 if mode == "single":
-                    job = allocation_batch.Job(CARRIER_ID, request, now, HOLD)
-                    await allocation_batch.reserve_many(conn, [job])
+                    job = reserving.Job(CARRIER_ID, request, now, HOLD)
+                    await reserving.reserve_many(conn, [job])
                     if isinstance(job.result, BaseException):
                         raise job.result
                     assert job.result is not None
                     _, created = job.result
                 else:
-                    _, created = await allocation.reserve(
+                    _, created = await reserving.reserve(
                         conn, carrier_id=CARRIER_ID, request=request, now=now, hold=HOLD
                     )
             except errors.LocationFull:
@@ -1157,15 +1157,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 FIRST_WARMUP_S = 3.0
 DIRECT_MODES = {
-    "single": "cloud.allocation_batch.reserve_many, one allocation per transaction: the "
+    "single": "cloud.parcels.reserve.reserve_many, one allocation per transaction: the "
     "service's single-statement allocation SQL, unbatched",
-    "direct": "cloud.allocation.reserve, one allocation per transaction (ten round trips: "
-    "the endpoint's path before batching, and still its fallback)",
+    "direct": "cloud.parcels.reserve.reserve, one allocation per transaction: the single "
+    "request's path (the batch's statement, unpipelined), and the batch's fallback",
 }
 MODES = {
     **DIRECT_MODES,
     "http": "the service: POST /api/v1/allocations, one keep-alive HTTP/1.1 connection per "
-    "client, through cloud.allocation_batch.AllocationBatcher",
+    "client, through cloud.parcels.batcher.AllocationBatcher",
 }
 NEAREST_WARMUP = 50  # queries run first and not measured (connection, prepared statements)
 

@@ -172,8 +172,6 @@ async def lock_due_pickups(conn: Conn, now: datetime, batch: int) -> list[Alloca
 
 # Reserving: one statement for the single request and the batch.
 
-_DOOR_FREE = DoorStatus.AVAILABLE
-_DOOR_HELD = door_transition(DoorStatus.AVAILABLE, DoorStatus.RESERVED)
 
 # One reservation in one statement: location check, door claim, the customer's pickup code
 # (joined or issued), allocation insert and the read-back, as data-modifying CTEs. The CTEs that
@@ -294,7 +292,7 @@ def reserve_params(
         "expires": now + hold,
         "kind": AllocationKind.DELIVERY.value,
         "status": AllocationStatus.RESERVED.value,
-        "door_to": _DOOR_HELD.value,
+        "door_to": door_transition(DoorStatus.AVAILABLE, DoorStatus.RESERVED).value,
     }
 
 

@@ -47,7 +47,6 @@ def fit_params(dimensions: Dimensions | None) -> dict[str, float | None]:
 
 
 _LIVE = sorted(s.value for s in LIVE_ALLOCATION_STATUSES)
-_HELD = door_transition(DoorStatus.AVAILABLE, DoorStatus.RESERVED)
 
 
 async def location_exists(conn: Conn, location_id: str) -> bool:
@@ -142,7 +141,7 @@ async def claim_free(
         RETURNING {_DOOR_COLUMNS}, NULL::uuid AS allocation_id
         """,
         {
-            "to": _HELD.value,
+            "to": door_transition(DoorStatus.AVAILABLE, DoorStatus.RESERVED).value,
             "now": work.now,
             "loc": location_id,
             "rank": size.rank,
