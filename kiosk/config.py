@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 from kiosk.flows.context import FlowRules
 from kiosk.hardware.config import (
-    Backend,
     DoorBankConfig,
     HardwareConfigError,
     ScannerConfig,
@@ -297,12 +296,7 @@ def parse_config(
 
 def bank_doors(config: DoorBankConfig) -> tuple[int, ...]:
     """The door numbers the configured bank drives, ascending (no hardware is touched)."""
-    if config.backend is Backend.SERIAL and config.serial is not None:
-        return config.serial.door_map.doors
-    if config.backend is Backend.GPIO and config.gpio is not None:
-        return tuple(sorted(config.gpio.pins))
-    count = config.fake.doors if config.fake is not None else 12
-    return tuple(range(1, count + 1))
+    return config.doors
 
 
 def _secret(
