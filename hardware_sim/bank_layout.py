@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kiosk.hardware.protocols import BoardProtocol, eight_a, kerong
+from kiosk.hardware.protocols import BoardProtocol
 from kiosk.hardware.protocols.kerong import LockBitPolarity
 from shared.sizes import Size, SizeError
 
@@ -43,6 +43,11 @@ class BoardLimits:
     last_address: int
     max_locks: int
 
+    @classmethod
+    def of(cls, protocol: BoardProtocol) -> BoardLimits:
+        """The limits ``protocol`` registered."""
+        return cls(protocol.title, protocol.first_board, protocol.last_board, protocol.max_locks)
+
     @property
     def addresses(self) -> range:
         """Every board address, in order."""
@@ -51,14 +56,6 @@ class BoardLimits:
     def max_doors(self, locks_per_board: int) -> int:
         """Doors a full bus holds with boards of ``locks_per_board`` channels."""
         return len(self.addresses) * locks_per_board
-
-
-LIMITS: dict[BoardProtocol, BoardLimits] = {
-    BoardProtocol.EIGHT_A: BoardLimits(
-        "8A/80", eight_a.MIN_BOARD, eight_a.MAX_BOARD, eight_a.MAX_LOCK
-    ),
-    BoardProtocol.KERONG: BoardLimits("Kerong", 0, kerong.MAX_BOARD, kerong.LOCKS_PER_BOARD),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +156,7 @@ class BankLayout:
                 to ``doors``, a board the protocol cannot have, or more doors than the boards
                 hold.
         """
-        limits = LIMITS[protocol]
+        limits = BoardLimits.of(protocol)
         if doors is None and sizes is None:
             raise LayoutError("give the number of doors, the size mix, or both")
         if doors is None:
@@ -204,7 +201,7 @@ class BankLayout:
     @property
     def limits(self) -> BoardLimits:
         """What the protocol's bus can hold."""
-        return LIMITS[self.protocol]
+        return BoardLimits.of(self.protocol)
 
     def doors_per_board(self) -> dict[int, int]:
         """Board address to the number of doors on it, for boards with doors, in order."""

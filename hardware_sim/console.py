@@ -30,8 +30,9 @@ from hardware_sim.bank import SimulatedBank
 from hardware_sim.bank_commands import Action, BankCommands, CommandError, Quit
 from hardware_sim.bank_layout import BankLayout, LayoutError, parse_board_list, parse_size_mix
 from hardware_sim.files import DeviceLink, StateFile
+from hardware_sim.lock_board import SIMULATED_PROTOCOLS
 from hardware_sim.scanner import SimulatedScanner
-from kiosk.hardware.protocols import BoardProtocol
+from kiosk.hardware.protocols import BoardProtocol, protocol_named
 from kiosk.hardware.protocols.kerong import LockBitPolarity
 
 USAGE_ERROR = 2
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument(
         "--protocol",
         type=str.lower,
-        choices=[p.value for p in BoardProtocol],
+        choices=SIMULATED_PROTOCOLS,
         default=BoardProtocol.EIGHT_A.value,
         help="what the boards speak (default 8a80)",
     )
@@ -225,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_bank(args: argparse.Namespace) -> int:
     fail: Callable[[str], NoReturn] = args.parser.error  # prints usage and exits 2
-    protocol = BoardProtocol(args.protocol)
+    protocol = protocol_named(args.protocol)
     if protocol is not BoardProtocol.KERONG and (args.polarity or args.silent_unlock):
         fail("--polarity and --silent-unlock apply to kerong boards only")
     if args.view and args.no_input:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -145,11 +145,14 @@ class LockBoardSimulator:
     ) -> None:
         if not boards:
             raise ValueError("a simulated bus needs at least one board")
-        validate = (
-            eight_a.validate_address
-            if protocol is BoardProtocol.EIGHT_A
-            else kerong.validate_address
-        )
+        try:
+            self._reply = _REPLIES[protocol.name]
+        except KeyError:
+            speaks = ", ".join(repr(name) for name in SIMULATED_PROTOCOLS)
+            raise ValueError(
+                f"the simulator does not speak protocol {protocol.name!r}; it speaks {speaks}"
+            ) from None
+        validate = protocol.validate_address
         for address, locks in boards.items():
             try:
                 validate(address, locks)  # a lock count is valid when its last lock number is
@@ -163,9 +166,7 @@ class LockBoardSimulator:
             for address, locks in sorted(boards.items())
         }
         self.noise_before_replies = b""
-        self._reader: FrameReader[Request] = FrameReader(
-            eight_a.REQUEST_FRAME if protocol is BoardProtocol.EIGHT_A else kerong.REQUEST_FRAME
-        )
+        self._reader: FrameReader[Request] = FrameReader(protocol.request_frame)
         self._requests: list[Request] = []
         self._log_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -233,14 +234,12 @@ class LockBoardSimulator:
             board = self.boards.get(request.board)
             if board is None or not board.powered:
                 continue
-            if isinstance(request, eight_a.Request):
-                reply = self._eight_a(board, request)
-            else:
-                reply = self._kerong(board, request)
+            reply = self._reply(self, board, request)
             if reply is not None:
                 self._send(board, reply)
 
-    def _eight_a(self, board: SimulatedLockBoard, request: eight_a.Request) -> bytes | None:
+    def _eight_a(self, board: SimulatedLockBoard, request: Request) -> bytes | None:
+        assert isinstance(request, eight_a.Request)
         if request.lock > board.locks:
             return None  # no such channel: real boards stay silent
         if request.function is eight_a.Function.OPEN:
@@ -262,7 +261,8 @@ class LockBoardSimulator:
             board.address, request.lock, door.sensor_reads_open(), eight_a.HEAD_QUERY
         ).encode()
 
-    def _kerong(self, board: SimulatedLockBoard, request: kerong.Request) -> bytes | None:
+    def _kerong(self, board: SimulatedLockBoard, request: Request) -> bytes | None:
+        assert isinstance(request, kerong.Request)
         if request.command is kerong.Command.UNLOCK:
             if request.lock <= board.locks:
                 board.door(request.lock).pulse()
@@ -286,3 +286,12 @@ class LockBoardSimulator:
             log.debug("board %d silent", board.address)
             return
         self._pty.write(self.noise_before_replies + outgoing)
+
+
+# How simulated boards answer, per protocol name. A protocol the kiosk knows but the simulator
+# does not is refused by name when a bus is built, rather than answered in another's bytes.
+_REPLIES: dict[str, Callable[[LockBoardSimulator, SimulatedLockBoard, Request], bytes | None]] = {
+    eight_a.PROTOCOL.name: LockBoardSimulator._eight_a,
+    kerong.PROTOCOL.name: LockBoardSimulator._kerong,
+}
+SIMULATED_PROTOCOLS: tuple[str, ...] = tuple(sorted(_REPLIES))

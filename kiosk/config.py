@@ -1,8 +1,11 @@
 """The kiosk's configuration: one TOML file, validated at boot into frozen dataclasses.
 
 A typo found in the field at 3 a.m. should stop the kiosk at boot with a message that names the
-key, not misbehave at the first customer. So parsing is strict: unknown keys, wrong types and
-out-of-range values raise `KioskConfigError` naming the dotted key (``rules.keypad_window_s``).
+key, not misbehave at the first customer. So parsing is strict: the file is validated by pydantic
+models (`ConfigFile` and its tables, on the base of `kiosk.config_model`), and unknown keys, wrong
+types and out-of-range values raise `KioskConfigError` naming the dotted key
+(``rules.keypad_window_s``). What needs the file system (the code secret, the private key) or the
+door bank (the layout's doors) is checked after the models, with the same kind of message.
 The ``[doors]`` and ``[scanner]`` tables belong to the hardware layer and are parsed by
 `kiosk.hardware.config`, whose errors are re-raised here as `KioskConfigError`.
 
@@ -21,15 +24,26 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from pydantic import PlainValidator, ValidationError, model_validator
+
+from kiosk.config_model import (
+    AtLeastOne,
+    RawTable,
+    Seconds,
+    TableModel,
+    Text,
+    first_problem,
+    is_int,
+    problem,
+)
 from kiosk.flows.context import FlowRules
 from kiosk.hardware.config import (
-    Backend,
     DoorBankConfig,
     HardwareConfigError,
     ScannerConfig,
@@ -183,23 +197,6 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "sync.event_retention_s",
 )
 
-_TOP_LEVEL = ("kiosk", "layout", "doors", "scanner", "rules", "monitor", "sync")
-_SYNC_DURATIONS = {
-    "heartbeat_interval_s",
-    "reconnect_min_s",
-    "reconnect_max_s",
-    "ack_timeout_s",
-    "outbox_check_s",
-    "event_retention_s",
-}
-_SYNC_KEYS = (
-    "broker_url",
-    "cloud_public_key",
-    "private_key_file",
-    "ca_file",
-    "keepalive_s",
-    *sorted(_SYNC_DURATIONS),
-)
 _MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _SECRET_KEYS = ("code_secret", "code_secret_file", "code_secret_env")
 _RULE_DURATIONS = {
@@ -209,6 +206,213 @@ _RULE_DURATIONS = {
     "left_open_after_s": "left_open_after",
     "abandon_after_s": "abandon_after",
 }
+_SYNC_OPTIONS = (
+    "heartbeat_interval_s",
+    "keepalive_s",
+    "reconnect_min_s",
+    "reconnect_max_s",
+    "ack_timeout_s",
+    "outbox_check_s",
+    "event_retention_s",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    """A parsed ``sync.broker_url``: ``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]``."""
+
+    host: str
+    port: int
+    tls: bool
+
+
+def _broker_url(value: object) -> BrokerUrl:
+    url = _non_empty(value)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise problem(str(error)) from None
+    if parts.scheme not in _MQTT_PORTS or not parts.hostname:
+        raise problem(f"expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise problem(f"only a scheme, host and port are understood, got {url!r}")
+    return BrokerUrl(parts.hostname, port or _MQTT_PORTS[parts.scheme], parts.scheme == "mqtts")
+
+
+def _verifier(value: object) -> Verifier:
+    try:
+        return Verifier.from_base64(_non_empty(value))
+    except SigningError as error:
+        raise problem(str(error)) from None
+
+
+def _non_empty(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        shown = "an empty string" if isinstance(value, str) else type(value).__name__
+        raise problem(f"expected a non-empty string, got {shown}")
+    return value
+
+
+def _poll_interval(value: object) -> float:
+    if not (is_int(value) or isinstance(value, float)) or not value > 0:  # type: ignore[operator]
+        raise problem(f"expected a positive number of seconds, got {value!r}")
+    if value > MAX_POLL_INTERVAL_S:  # type: ignore[operator]
+        raise problem(
+            f"at most {MAX_POLL_INTERVAL_S} (doors are polled every 500 ms or faster), got {value}"
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def _keepalive(value: object) -> int:
+    if not is_int(value) or not 5 <= value <= 3600:  # type: ignore[operator]
+        raise problem(f"expected a whole number of seconds from 5 to 3600, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _layout(value: object) -> dict[int, Size]:
+    if not isinstance(value, Mapping):
+        raise problem(f"expected a table, got {type(value).__name__}")
+    layout: dict[int, Size] = {}
+    for key, name in value.items():
+        numbers = _door_range(key)
+        if not isinstance(name, str):
+            raise problem(f"expected a size name, got {name!r}", key=key)
+        try:
+            size = Size.parse(name)
+        except SizeError as error:
+            raise problem(str(error), key=key) from None
+        for number in numbers:
+            if number in layout:
+                raise problem(f"door {number} is given a size twice", key=key)
+            layout[number] = size
+    if not layout:
+        raise problem('no doors; give each door\'s size, e.g. "1-8" = "small"')
+    return dict(sorted(layout.items()))
+
+
+def _door_range(key: str) -> range:
+    first, dash, last = key.partition("-")
+    try:
+        start = int(first)
+        end = int(last) if dash else start
+    except ValueError:
+        raise problem(
+            f'keys are door numbers or ranges ("3", "1-8"), got {key!r}', key=key
+        ) from None
+    if start < 1 or end < start:
+        raise problem("not a range of door numbers from 1 up", key=key)
+    return range(start, end + 1)
+
+
+class KioskTable(TableModel):
+    """The ``[kiosk]`` table: who this kiosk is, its database, where its code secret is."""
+
+    location_id: Text
+    kiosk_id: Text
+    database: Text
+    code_secret: Text | None = None
+    code_secret_file: Text | None = None
+    code_secret_env: Text | None = None
+    scanner_driver_id: Text = DEFAULT_SCANNER_DRIVER_ID
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> KioskTable:
+        given = [key for key in _SECRET_KEYS if getattr(self, key) is not None]
+        if len(given) != 1:
+            options = ", ".join(f"kiosk.{key}" for key in _SECRET_KEYS)
+            got = "none" if not given else ", ".join(f"kiosk.{key}" for key in given)
+            raise problem(f"give exactly one of {options} (got {got})")
+        return self
+
+    @property
+    def secret_source(self) -> tuple[str, str]:
+        """The one secret key given, and its value."""
+        key = next(key for key in _SECRET_KEYS if getattr(self, key) is not None)
+        return key, getattr(self, key)
+
+
+class RulesTable(TableModel):
+    """The ``[rules]`` table: the flows' limits (see `FlowRules`)."""
+
+    keypad_max_failures: AtLeastOne | None = None
+    keypad_window_s: Seconds | None = None
+    keypad_lockout_s: Seconds | None = None
+    pickup_window_s: Seconds | None = None
+    left_open_after_s: Seconds | None = None
+    abandon_after_s: Seconds | None = None
+
+    def rules(self) -> FlowRules:
+        """The flows' rules; keys left out keep `FlowRules`' defaults."""
+        options: dict[str, Any] = {}
+        if self.keypad_max_failures is not None:
+            options["keypad_max_failures"] = self.keypad_max_failures
+        for key, name in _RULE_DURATIONS.items():
+            seconds = getattr(self, key)
+            if seconds is not None:
+                options[name] = timedelta(seconds=seconds)
+        return FlowRules(**options)
+
+
+class MonitorTable(TableModel):
+    """The ``[monitor]`` table (see `MonitorConfig`)."""
+
+    poll_interval_s: Annotated[float | None, PlainValidator(_poll_interval)] = None
+    max_backoff_s: Seconds | None = None
+
+    def monitor(self) -> MonitorConfig:
+        """The monitor's settings; keys left out keep `MonitorConfig`'s defaults."""
+        return MonitorConfig(**_given(self, "poll_interval_s", "max_backoff_s"))
+
+
+class SyncTable(TableModel):
+    """The ``[sync]`` table (see `SyncConfig`); files are read by `parse_config`."""
+
+    broker_url: Annotated[BrokerUrl, PlainValidator(_broker_url)]
+    cloud_public_key: Annotated[Verifier, PlainValidator(_verifier)]
+    private_key_file: Text
+    ca_file: Text | None = None
+    heartbeat_interval_s: Seconds | None = None
+    keepalive_s: Annotated[int | None, PlainValidator(_keepalive)] = None
+    reconnect_min_s: Seconds | None = None
+    reconnect_max_s: Seconds | None = None
+    ack_timeout_s: Seconds | None = None
+    outbox_check_s: Seconds | None = None
+    event_retention_s: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SyncTable:
+        if self.ca_file is not None and not self.broker_url.tls:
+            raise problem("only used with an mqtts:// broker_url", key="ca_file")
+        low = self.reconnect_min_s or _SYNC_DEFAULTS["reconnect_min_s"]
+        high = self.reconnect_max_s or _SYNC_DEFAULTS["reconnect_max_s"]
+        if high < low:
+            raise problem(
+                f"must be at least sync.reconnect_min_s ({low:g}), got {high:g}",
+                key="reconnect_max_s",
+            )
+        return self
+
+
+_SYNC_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(SyncConfig)}
+
+
+class ConfigFile(TableModel):
+    """The whole file. ``[doors]`` and ``[scanner]`` are checked to be tables here and
+    validated by `kiosk.hardware.config`, whose models they are."""
+
+    kiosk: KioskTable
+    layout: Annotated[dict[int, Size], PlainValidator(_layout)]
+    doors: RawTable
+    scanner: RawTable | None = None
+    rules: RulesTable = RulesTable()
+    monitor: MonitorTable = MonitorTable()
+    sync: SyncTable | None = None
+
+
+def _given(table: TableModel, *names: str) -> dict[str, Any]:
+    # Keys left out keep the dataclass's defaults, so defaults live in one place.
+    return {name: getattr(table, name) for name in names if getattr(table, name) is not None}
 
 
 def load_config(
@@ -258,64 +462,44 @@ def parse_config(
     Raises:
         KioskConfigError: a key is missing, unknown, mistyped or out of range.
     """
-    _only(data, "", _TOP_LEVEL)
-    kiosk = _table(data, "kiosk", required=True)
-    _only(
-        kiosk, "kiosk", ("location_id", "kiosk_id", "database", *_SECRET_KEYS, "scanner_driver_id")
-    )
+    try:
+        document = ConfigFile.model_validate(data)
+    except ValidationError as error:
+        raise KioskConfigError(first_problem(error, top_level_tables=True)) from None
     base = source.absolute().parent
-    database = Path(_text(kiosk, "kiosk.database"))
+    kiosk = document.kiosk
+    database = Path(kiosk.database)
     secret = _secret(kiosk, base, read_secret, os.environ if environ is None else environ)
     try:
-        doors = parse_door_bank_config(_table(data, "doors", required=True))
-        scanner = (
-            parse_scanner_config(_table(data, "scanner", required=True))
-            if "scanner" in data
-            else None
-        )
+        doors = parse_door_bank_config(document.doors)
+        scanner = parse_scanner_config(document.scanner) if document.scanner is not None else None
     except HardwareConfigError as error:
         raise KioskConfigError(str(error)) from None
+    _check_layout(document.layout, doors)
     return KioskConfig(
         source=source,
-        location_id=_text(kiosk, "kiosk.location_id"),
-        kiosk_id=_text(kiosk, "kiosk.kiosk_id"),
+        location_id=kiosk.location_id,
+        kiosk_id=kiosk.kiosk_id,
         database=database if database.is_absolute() else base / database,
         code_secret=secret,
-        layout=_layout(_table(data, "layout", required=True), doors),
+        layout=document.layout,
         doors=doors,
         scanner=scanner,
-        scanner_driver_id=_text(kiosk, "kiosk.scanner_driver_id", DEFAULT_SCANNER_DRIVER_ID),
-        rules=_rules(_table(data, "rules", required=False)),
-        monitor=_monitor(_table(data, "monitor", required=False)),
-        sync=(
-            _sync(_table(data, "sync", required=True), base, read_secret)
-            if "sync" in data
-            else None
-        ),
+        scanner_driver_id=kiosk.scanner_driver_id,
+        rules=document.rules.rules(),
+        monitor=document.monitor.monitor(),
+        sync=_sync(document.sync, base, read_secret) if document.sync is not None else None,
     )
 
 
 def bank_doors(config: DoorBankConfig) -> tuple[int, ...]:
     """The door numbers the configured bank drives, ascending (no hardware is touched)."""
-    if config.backend is Backend.SERIAL and config.serial is not None:
-        return config.serial.door_map.doors
-    if config.backend is Backend.GPIO and config.gpio is not None:
-        return tuple(sorted(config.gpio.pins))
-    count = config.fake.doors if config.fake is not None else 12
-    return tuple(range(1, count + 1))
+    return config.doors
 
 
-def _secret(
-    kiosk: Mapping[str, Any], base: Path, read: bool, environ: Mapping[str, str]
-) -> bytes | None:
-    given = [key for key in _SECRET_KEYS if key in kiosk]
-    if len(given) != 1:
-        options = ", ".join(f"kiosk.{key}" for key in _SECRET_KEYS)
-        problem = "none" if not given else ", ".join(f"kiosk.{key}" for key in given)
-        raise KioskConfigError(f"give exactly one of {options} (got {problem})")
-    key = given[0]
+def _secret(kiosk: KioskTable, base: Path, read: bool, environ: Mapping[str, str]) -> bytes | None:
+    key, value = kiosk.secret_source
     where = f"kiosk.{key}"
-    value = _text(kiosk, where)
     if not read:
         return None
     if key == "code_secret":
@@ -338,23 +522,7 @@ def _secret(
     return secret
 
 
-def _layout(table: Mapping[str, Any], doors: DoorBankConfig) -> dict[int, Size]:
-    layout: dict[int, Size] = {}
-    for key, value in table.items():
-        where = f"layout.{key}"
-        numbers = _door_range(key, where)
-        if not isinstance(value, str):
-            raise KioskConfigError(f"{where}: expected a size name, got {value!r}")
-        try:
-            size = Size.parse(value)
-        except SizeError as error:
-            raise KioskConfigError(f"{where}: {error}") from None
-        for number in numbers:
-            if number in layout:
-                raise KioskConfigError(f"{where}: door {number} is given a size twice")
-            layout[number] = size
-    if not layout:
-        raise KioskConfigError('layout: no doors; give each door\'s size, e.g. "1-8" = "small"')
+def _check_layout(layout: Mapping[int, Size], doors: DoorBankConfig) -> None:
     driven = set(bank_doors(doors))
     extra = sorted(set(layout) - driven)
     if extra:
@@ -365,21 +533,6 @@ def _layout(table: Mapping[str, Any], doors: DoorBankConfig) -> dict[int, Size]:
     missing = sorted(driven - set(layout))
     if missing:
         raise KioskConfigError(f"layout: no size for door(s) {_spans(missing)} of the [doors] bank")
-    return dict(sorted(layout.items()))
-
-
-def _door_range(key: str, where: str) -> range:
-    first, dash, last = key.partition("-")
-    try:
-        start = int(first)
-        end = int(last) if dash else start
-    except ValueError:
-        raise KioskConfigError(
-            f'{where}: keys are door numbers or ranges ("3", "1-8"), got {key!r}'
-        ) from None
-    if start < 1 or end < start:
-        raise KioskConfigError(f"{where}: not a range of door numbers from 1 up")
-    return range(start, end + 1)
 
 
 def _spans(numbers: list[int]) -> str:
@@ -392,142 +545,26 @@ def _spans(numbers: list[int]) -> str:
     return ", ".join(spans)
 
 
-def _rules(table: Mapping[str, Any]) -> FlowRules:
-    _only(table, "rules", ("keypad_max_failures", *_RULE_DURATIONS))
-    options: dict[str, Any] = {}
-    if "keypad_max_failures" in table:
-        value = table["keypad_max_failures"]
-        if not _is_int(value) or value < 1:
-            raise KioskConfigError(
-                f"rules.keypad_max_failures: expected a whole number of at least 1, got {value!r}"
-            )
-        options["keypad_max_failures"] = value
-    for key, name in _RULE_DURATIONS.items():
-        if key in table:
-            options[name] = timedelta(seconds=_positive(table, f"rules.{key}", key))
-    return FlowRules(**options)
-
-
-def _monitor(table: Mapping[str, Any]) -> MonitorConfig:
-    _only(table, "monitor", ("poll_interval_s", "max_backoff_s"))
-    options: dict[str, float] = {}
-    if "poll_interval_s" in table:
-        interval = _positive(table, "monitor.poll_interval_s", "poll_interval_s")
-        if interval > MAX_POLL_INTERVAL_S:
-            raise KioskConfigError(
-                f"monitor.poll_interval_s: at most {MAX_POLL_INTERVAL_S} (doors are polled"
-                f" every 500 ms or faster), got {interval}"
-            )
-        options["poll_interval_s"] = interval
-    if "max_backoff_s" in table:
-        options["max_backoff_s"] = _positive(table, "monitor.max_backoff_s", "max_backoff_s")
-    return MonitorConfig(**options)
-
-
-def _sync(table: Mapping[str, Any], base: Path, read: bool) -> SyncConfig:
-    _only(table, "sync", _SYNC_KEYS)
-    url = _text(table, "sync.broker_url")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        raise KioskConfigError(f"sync.broker_url: {error}") from None
-    if parts.scheme not in _MQTT_PORTS or not parts.hostname:
-        raise KioskConfigError(
-            f"sync.broker_url: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {url!r}"
-        )
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise KioskConfigError(
-            f"sync.broker_url: only a scheme, host and port are understood, got {url!r}"
-        )
-    try:
-        cloud_key = Verifier.from_base64(_text(table, "sync.cloud_public_key"))
-    except SigningError as error:
-        raise KioskConfigError(f"sync.cloud_public_key: {error}") from None
-    key_file = _path(table, "sync.private_key_file", base)
+def _sync(table: SyncTable, base: Path, read: bool) -> SyncConfig:
+    key_file = _path(table.private_key_file, base)
     signer = None
     if read:
         try:
             signer = Signer.from_file(key_file)
         except SigningError as error:
             raise KioskConfigError(f"sync.private_key_file: {error}") from None
-    tls = parts.scheme == "mqtts"
-    ca_file = _path(table, "sync.ca_file", base) if "ca_file" in table else None
-    if ca_file is not None and not tls:
-        raise KioskConfigError("sync.ca_file: only used with an mqtts:// broker_url")
-    options: dict[str, Any] = {}
-    for key in sorted(_SYNC_DURATIONS):
-        if key in table:
-            options[key] = _positive(table, f"sync.{key}", key)
-    if "keepalive_s" in table:
-        keepalive = table["keepalive_s"]
-        if not _is_int(keepalive) or not 5 <= keepalive <= 3600:
-            raise KioskConfigError(
-                f"sync.keepalive_s: expected a whole number of seconds from 5 to 3600,"
-                f" got {keepalive!r}"
-            )
-        options["keepalive_s"] = keepalive
-    config = SyncConfig(
-        broker_host=parts.hostname,
-        broker_port=port or _MQTT_PORTS[parts.scheme],
-        cloud_key=cloud_key,
+    return SyncConfig(
+        broker_host=table.broker_url.host,
+        broker_port=table.broker_url.port,
+        cloud_key=table.cloud_public_key,
         private_key_file=key_file,
         signer=signer,
-        tls=tls,
-        ca_file=ca_file,
-        **options,
+        tls=table.broker_url.tls,
+        ca_file=_path(table.ca_file, base) if table.ca_file is not None else None,
+        **_given(table, *_SYNC_OPTIONS),
     )
-    if config.reconnect_max_s < config.reconnect_min_s:
-        raise KioskConfigError(
-            f"sync.reconnect_max_s: must be at least sync.reconnect_min_s"
-            f" ({config.reconnect_min_s:g}), got {config.reconnect_max_s:g}"
-        )
-    return config
 
 
-def _path(table: Mapping[str, Any], where: str, base: Path) -> Path:
-    path = Path(_text(table, where))
+def _path(value: str, base: Path) -> Path:
+    path = Path(value)
     return path if path.is_absolute() else base / path
-
-
-def _only(table: Mapping[str, Any], path: str, keys: tuple[str, ...]) -> None:
-    unknown = sorted(set(table) - set(keys))
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise KioskConfigError(f"{where}: unknown key; known keys here: {', '.join(keys)}")
-
-
-def _table(data: Mapping[str, Any], key: str, *, required: bool) -> Mapping[str, Any]:
-    if key not in data:
-        if required:
-            raise KioskConfigError(f"[{key}] table is required")
-        return {}
-    value = data[key]
-    if not isinstance(value, Mapping):
-        raise KioskConfigError(f"{key}: expected a table, got {type(value).__name__}")
-    return value
-
-
-def _text(table: Mapping[str, Any], where: str, default: str | None = None) -> str:
-    key = where.rsplit(".", 1)[-1]
-    if key not in table:
-        if default is None:
-            raise KioskConfigError(f"{where} is required")
-        return default
-    value = table[key]
-    if not isinstance(value, str) or not value.strip():
-        shown = "an empty string" if isinstance(value, str) else type(value).__name__
-        raise KioskConfigError(f"{where}: expected a non-empty string, got {shown}")
-    return value
-
-
-def _positive(table: Mapping[str, Any], where: str, key: str) -> float:
-    value = table[key]
-    if not (_is_int(value) or isinstance(value, float)) or not value > 0:
-        raise KioskConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _is_int(value: object) -> bool:
-    # TOML keeps them apart, but Python callers do not: True is not a count.
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -4,8 +4,14 @@ Importing this package imports no hardware library: pyserial and gpiozero are lo
 backend that needs them, when it is built. See ``docs/hardware.md``.
 """
 
-from kiosk.hardware.config import (
+from kiosk.hardware.backends import (
     Backend,
+    UnknownBackend,
+    backend_named,
+    known_backends,
+    register_backend,
+)
+from kiosk.hardware.config import (
     DoorBankConfig,
     HardwareConfigError,
     create_door_bank,
@@ -47,12 +53,16 @@ __all__ = [
     "LockState",
     "MalformedFrame",
     "PortError",
+    "UnknownBackend",
     "UnknownDoor",
     "UnlockOutcome",
     "UnlockResult",
     "UnlockTiming",
+    "backend_named",
     "create_door_bank",
     "create_scanner",
+    "known_backends",
     "parse_door_bank_config",
     "parse_scanner_config",
+    "register_backend",
 ]

@@ -1,6 +1,7 @@
-"""Doors on RS-485 lock-control boards ("8A/80" or Kerong KR-CU16), as a `DoorBank`.
+"""Doors on RS-485 lock-control boards, as a `DoorBank` (the ``serial`` door backend).
 
-The bank turns door numbers into board exchanges through a per-protocol dialect:
+The bank turns door numbers into board exchanges through the dialect of the configured protocol
+(see `kiosk.hardware.protocols`; each protocol's module supplies its own). The built-in ones:
 
 - 8A/80: an open is answered by the board (the answer is the delivery receipt); the whole board
   is read with one query-all for locks 1-24 and one single query per lock above 24.
@@ -14,19 +15,14 @@ confirmed by a status query. All IO goes through one `SerialLink`: one request o
 
 from __future__ import annotations
 
-import logging
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kiosk.hardware.door_bank import DoorBank, DoorState, UnlockTiming
 from kiosk.hardware.door_map import DoorMap, LockAddress
-from kiosk.hardware.errors import LockBoardError
-from kiosk.hardware.protocols import BoardProtocol, eight_a, kerong
+from kiosk.hardware.protocols import BoardProtocol
 from kiosk.hardware.protocols.kerong import LockBitPolarity
 from kiosk.hardware.serial_link import SerialLink, SerialPort, open_serial_port
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +31,7 @@ class SerialBankConfig:
 
     Attributes:
         port: Serial device of the RS-485 adapter.
-        protocol: What the boards speak.
+        protocol: What the boards speak (a registered protocol, see `protocol_named`).
         door_map: Door numbers to (board, lock); every address must suit ``protocol``.
         baudrate: Line speed; None for the protocol's default (9600 for 8A/80, 19200 for Kerong).
         request_timeout_s: How long one attempt waits for a reply.
@@ -68,7 +64,7 @@ class SerialBankConfig:
             raise ValueError(f"retries must be 0 or more, got {self.retries!r}")
         if self.unlock_listen_s < 0:
             raise ValueError(f"unlock_listen_s must be 0 or more, got {self.unlock_listen_s!r}")
-        validate = _VALIDATORS[self.protocol]
+        validate = self.protocol.validate_address
         for door, where in self.door_map.addresses():
             try:
                 validate(where.board, where.lock)
@@ -79,13 +75,7 @@ class SerialBankConfig:
     def effective_baudrate(self) -> int:
         if self.baudrate is not None:
             return self.baudrate
-        return eight_a.BAUDRATE if self.protocol is BoardProtocol.EIGHT_A else kerong.BAUDRATE
-
-
-_VALIDATORS: dict[BoardProtocol, Callable[[int, int], None]] = {
-    BoardProtocol.EIGHT_A: eight_a.validate_address,
-    BoardProtocol.KERONG: kerong.validate_address,
-}
+        return self.protocol.baudrate
 
 
 class SerialBoardBank(DoorBank):
@@ -115,13 +105,7 @@ class SerialBoardBank(DoorBank):
             retries=config.retries,
             opener=opener,
         )
-        self._dialect: _Dialect
-        if config.protocol is BoardProtocol.EIGHT_A:
-            self._dialect = _EightADialect(self._link)
-        else:
-            self._dialect = _KerongDialect(
-                self._link, config.lock_bit_polarity, config.unlock_listen_s
-            )
+        self._dialect = config.protocol.dialect(self._link, config)
 
     @property
     def doors(self) -> tuple[int, ...]:
@@ -145,111 +129,3 @@ class SerialBoardBank(DoorBank):
 
     async def aclose(self) -> None:
         await self._link.aclose()
-
-
-class _Dialect(ABC):
-    """How one protocol pulses a lock and reads a board over a `SerialLink`."""
-
-    def __init__(self, link: SerialLink) -> None:
-        self.link = link
-
-    @abstractmethod
-    async def pulse(self, where: LockAddress) -> None:
-        """Delivers an unlock, with a reply from the board as receipt.
-
-        Raises:
-            LockBoardError: no receipt after the link's retries.
-        """
-
-    @abstractmethod
-    async def read_board(self, board: int, locks: tuple[int, ...]) -> dict[int, DoorState]:
-        """Reads ``locks`` of ``board``.
-
-        Raises:
-            LockBoardError: the board did not answer usefully after the link's retries.
-        """
-
-    async def read_lock(self, where: LockAddress) -> DoorState:
-        """Reads one lock. Raises as `read_board`."""
-        return (await self.read_board(where.board, (where.lock,)))[where.lock]
-
-
-class _EightADialect(_Dialect):
-    async def pulse(self, where: LockAddress) -> None:
-        board, lock = where.board, where.lock
-        await self.link.exchange(
-            eight_a.encode_open(board, lock),
-            eight_a.LOCK_REPLY_FRAME,
-            lambda reply: reply.board == board and reply.lock == lock,
-            what=f"open {where}",
-        )
-
-    async def read_board(self, board: int, locks: tuple[int, ...]) -> dict[int, DoorState]:
-        states: dict[int, DoorState] = {}
-        grouped = [lock for lock in locks if lock <= eight_a.QUERY_ALL_LOCKS]
-        if grouped:
-            reply = await self.link.exchange(
-                eight_a.encode_query(board),
-                eight_a.BOARD_REPLY_FRAME,
-                lambda r: r.board == board,
-                what=f"query all of board {board}",
-            )
-            states.update({lock: DoorState.of(is_open=reply.is_open(lock)) for lock in grouped})
-        for lock in locks:
-            if lock > eight_a.QUERY_ALL_LOCKS:
-                states[lock] = await self.read_lock(LockAddress(board, lock))
-        return states
-
-    async def read_lock(self, where: LockAddress) -> DoorState:
-        board, lock = where.board, where.lock
-        reply = await self.link.exchange(
-            eight_a.encode_query(board, lock),
-            eight_a.LOCK_REPLY_FRAME,
-            lambda r: r.board == board and r.lock == lock,
-            what=f"query {where}",
-        )
-        return DoorState.of(is_open=reply.is_open)
-
-
-class _KerongDialect(_Dialect):
-    def __init__(self, link: SerialLink, polarity: LockBitPolarity, listen_s: float) -> None:
-        super().__init__(link)
-        self.polarity = polarity
-        self.listen_s = listen_s
-
-    async def pulse(self, where: LockAddress) -> None:
-        request = kerong.encode_unlock(where.board, where.lock)
-        failure: LockBoardError | None = None
-        # The status reply is the only receipt a Kerong board reliably gives; when it is
-        # missing the unlock may not have been heard either, so both are sent again.
-        attempts = 1 + self.link.retries
-        for attempt in range(1, attempts + 1):
-            await self.link.send(request, what=f"unlock {where}", listen_s=self.listen_s)
-            try:
-                await self._status(where.board, retries=0)
-            except LockBoardError as error:
-                failure = error
-                if attempt < attempts:
-                    log.warning("unlock %s, attempt %d of %d: %s", where, attempt, attempts, error)
-            else:
-                return
-        assert failure is not None
-        raise failure
-
-    async def read_board(self, board: int, locks: tuple[int, ...]) -> dict[int, DoorState]:
-        reply = await self._status(board)
-        return {
-            lock: DoorState.of(
-                is_open=reply.is_open(lock, self.polarity), occupied=reply.occupied(lock)
-            )
-            for lock in locks
-        }
-
-    async def _status(self, board: int, retries: int | None = None) -> kerong.StatusReply:
-        return await self.link.exchange(
-            kerong.encode_status_query(board),
-            kerong.STATUS_REPLY_FRAME,
-            lambda reply: reply.board == board,
-            what=f"status of board {board}",
-            retries=retries,
-        )

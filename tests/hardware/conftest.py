@@ -30,7 +30,7 @@ def _make_rig(kind: str, request: pytest.FixtureRequest) -> DoorRig:
         return FakeRig()
     if kind == "gpio":
         return GpioRig(request.getfixturevalue("mock_factory"))
-    return SerialRig(BoardProtocol(kind.removeprefix("serial-")))
+    return SerialRig(BoardProtocol.parse(kind.removeprefix("serial-")))
 
 
 @pytest.fixture(params=["fake", "gpio", "serial-8a80", "serial-kerong"])
@@ -57,7 +57,7 @@ async def bus_rig(request: pytest.FixtureRequest) -> AsyncIterator[BusRig]:
 @pytest.fixture(params=["serial-8a80", "serial-kerong"])
 async def serial_rig(request: pytest.FixtureRequest) -> AsyncIterator[SerialRig]:
     """The serial backend against the simulator, over a real pseudo-terminal, per protocol."""
-    made = SerialRig(BoardProtocol(request.param.removeprefix("serial-")))
+    made = SerialRig(BoardProtocol.parse(request.param.removeprefix("serial-")))
     try:
         yield made
     finally:

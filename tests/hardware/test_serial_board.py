@@ -267,5 +267,7 @@ def test_door_map_addresses_are_checked_against_the_protocol(
 
 @pytest.mark.parametrize(("protocol", "baudrate"), [("8a80", 9600), ("kerong", 19200)])
 def test_baudrate_defaults_to_the_protocols(protocol: str, baudrate: int) -> None:
-    config = SerialBankConfig("/dev/ttyUSB0", BoardProtocol(protocol), DoorMap.sequential([(1, 1)]))
+    config = SerialBankConfig(
+        "/dev/ttyUSB0", BoardProtocol.parse(protocol), DoorMap.sequential([(1, 1)])
+    )
     assert config.effective_baudrate == baudrate

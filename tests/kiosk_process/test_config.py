@@ -147,3 +147,61 @@ def test_a_serial_bank_layout_is_checked_against_its_boards(tmp_path: Path) -> N
     assert sorted(config.layout) == [1, 2, 3, 4, 5, 6]
     with pytest.raises(KioskConfigError, match=r"layout: no size for door\(s\) 5-6"):
         load_config(write_config(tmp_path, doors=doors, layout='"1-4" = "medium"'))
+
+
+def test_an_unknown_backend_or_protocol_stops_the_kiosk_config_at_load(tmp_path: Path) -> None:
+    doors = '[doors]\nbackend = "fakebank"\n'
+    with pytest.raises(KioskConfigError, match=r"doors\.backend: 'fakebank' .*'fake', 'gpio'"):
+        load_config(write_config(tmp_path, doors=doors))
+    doors = (
+        '[doors]\nbackend = "serial"\n[doors.serial]\nport = "/dev/ttyUSB0"\n'
+        'protocol = "kerog"\nboards = [{ address = 0, locks = 8 }]\n'
+    )
+    with pytest.raises(KioskConfigError, match=r"doors\.serial\.protocol: 'kerog' .*'kerong'"):
+        load_config(write_config(tmp_path, doors=doors))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("[monitor]", "[monitor]\npoll_interval_s = []"),
+            r"monitor.poll_interval_s: expected a pos",
+        ),
+        (
+            ("[monitor]", '[monitor]\nmax_backoff_s = "10"'),
+            r"monitor.max_backoff_s: expected a pos",
+        ),
+        (
+            ("[kiosk]", '[kiosk]\nscanner_driver_id = ""'),
+            r"kiosk.scanner_driver_id: .*empty string",
+        ),
+        (
+            ("[rules]", "[rules]\nkeypad_max_failures = 2.5"),
+            r"rules.keypad_max_failures: .*got 2.5",
+        ),
+        (('"1-8" = "small"', '"1-8" = 3'), r"layout.1-8: expected a size name, got 3"),
+        (('"1-8" = "small"', '"8-1" = "small"'), r"layout.8-1: not a range of door numbers"),
+    ],
+)
+def test_config_errors_read_clearly_with_the_key_and_the_problem(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    path = write_config(tmp_path, doors=FAKE, extra="[rules]\n[monitor]\n")
+    old, new = change
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(KioskConfigError, match=message):
+        load_config(path)
+
+
+def test_a_missing_table_is_named(tmp_path: Path) -> None:
+    text = write_config(tmp_path, doors=FAKE).read_text()
+    path = tmp_path / "kiosk.toml"
+    path.write_text(text.replace("[layout]", "[unused]"))
+    with pytest.raises(KioskConfigError, match=r"unused: unknown key; known keys here: kiosk"):
+        load_config(path)
+    path.write_text(text.split("[doors]")[0])
+    with pytest.raises(KioskConfigError, match=r"\[doors\] table is required"):
+        load_config(path)

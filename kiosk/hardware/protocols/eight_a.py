@@ -19,9 +19,18 @@ import functools
 import operator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
+from kiosk.hardware.door_bank import DoorState
+from kiosk.hardware.door_map import LockAddress
 from kiosk.hardware.errors import ChecksumError, MalformedFrame
+from kiosk.hardware.protocols import BoardProtocol, register_protocol
+from kiosk.hardware.protocols.dialect import BoardDialect
 from kiosk.hardware.protocols.framing import FrameSpec
+
+if TYPE_CHECKING:
+    from kiosk.hardware.serial_board import SerialBankConfig
+    from kiosk.hardware.serial_link import SerialLink
 
 BAUDRATE = 9600
 HEAD_OPEN = 0x8A
@@ -257,4 +266,62 @@ LOCK_REPLY_FRAME: FrameSpec[LockReply] = FrameSpec(
 )
 BOARD_REPLY_FRAME: FrameSpec[BoardReply] = FrameSpec(
     "8A/80 query-all reply", HEADS, BOARD_REPLY_LENGTH, decode_board_reply
+)
+
+
+class EightADialect(BoardDialect):
+    """8A/80: an open is answered by the board; locks 1-24 are read with one query-all."""
+
+    async def pulse(self, where: LockAddress) -> None:
+        board, lock = where.board, where.lock
+        await self.link.exchange(
+            encode_open(board, lock),
+            LOCK_REPLY_FRAME,
+            lambda reply: reply.board == board and reply.lock == lock,
+            what=f"open {where}",
+        )
+
+    async def read_board(self, board: int, locks: tuple[int, ...]) -> dict[int, DoorState]:
+        states: dict[int, DoorState] = {}
+        grouped = [lock for lock in locks if lock <= QUERY_ALL_LOCKS]
+        if grouped:
+            reply = await self.link.exchange(
+                encode_query(board),
+                BOARD_REPLY_FRAME,
+                lambda r: r.board == board,
+                what=f"query all of board {board}",
+            )
+            states.update({lock: DoorState.of(is_open=reply.is_open(lock)) for lock in grouped})
+        for lock in locks:
+            if lock > QUERY_ALL_LOCKS:
+                states[lock] = await self.read_lock(LockAddress(board, lock))
+        return states
+
+    async def read_lock(self, where: LockAddress) -> DoorState:
+        board, lock = where.board, where.lock
+        reply = await self.link.exchange(
+            encode_query(board, lock),
+            LOCK_REPLY_FRAME,
+            lambda r: r.board == board and r.lock == lock,
+            what=f"query {where}",
+        )
+        return DoorState.of(is_open=reply.is_open)
+
+
+def _dialect(link: SerialLink, config: SerialBankConfig) -> BoardDialect:
+    return EightADialect(link)
+
+
+PROTOCOL: BoardProtocol = register_protocol(
+    BoardProtocol(
+        name="8a80",
+        title="8A/80",
+        baudrate=BAUDRATE,
+        first_board=MIN_BOARD,
+        last_board=MAX_BOARD,
+        max_locks=MAX_LOCK,
+        validate_address=validate_address,
+        request_frame=REQUEST_FRAME,
+        dialect=_dialect,
+    )
 )

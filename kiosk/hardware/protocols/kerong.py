@@ -12,12 +12,24 @@ Public implementations disagree on the lock-bit polarity, so `StatusReply.is_ope
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING
 
-from kiosk.hardware.errors import ChecksumError, MalformedFrame
+from kiosk.hardware.door_bank import DoorState
+from kiosk.hardware.door_map import LockAddress
+from kiosk.hardware.errors import ChecksumError, LockBoardError, MalformedFrame
+from kiosk.hardware.protocols import BoardProtocol, register_protocol
+from kiosk.hardware.protocols.dialect import BoardDialect
 from kiosk.hardware.protocols.framing import FrameSpec
+
+if TYPE_CHECKING:
+    from kiosk.hardware.serial_board import SerialBankConfig
+    from kiosk.hardware.serial_link import SerialLink
+
+log = logging.getLogger(__name__)
 
 BAUDRATE = 19200
 STX = 0x02
@@ -265,4 +277,69 @@ REQUEST_FRAME: FrameSpec[Request] = FrameSpec(
 )
 STATUS_REPLY_FRAME: FrameSpec[StatusReply] = FrameSpec(
     "Kerong status reply", frozenset({STX}), STATUS_REPLY_LENGTH, decode_status_reply
+)
+
+
+class KerongDialect(BoardDialect):
+    """Kerong: every unlock is followed by a status query, whose reply is the receipt."""
+
+    def __init__(self, link: SerialLink, polarity: LockBitPolarity, listen_s: float) -> None:
+        super().__init__(link)
+        self.polarity = polarity
+        self.listen_s = listen_s
+
+    async def pulse(self, where: LockAddress) -> None:
+        request = encode_unlock(where.board, where.lock)
+        failure: LockBoardError | None = None
+        # The status reply is the only receipt a Kerong board reliably gives; when it is
+        # missing the unlock may not have been heard either, so both are sent again.
+        attempts = 1 + self.link.retries
+        for attempt in range(1, attempts + 1):
+            await self.link.send(request, what=f"unlock {where}", listen_s=self.listen_s)
+            try:
+                await self._status(where.board, retries=0)
+            except LockBoardError as error:
+                failure = error
+                if attempt < attempts:
+                    log.warning("unlock %s, attempt %d of %d: %s", where, attempt, attempts, error)
+            else:
+                return
+        assert failure is not None
+        raise failure
+
+    async def read_board(self, board: int, locks: tuple[int, ...]) -> dict[int, DoorState]:
+        reply = await self._status(board)
+        return {
+            lock: DoorState.of(
+                is_open=reply.is_open(lock, self.polarity), occupied=reply.occupied(lock)
+            )
+            for lock in locks
+        }
+
+    async def _status(self, board: int, retries: int | None = None) -> StatusReply:
+        return await self.link.exchange(
+            encode_status_query(board),
+            STATUS_REPLY_FRAME,
+            lambda reply: reply.board == board,
+            what=f"status of board {board}",
+            retries=retries,
+        )
+
+
+def _dialect(link: SerialLink, config: SerialBankConfig) -> BoardDialect:
+    return KerongDialect(link, config.lock_bit_polarity, config.unlock_listen_s)
+
+
+PROTOCOL: BoardProtocol = register_protocol(
+    BoardProtocol(
+        name="kerong",
+        title="Kerong",
+        baudrate=BAUDRATE,
+        first_board=0,
+        last_board=MAX_BOARD,
+        max_locks=LOCKS_PER_BOARD,
+        validate_address=validate_address,
+        request_frame=REQUEST_FRAME,
+        dialect=_dialect,
+    )
 )
