@@ -1,6 +1,7 @@
-"""``locker-cloud``: run the allocation service, its demo, its migrations; provision kiosks.
+"""``locker-cloud``: run the allocation service and its migrations; provision kiosks.
 
-Commands and options are documented in docs/cli.md (a test checks that).
+Commands and options are documented in docs/cli.md (a test checks that). The whole system's
+demo is the `demo` package's ``locker-demo``: the cloud imports no kiosk or simulator code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cloud import demo_system
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
@@ -35,29 +35,6 @@ def _parser() -> argparse.ArgumentParser:
     p_serve = sub.add_parser("serve", help="run the HTTP API and background jobs")
     p_serve.add_argument("--host", help="address to listen on (default: LOCKER_HTTP_HOST)")
     p_serve.add_argument("--port", type=int, help="port (default: LOCKER_HTTP_PORT; 0 = any)")
-
-    p_demo = sub.add_parser(
-        "demo", help="the whole system on embedded defaults: cloud, broker, kiosk, simulated doors"
-    )
-    p_demo.add_argument("--port", type=int, default=8080, help="port; a free one if taken")
-    p_demo.add_argument(
-        "--database-url", help="use this PostgreSQL instead of an embedded one (it is written to)"
-    )
-    p_demo.add_argument(
-        "--exit-after-seed", action="store_true", help="stop once seeded (for scripts)"
-    )
-    p_demo.add_argument(
-        "--mqtt-url", help="use this MQTT broker instead of the embedded one (mqtt://host:port)"
-    )
-    p_demo.add_argument(
-        "--headless", action="store_true", help="no kiosk UI: scans are typed on stdin"
-    )
-    p_demo.add_argument(
-        "--close-after",
-        type=float,
-        default=demo_system.CLOSE_AFTER_S,
-        help="seconds before the simulated person shuts a door that opened",
-    )
 
     sub.add_parser("migrate", help="apply database migrations to LOCKER_DATABASE_URL")
 
@@ -84,8 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return asyncio.run(_serve(args))
-        if args.command == "demo":
-            return asyncio.run(_demo(args))
         if args.command == "provision-kiosk":
             return asyncio.run(_provision(args))
         return asyncio.run(_migrate())
@@ -162,20 +137,6 @@ async def _provision(args: argparse.Namespace) -> int:
     print(f"  kiosk public key {kiosk.public_key}")
     print(f"  cloud public key {kiosk.cloud_public_key}")
     return 0
-
-
-async def _demo(args: argparse.Namespace) -> int:
-    logging.getLogger().setLevel(logging.WARNING)  # the demo's own lines say what happens
-    return await demo_system.run_demo(
-        demo_system.DemoOptions(
-            port=args.port,
-            database_url=args.database_url,
-            mqtt_url=args.mqtt_url,
-            headless=args.headless,
-            exit_after_seed=args.exit_after_seed,
-            close_after_s=args.close_after,
-        )
-    )
 
 
 if __name__ == "__main__":

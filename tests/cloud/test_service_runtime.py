@@ -1,10 +1,6 @@
-"""The service as it runs: migrations at start, background jobs, the demo command."""
+"""The service as it runs: migrations at start, background jobs."""
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 import httpx
@@ -93,59 +89,3 @@ async def test_service_runs_lifecycle_and_notifications_by_itself(clean_db):
     finally:
         stop.set()
         await task
-
-
-def test_demo_starts_seeds_serves_and_stops_cleanly_on_sigint(migrated_url, tmp_path):
-    """The README's first command, against a database given by URL (CI has one); the whole
-    system's demo (kiosk, simulated doors, a QR pickup) is tested in tests/demo."""
-    with psycopg.connect(migrated_url, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE notifications, returns, allocations, pickup_codes, doors, locations,"
-            " carriers RESTART IDENTITY CASCADE"
-        )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cloud.cli",
-            "demo",
-            "--headless",
-            "--port",
-            "0",
-            "--database-url",
-            migrated_url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("READY "):
-                break
-        base = lines[-1].split()[1]
-        codes = [
-            ln.split("pickup code")[1].split()[0]
-            for ln in lines
-            if " deposited " in ln and "pickup code" in ln
-        ]
-        assert len(codes) == 3
-        r = httpx.post(
-            f"{base}/api/v1/pickup",
-            headers={"Authorization": "Bearer demo-carrier-key"},
-            json={"location_id": "WAW-CENTRUM-01", "pickup_code": codes[0]},
-        )
-        assert r.status_code == 200, r.text
-        assert r.json()["locker_numbers"]
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0, "".join(lines) + out
-        assert "demo stopped" in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()

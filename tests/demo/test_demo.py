@@ -34,13 +34,13 @@ PARCEL = re.compile(
 
 
 class Demo:
-    """``locker-cloud demo --headless`` in a subprocess, its stdout read line by line."""
+    """``locker-demo --headless`` in a subprocess, its stdout read line by line."""
 
     def __init__(self, *extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKER_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cloud.cli", "demo", "--headless", "--port", "0",
-             "--close-after", "1", *extra],
+            [sys.executable, "-m", "demo", "--headless", "--port", "0", "--close-after", "1",
+             *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -35,14 +35,14 @@ LEAVE_ALTERNATE_SCREEN = b"\x1b[?1049l"
 
 
 class TerminalDemo:
-    """``locker-cloud demo`` with a pseudo-terminal as its stdin, stdout and stderr."""
+    """``locker-demo`` with a pseudo-terminal as its stdin, stdout and stderr."""
 
     def __init__(self) -> None:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKER_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cloud.cli", "demo", "--port", "0", "--close-after", "1"],
+            [sys.executable, "-m", "demo", "--port", "0", "--close-after", "1"],
             stdin=slave,
             stdout=slave,
             stderr=slave,

@@ -1,7 +1,8 @@
 """Seed data for the demo: a carrier, a few locations around Warsaw, some parcels.
 
-Seeded through the public HTTP API, so the demo shows the API as a carrier sees it. Drivers
-deposit the parcels at the kiosk (`cloud.demo_system`), not through the API.
+The carrier is created with the cloud's own function (the API has no way to choose a carrier's
+key); locations and parcels are seeded through the public HTTP API, so the demo shows the API as
+a carrier sees it. Drivers deposit the parcels at the kiosk (`demo.system`), not through the API.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ from typing import Any
 
 import httpx
 
+from cloud import errors
+from cloud.carriers import create_carrier
+from cloud.store import database as db
+from shared.clock import SystemClock
+
 DEMO_ADMIN_KEY = "demo-admin-key"
 DEMO_CARRIER_KEY = "demo-carrier-key"
 DEMO_CARRIER = "demo-carrier"
 DEMO_LOCATION = "WAW-CENTRUM-01"
+DEMO_STAFF_PIN = "1234"
+"""The staff PIN of the demo's touchscreen."""
 
 _LOCATIONS = [
     (DEMO_LOCATION, "Centrum", "ul. Marszałkowska 104, 00-017 Warszawa", 52.2319, 21.0067,
@@ -110,3 +118,23 @@ async def get_allocation(http: httpx.AsyncClient, allocation_id: str) -> dict[st
     r.raise_for_status()
     body: dict[str, Any] = r.json()
     return body
+
+
+async def add_demo_carrier(database_url: str) -> bool:
+    """Creates the demo carrier, with its known key; False when the database holds it already."""
+    pool = await db.open_pool(database_url, min_size=1, max_size=2)
+    try:
+        async with pool.connection() as conn:
+            await create_carrier(
+                conn,
+                carrier_id=DEMO_CARRIER,
+                name="Demo Carrier",
+                webhook_url=None,
+                now=SystemClock().now(),
+                api_key=DEMO_CARRIER_KEY,
+            )
+    except errors.AlreadyExists:
+        return False
+    finally:
+        await pool.close()
+    return True
