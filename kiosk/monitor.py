@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S, DoorState
 from kiosk.hardware.errors import LockBoardError
 from kiosk.store import audit, doors, operations, outbox
 from kiosk.store.records import Actor, EventType, OperationState
+from shared.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -214,5 +214,8 @@ class DoorMonitor:
         self.health.last_poll_ok_at = self.ctx.clock.now()
 
     def _backoff(self) -> float:
-        base = min(self.max_backoff_s, 0.5 * 2 ** min(self.health.failed_polls, 10))
-        return random.uniform(base / 2, base)
+        # Equal jitter (half the ceiling at least): a full-jitter wait near 0 would poll a
+        # board that does not answer in a tight loop.
+        return backoff_delay(
+            self.health.failed_polls, first=0.5, longest=self.max_backoff_s, floor=0.5
+        )
