@@ -3,9 +3,9 @@
 One worker owns one MQTT connection. Each connection attempt makes a new client (an aiomqtt
 client that keeps a stop request: `shared.mqtt_client`); when the connection fails, the worker
 waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.5 s doubling to 60 s)
-and tries again, so a fleet of workers does not storm a broker that comes back. The broker may lose anything in
-flight: the change log, the kiosks' outboxes and the cursors are the durable record, and both
-sides resend.
+and tries again, so a fleet of workers does not storm a broker that comes back. The broker may
+lose anything in flight: the change log, the kiosks' outboxes and the cursors are the durable
+record, and both sides resend.
 
 While connected, the worker
 
