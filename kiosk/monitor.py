@@ -27,8 +27,9 @@ from kiosk.flows.context import FlowContext
 from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S, DoorState
 from kiosk.hardware.errors import LockBoardError
 from kiosk.store import audit, doors, operations, outbox
-from kiosk.store.records import Actor, EventType, OperationState
+from kiosk.store.records import Actor, OperationState
 from shared.backoff import backoff_delay
+from shared.events import DoorLeftOpen
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,12 @@ def sweep(ctx: FlowContext) -> None:
             ):
                 doors.mark_left_open_alerted(db, door.number, now)
                 active = operations.active_operation(db, door.number)
-                payload = {
-                    "door": door.number,
-                    "open_since": door.sensor_changed_at.isoformat(),
-                    "operation_id": None if active is None else active.operation_id,
-                }
-                outbox.append_event(db, EventType.DOOR_LEFT_OPEN, payload, now)
+                event = DoorLeftOpen(
+                    door=door.number,
+                    open_since=door.sensor_changed_at,
+                    operation_id=None if active is None else active.operation_id,
+                )
+                outbox.append_event(db, event, now)
                 audit.record_entry(
                     db, now, Actor.KIOSK, "left_open_alert", "raised", door=door.number
                 )

@@ -386,6 +386,7 @@ class KioskSync:
                 sequence=event.sequence,
                 event_id=uuid.UUID(event.event_id),
                 type=event.type.value,
+                version=event.version,
                 created_at=event.created_at,
                 payload=dict(event.payload),
             )
