@@ -351,7 +351,7 @@ def parse_payload(event_type: str, version: int, payload: Mapping[str, Any]) -> 
     if "type" in payload:
         raise InvalidEvent(
             InvalidReason.INVALID_PAYLOAD,
-            "payload.type: the type travels beside the payload, not in it",
+            f"{known} payload.type: the type travels beside the payload, not in it",
             "type",
         )
     try:
