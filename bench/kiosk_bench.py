@@ -92,9 +92,10 @@ from kiosk.monitor import record_reading
 from kiosk.store import changes, doors, outbox
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store
-from kiosk.store.records import AllocationKind, EventType, to_db_time
+from kiosk.store.records import AllocationKind, to_db_time
 from shared.clock import SystemClock
 from shared.codes import PickupCode
+from shared.events import DoorClosed
 from shared.sizes import Size
 from shared.states import AllocationStatus
 
@@ -337,7 +338,7 @@ def baseline_commit(store: TimedStore, door: int) -> tuple[int, int]:
     store.commit_starts.clear()
     started = time.perf_counter_ns()
     with store.transaction() as db:
-        outbox.append_event(db, EventType.DOOR_CLOSED, {"door": door, "bench": True}, now)
+        outbox.append_event(db, DoorClosed(door=door), now)
         db.execute("UPDATE doors SET updated_at = ? WHERE number = ?", [to_db_time(now), door])
     ended = time.perf_counter_ns()
     return ended - started, ended - store.commit_starts[-1]

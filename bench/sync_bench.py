@@ -54,10 +54,10 @@ from kiosk.flows.context import FlowContext
 from kiosk.hardware.fake_bank import FakeDoorBank
 from kiosk.store import CodeHasher, KioskIdentity, Store, changes, outbox
 from kiosk.store import doors as kiosk_doors
-from kiosk.store.records import EventType
 from kiosk.sync.client import KioskSync
 from shared.clock import SystemClock
 from shared.clock import SystemClock as KioskClock
+from shared.events import DoorClosed
 from shared.protocol import ChangesBody, Message
 from shared.signing import Signer
 from shared.sizes import Size
@@ -133,9 +133,7 @@ class Kiosk:
     def add_events(self, count: int) -> None:
         with self.store.transaction() as conn:
             for i in range(count):
-                outbox.append_event(
-                    conn, EventType.DOOR_CLOSED, {"door": 1 + i % 8, "occupied": False}, now()
-                )
+                outbox.append_event(conn, DoorClosed(door=1 + i % 8, occupied=False), now())
         if self.sync is not None:
             self.sync.outbox_changed.set()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,9 @@ from kiosk.flows.context import FlowContext
 from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S, DoorState
 from kiosk.hardware.errors import LockBoardError
 from kiosk.store import audit, doors, operations, outbox
-from kiosk.store.records import Actor, EventType, OperationState
+from kiosk.store.records import Actor, OperationState
+from shared.backoff import backoff_delay
+from shared.events import DoorLeftOpen
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,12 @@ def sweep(ctx: FlowContext) -> None:
             ):
                 doors.mark_left_open_alerted(db, door.number, now)
                 active = operations.active_operation(db, door.number)
-                payload = {
-                    "door": door.number,
-                    "open_since": door.sensor_changed_at.isoformat(),
-                    "operation_id": None if active is None else active.operation_id,
-                }
-                outbox.append_event(db, EventType.DOOR_LEFT_OPEN, payload, now)
+                event = DoorLeftOpen(
+                    door=door.number,
+                    open_since=door.sensor_changed_at,
+                    operation_id=None if active is None else active.operation_id,
+                )
+                outbox.append_event(db, event, now)
                 audit.record_entry(
                     db, now, Actor.KIOSK, "left_open_alert", "raised", door=door.number
                 )
@@ -214,5 +215,8 @@ class DoorMonitor:
         self.health.last_poll_ok_at = self.ctx.clock.now()
 
     def _backoff(self) -> float:
-        base = min(self.max_backoff_s, 0.5 * 2 ** min(self.health.failed_polls, 10))
-        return random.uniform(base / 2, base)
+        # Equal jitter (half the ceiling at least): a full-jitter wait near 0 would poll a
+        # board that does not answer in a tight loop.
+        return backoff_delay(
+            self.health.failed_polls, first=0.5, longest=self.max_backoff_s, floor=0.5
+        )

@@ -184,9 +184,15 @@ class SyncRequestBody(_Body):
 
 
 class EventRecord(_Body):
+    """One kiosk event. Its type and payload are checked per event (`shared.events`), not
+    here, so that one event the cloud cannot read does not make it drop the whole message.
+    ``version`` is the payload schema's version; kiosks from before versions send none (1).
+    """
+
     sequence: Annotated[int, Field(gt=0)]
     event_id: uuid.UUID
     type: Annotated[str, Field(min_length=1, max_length=64)]
+    version: int = 1
     created_at: AwareDatetime
     payload: dict[str, Any]
 

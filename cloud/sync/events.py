@@ -11,6 +11,13 @@ messages in arrival order, `cloud.sync.worker`):
 - ``sequence > cursor + 1``: a gap: neither it nor anything after it in the message is applied;
   the kiosk sends them again after its earlier events.
 
+Each event is checked on its own first (`shared.events.parse_event`): an unknown type, a payload
+version this cloud does not support, or a payload that does not fit its type's model is refused,
+logged, and recorded as ``ignored`` with ``refused (<reason>): <what is wrong>`` as its detail
+and the payload as received; the cursor moves over it and the message's other events are
+applied. Only a valid event reaches `cloud.sync.facts`, as the validated model's payload (the
+model itself is in `ValidEvent`).
+
 An event that cannot be applied (unknown allocation, impossible transition, or a database error
 other than a transient one) is recorded as ``ignored`` with its reason and still advances the
 cursor: one bad event must not block a kiosk's later events forever. Transient errors (deadlock,
@@ -29,6 +36,7 @@ import psycopg
 from cloud.store.database import Conn, Pool
 from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
 from shared.clock import Clock
+from shared.events import InvalidEvent, KioskEvent, parse_event
 from shared.protocol import EventRecord, EventsBody
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,36 @@ class EventsResult:
 
 class UnknownKiosk(Exception):
     """The kiosk has no cursor (not registered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """A received event that passed `shared.events.parse_event`.
+
+    Attributes:
+        record: The event as facts read it: the received record, its payload replaced by the
+            validated model's (so facts see every field of the model, with its default when the
+            kiosk left an optional one out).
+        event: The typed event.
+    """
+
+    record: EventRecord
+    event: KioskEvent
+
+
+def validate_event(record: EventRecord) -> ValidEvent:
+    """Checks one received event against its type's model.
+
+    Raises:
+        InvalidEvent: an unknown type, an unsupported payload version or an invalid payload.
+    """
+    event = parse_event(record)
+    return ValidEvent(record.model_copy(update={"payload": event.payload()}), event)
+
+
+def refusal_detail(error: InvalidEvent) -> str:
+    """What ``kiosk_events.detail`` says of a refused event: ``refused (<reason>): <detail>``."""
+    return f"refused ({error.reason}): {error.detail}"[:500]
 
 
 async def apply_events(
@@ -102,7 +140,19 @@ async def apply_events(
                 await _advance(conn, kiosk_id, event.sequence, clock)
                 cursor = event.sequence
                 continue
-            outcome = await _apply_one(conn, kiosk_id, location_id, event, clock, pickup_window)
+            try:
+                valid = validate_event(event)
+            except InvalidEvent as error:
+                log.warning(
+                    "kiosk %s event %d (%s) refused: %s",
+                    kiosk_id,
+                    event.sequence,
+                    event.type,
+                    error,
+                )
+                outcome = Outcome("ignored", refusal_detail(error))
+            else:
+                outcome = await _apply_one(conn, kiosk_id, location_id, valid, clock, pickup_window)
             await _record(conn, kiosk_id, event, outcome, clock)
             cursor = event.sequence
             applied += 1
@@ -159,10 +209,11 @@ async def _apply_one(
     conn: Conn,
     kiosk_id: str,
     location_id: str,
-    event: EventRecord,
+    valid: ValidEvent,
     clock: Clock,
     pickup_window: timedelta,
 ) -> Outcome:
+    event = valid.record
     ctx = FactContext(
         conn=conn,
         kiosk_id=kiosk_id,

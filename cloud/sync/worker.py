@@ -2,10 +2,10 @@
 
 One worker owns one MQTT connection. Each connection attempt makes a new client (an aiomqtt
 client that keeps a stop request: `shared.mqtt_client`); when the connection fails, the worker
-waits a jittered exponential backoff (full jitter, 0.5 s doubling to 60 s) and tries again, so a
-fleet of workers does not storm a broker that comes back. The broker may lose anything in
-flight: the change log, the kiosks' outboxes and the cursors are the durable record, and both
-sides resend.
+waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.5 s doubling to 60 s)
+and tries again, so a fleet of workers does not storm a broker that comes back. The broker may
+lose anything in flight: the change log, the kiosks' outboxes and the cursors are the durable
+record, and both sides resend.
 
 While connected, the worker
 
@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 import ssl
 import uuid
@@ -46,6 +45,7 @@ from cloud.sync import presence
 from cloud.sync.events import UnknownKiosk, apply_events
 from cloud.sync.keys import KioskDirectory, resolver_for
 from cloud.sync.publisher import Publisher
+from shared.backoff import backoff_delay
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
 from shared.mqtt_client import MqttClient
@@ -97,11 +97,6 @@ class BrokerAddress:
             raise ValueError(f"not an mqtt:// or mqtts:// URL: {url!r}")
         tls = parts.scheme == "mqtts"
         return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
-
-
-def backoff_delay(attempt: int, first: float = 0.5, longest: float = 60.0) -> float:
-    """Full jitter: a random wait up to ``first * 2**attempt``, capped at ``longest``."""
-    return random.uniform(0, min(longest, first * 2**attempt))
 
 
 class SyncWorker:
@@ -172,7 +167,8 @@ class SyncWorker:
                     log.exception("sync: session failed")
             finally:
                 self.ready.clear()
-            delay = backoff_delay(attempt, *self._backoff)
+            first, longest = self._backoff
+            delay = backoff_delay(attempt, first=first, longest=longest)
             attempt += 1
             log.info("sync: reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)

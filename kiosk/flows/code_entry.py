@@ -20,8 +20,9 @@ from kiosk.flows.context import FlowContext
 from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.store import audit, codes, keypad, outbox
 from kiosk.store.code_hash import code_reference
-from kiosk.store.records import Actor, CodeKind, CodeRecord, EventType
+from kiosk.store.records import Actor, CodeKind, CodeRecord
 from shared.codes import InvalidCode, PickupCode
+from shared.events import KeypadLocked
 
 CODE_ENTRY = "code_entry"
 """The audit log's command for a code attempt."""
@@ -108,12 +109,7 @@ def _wrong_code(
     if count >= rules.keypad_max_failures:
         until = now + rules.keypad_lockout
         keypad.lock(db, until)
-        outbox.append_event(
-            db,
-            EventType.KEYPAD_LOCKED,
-            {"failures": count, "locked_until": until.isoformat()},
-            now,
-        )
+        outbox.append_event(db, KeypadLocked(failures=count, locked_until=until), now)
         audit.record_entry(db, now, Actor.KIOSK, "keypad_lock", "done", detail={"failures": count})
         locked = keypad_refusal(ctx, db, now)
         assert locked is not None

@@ -25,10 +25,20 @@ from kiosk.store.records import (
     Actor,
     AllocationKind,
     DoorOperation,
-    EventType,
     OperationState,
     Purpose,
     from_json,
+)
+from shared.events import (
+    CodeReleased,
+    DoorClosed,
+    DoorOpened,
+    DoorTampered,
+    OperationAbandoned,
+    ParcelCollected,
+    ParcelDeposited,
+    ParcelPickedUp,
+    ReturnDeposited,
 )
 from shared.states import AllocationStatus
 
@@ -38,7 +48,7 @@ def door_seen_open(ctx: FlowContext, db: Database, door: int, now: datetime, how
     operation = operations.active_operation(db, door)
     if operation is None:
         doors.set_fault(db, door, "opened without a command", now)
-        outbox.append_event(db, EventType.DOOR_TAMPERED, {"door": door, "how": how}, now)
+        outbox.append_event(db, DoorTampered(door=door, how=how), now)
         audit.record_entry(
             db, now, Actor.KIOSK, "forced_open", "detected", door=door, detail={"how": how}
         )
@@ -49,20 +59,16 @@ def door_seen_open(ctx: FlowContext, db: Database, door: int, now: datetime, how
     doors.set_fault(db, door, None, now)
     for entry in audit.pending_entries(db, operation.operation_id):
         audit.finish_entry(db, entry.audit_id, "opened", now, {"seen_by": how})
-    outbox.append_event(
-        db,
-        EventType.DOOR_OPENED,
-        {
-            "operation_id": operation.operation_id,
-            "door": door,
-            "purpose": operation.purpose.value,
-            "actor": operation.actor.value,
-            "allocation_id": operation.allocation_id,
-            "attempt": operation.attempts,
-            "detail": how,
-        },
-        now,
+    opened = DoorOpened(
+        operation_id=operation.operation_id,
+        door=door,
+        purpose=operation.purpose.value,
+        actor=operation.actor.value,
+        allocation_id=operation.allocation_id,
+        attempt=operation.attempts,
+        detail=how,
     )
+    outbox.append_event(db, opened, now)
 
 
 def door_seen_shut(
@@ -74,16 +80,12 @@ def door_seen_shut(
         The operation completed, or None.
     """
     operation = operations.active_operation(db, door)
-    outbox.append_event(
-        db,
-        EventType.DOOR_CLOSED,
-        {
-            "door": door,
-            "occupied": occupied,
-            "operation_id": None if operation is None else operation.operation_id,
-        },
-        now,
+    closed = DoorClosed(
+        door=door,
+        occupied=occupied,
+        operation_id=None if operation is None else operation.operation_id,
     )
+    outbox.append_event(db, closed, now)
     if operation is None or operation.state is not OperationState.OPEN:
         return None
     outcome = _complete(ctx, db, operation, occupied, now)
@@ -116,12 +118,10 @@ def abandon(db: Database, operation: DoorOperation, outcome: str, now: datetime)
     )
     for entry in audit.pending_entries(db, operation.operation_id):
         audit.finish_entry(db, entry.audit_id, outcome, now)
-    outbox.append_event(
-        db,
-        EventType.OPERATION_ABANDONED,
-        {"operation_id": operation.operation_id, "door": operation.door, "reason": outcome},
-        now,
+    abandoned = OperationAbandoned(
+        operation_id=operation.operation_id, door=operation.door, reason=outcome
     )
+    outbox.append_event(db, abandoned, now)
     if operation.purpose is Purpose.RETURN:
         _release_return_code(db, operation, outcome, now)
 
@@ -136,7 +136,7 @@ def _complete(
     )
     if parcel is None or operation.purpose is Purpose.OPEN:
         return "closed"
-    base = {"allocation_id": parcel.allocation_id, "door": operation.door}
+    allocation_id, door = parcel.allocation_id, operation.door
     if operation.purpose is Purpose.PICKUP:
         if parcel.status not in (AllocationStatus.DEPOSITED, AllocationStatus.EXPIRED):
             return f"closed; parcel already {parcel.status}"
@@ -144,7 +144,7 @@ def _complete(
             # The code has opened its door: it stays used; the carrier issues a new one.
             return "closed with the parcel still inside"
         allocations.move(db, parcel.allocation_id, AllocationStatus.PICKED_UP, now)
-        outbox.append_event(db, EventType.PARCEL_PICKED_UP, base, now)
+        outbox.append_event(db, ParcelPickedUp(allocation_id=allocation_id, door=door), now)
         return "picked up"
     if operation.purpose in (Purpose.DROP_OFF, Purpose.RETURN):
         if parcel.status is not AllocationStatus.RESERVED:
@@ -162,27 +162,21 @@ def _complete(
             pickup_expires_at=pickup_expires if parcel.kind is AllocationKind.DELIVERY else None,
         )
         deposited = allocations.get_allocation(db, parcel.allocation_id)
-        event = (
-            EventType.RETURN_DEPOSITED
-            if operation.purpose is Purpose.RETURN
-            else EventType.PARCEL_DEPOSITED
+        event = ReturnDeposited if operation.purpose is Purpose.RETURN else ParcelDeposited
+        payload = event(
+            allocation_id=allocation_id,
+            door=door,
+            barcode=parcel.barcode,
+            driver_id=_driver(db, operation),
+            pickup_expires_at=deposited.pickup_expires_at,
         )
-        payload = {
-            **base,
-            "barcode": parcel.barcode,
-            "driver_id": _driver(db, operation),
-            "pickup_expires_at": None
-            if deposited.pickup_expires_at is None
-            else deposited.pickup_expires_at.isoformat(),
-        }
-        outbox.append_event(db, event, payload, now)
+        outbox.append_event(db, payload, now)
         return "deposited"
     # Collection: staff confirm each parcel; an empty compartment is proof enough.
     if parcel.status.holds_door and occupied is False:
         allocations.move(db, parcel.allocation_id, AllocationStatus.COLLECTED, now)
-        outbox.append_event(
-            db, EventType.PARCEL_COLLECTED, {**base, "kind": parcel.kind.value}, now
-        )
+        collected = ParcelCollected(allocation_id=allocation_id, door=door, kind=parcel.kind.value)
+        outbox.append_event(db, collected, now)
         return "collected (compartment empty)"
     return "closed" if not parcel.status.holds_door else "closed; parcel not confirmed collected"
 
@@ -191,12 +185,8 @@ def _release_return_code(
     db: Database, operation: DoorOperation, reason: str, now: datetime
 ) -> None:
     if operation.code_id is not None and codes.release(db, operation.code_id):
-        outbox.append_event(
-            db,
-            EventType.CODE_RELEASED,
-            {"operation_id": operation.operation_id, "reason": reason},
-            now,
-        )
+        released = CodeReleased(operation_id=operation.operation_id, reason=reason)
+        outbox.append_event(db, released, now)
 
 
 def _driver(db: Database, operation: DoorOperation) -> str | None:

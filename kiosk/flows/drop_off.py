@@ -25,10 +25,10 @@ from kiosk.store.records import (
     Actor,
     Allocation,
     AllocationKind,
-    EventType,
     OperationState,
     Purpose,
 )
+from shared.events import DoorMaintenance, DoorSubstituted, OperationAbandoned
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
 
@@ -142,24 +142,18 @@ async def report_problem(
             operation_id=operation_id,
             detail={"problem": problem.value, "reporter": reporter},
         )
-        outbox.append_event(
-            db,
-            EventType.DOOR_MAINTENANCE,
-            {
-                "door": bad_door,
-                "on": True,
-                "reason": reason,
-                "actor": actor.value,
-                "detached_allocation_id": allocation_id,
-            },
-            now,
+        maintenance = DoorMaintenance(
+            door=bad_door,
+            on=True,
+            reason=reason,
+            actor=actor.value,
+            detached_allocation_id=allocation_id,
         )
-        outbox.append_event(
-            db,
-            EventType.OPERATION_ABANDONED,
-            {"operation_id": operation_id, "door": bad_door, "reason": problem.value},
-            now,
+        outbox.append_event(db, maintenance, now)
+        abandoned = OperationAbandoned(
+            operation_id=operation_id, door=bad_door, reason=problem.value
         )
+        outbox.append_event(db, abandoned, now)
     # The faulty door is out of service whatever happens next, so that commit stands alone.
     with ctx.store.transaction() as db:
         parcel = allocations.get_allocation(db, allocation_id)
@@ -204,17 +198,13 @@ def open_parcel_door(
     if door != parcel.door:
         allocations.assign_door(db, parcel.allocation_id, door, now)
     if previous is not None and door != previous:
-        outbox.append_event(
-            db,
-            EventType.DOOR_SUBSTITUTED,
-            {
-                "allocation_id": parcel.allocation_id,
-                "door": door,
-                "replaced_door": previous,
-                "actor": actor.value,
-            },
-            now,
+        substituted = DoorSubstituted(
+            allocation_id=parcel.allocation_id,
+            door=door,
+            replaced_door=previous,
+            actor=actor.value,
         )
+        outbox.append_event(db, substituted, now)
     pending = opening.begin_opening(
         ctx,
         db,

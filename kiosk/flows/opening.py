@@ -29,7 +29,8 @@ from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.hardware.door_bank import UnlockResult
 from kiosk.hardware.errors import LockBoardError, UnknownDoor
 from kiosk.store import audit, doors, operations, outbox
-from kiosk.store.records import Actor, DoorOperation, EventType, OperationState, Purpose
+from kiosk.store.records import Actor, DoorOperation, OperationState, Purpose
+from shared.events import DoorCommandFailed, DoorOpened, DoorOpenNotDetected
 
 UNLOCK = "unlock"
 """The audit log's command for a door pulse."""
@@ -195,9 +196,9 @@ def _record(
         OpeningOutcome.FAILED: OperationState.FAILED,
     }[outcome]
     event = {
-        OpeningOutcome.OPENED: EventType.DOOR_OPENED,
-        OpeningOutcome.NOT_DETECTED: EventType.DOOR_OPEN_NOT_DETECTED,
-        OpeningOutcome.FAILED: EventType.DOOR_COMMAND_FAILED,
+        OpeningOutcome.OPENED: DoorOpened,
+        OpeningOutcome.NOT_DETECTED: DoorOpenNotDetected,
+        OpeningOutcome.FAILED: DoorCommandFailed,
     }[outcome]
     with ctx.store.transaction() as db:
         current = operations.get_operation(db, operation.operation_id)
@@ -218,20 +219,16 @@ def _record(
         doors.set_fault(db, operation.door, fault, now)
         if seen_open:
             return  # the monitor recorded the opening, and its event, already
-        outbox.append_event(
-            db,
-            event,
-            {
-                "operation_id": operation.operation_id,
-                "door": operation.door,
-                "purpose": operation.purpose.value,
-                "actor": operation.actor.value,
-                "allocation_id": operation.allocation_id,
-                "attempt": current.attempts,
-                "detail": detail,
-            },
-            now,
+        result = event(
+            operation_id=operation.operation_id,
+            door=operation.door,
+            purpose=operation.purpose.value,
+            actor=operation.actor.value,
+            allocation_id=operation.allocation_id,
+            attempt=current.attempts,
+            detail=detail,
         )
+        outbox.append_event(db, result, now)
 
 
 def _state_words(state: OperationState) -> str:

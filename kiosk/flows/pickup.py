@@ -21,7 +21,8 @@ from kiosk.flows.opening import DoorOpening, PendingOpening
 from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.store import allocations, codes, outbox
 from kiosk.store.code_hash import code_reference
-from kiosk.store.records import Actor, Allocation, AllocationKind, CodeKind, EventType, Purpose
+from kiosk.store.records import Actor, Allocation, AllocationKind, CodeKind, Purpose
+from shared.events import CodeUsed
 from shared.states import AllocationStatus
 
 
@@ -98,18 +99,14 @@ async def pick_up(ctx: FlowContext, raw_code: str, *, via: str = "keypad") -> Pi
                     )
                 doors = [p.operation.door for p in pending]
                 code_entry.audit_attempt(db, now, "accepted", code, via, doors=doors)
-                outbox.append_event(
-                    db,
-                    EventType.CODE_USED,
-                    {
-                        "kind": CodeKind.PICKUP.value,
-                        "code_ref": code_reference(code.code_hash),
-                        "allocation_ids": [p.operation.allocation_id for p in pending],
-                        "doors": doors,
-                        "via": via,
-                    },
-                    now,
+                used = CodeUsed(
+                    kind=CodeKind.PICKUP.value,
+                    code_ref=code_reference(code.code_hash),
+                    allocation_ids=[parcel.allocation_id for parcel in ready],
+                    doors=doors,
+                    via=via,
                 )
+                outbox.append_event(db, used, now)
     if refusal is not None:
         raise refusal
     openings = [await opening.pulse(ctx, p) for p in pending]

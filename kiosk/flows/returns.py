@@ -22,7 +22,8 @@ from kiosk.flows.opening import PendingOpening
 from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.store import allocations, codes, outbox
 from kiosk.store.code_hash import code_reference
-from kiosk.store.records import Actor, Allocation, AllocationKind, CodeKind, EventType, Purpose
+from kiosk.store.records import Actor, Allocation, AllocationKind, CodeKind, Purpose
+from shared.events import CodeUsed
 from shared.states import AllocationStatus
 
 __all__ = ["ReturnResult", "drop_off_return"]
@@ -72,18 +73,14 @@ async def drop_off_return(ctx: FlowContext, raw_code: str, *, via: str = "keypad
                         pending, _ = open_parcel_door(
                             ctx, db, parcel, Purpose.RETURN, Actor.CUSTOMER, {}
                         )
-                        outbox.append_event(
-                            db,
-                            EventType.CODE_USED,
-                            {
-                                "kind": CodeKind.RETURN.value,
-                                "code_ref": code_reference(code.code_hash),
-                                "allocation_ids": [parcel.allocation_id],
-                                "doors": [pending.operation.door],
-                                "via": via,
-                            },
-                            now,
+                        used = CodeUsed(
+                            kind=CodeKind.RETURN.value,
+                            code_ref=code_reference(code.code_hash),
+                            allocation_ids=[parcel.allocation_id],
+                            doors=[pending.operation.door],
+                            via=via,
                         )
+                        outbox.append_event(db, used, now)
                 except FlowRefused as refused:
                     refusal = refused
             result = "accepted" if refusal is None else refusal.refusal.value

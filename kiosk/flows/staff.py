@@ -21,7 +21,8 @@ from kiosk.flows.context import FlowContext
 from kiosk.flows.opening import DoorOpening, PendingOpening
 from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.store import allocations, audit, changes, doors, operations, outbox
-from kiosk.store.records import Actor, Allocation, EventType, Purpose
+from kiosk.store.records import Actor, Allocation, Purpose
+from shared.events import ParcelCollected
 from shared.states import AllocationStatus
 
 
@@ -69,17 +70,13 @@ def confirm_collected(ctx: FlowContext, allocation_id: str, *, staff_id: str) ->
                 "This parcel is not due for collection: leave it in its locker.",
             )
         collected = allocations.move(db, allocation_id, AllocationStatus.COLLECTED, now)
-        outbox.append_event(
-            db,
-            EventType.PARCEL_COLLECTED,
-            {
-                "allocation_id": allocation_id,
-                "door": parcel.door,
-                "kind": parcel.kind.value,
-                "staff_id": staff_id,
-            },
-            now,
+        event = ParcelCollected(
+            allocation_id=allocation_id,
+            door=parcel.door,
+            kind=parcel.kind.value,
+            staff_id=staff_id,
         )
+        outbox.append_event(db, event, now)
         audit.record_entry(
             db,
             now,

@@ -33,8 +33,9 @@ from sqlite_utils import Database
 from kiosk.store import allocations, audit, codes, doors, operations, outbox
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import Store, require_transaction
-from kiosk.store.records import Actor, AllocationKind, CodeKind, EventType, to_db_time
+from kiosk.store.records import Actor, AllocationKind, CodeKind, to_db_time
 from shared.codes import PickupCode
+from shared.events import DoorMaintenance, ProposedDoorUnavailable
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
 
@@ -270,14 +271,10 @@ def set_door_maintenance(
         doors.set_status(db, door, target, now, reason=reason)
         if not on:
             doors.set_fault(db, door, None, now)
-        payload = {
-            "door": door,
-            "on": on,
-            "reason": reason,
-            "actor": actor.value,
-            "detached_allocation_id": detached,
-        }
-        outbox.append_event(db, EventType.DOOR_MAINTENANCE, payload, now)
+        event = DoorMaintenance(
+            door=door, on=on, reason=reason, actor=actor.value, detached_allocation_id=detached
+        )
+        outbox.append_event(db, event, now)
         audit.record_entry(
             db,
             now,
@@ -327,8 +324,10 @@ def _take_proposed_door(
         allocations.assign_door(db, allocation_id, proposed, now)
         return ApplyResult(ApplyOutcome.APPLIED)
     if current.door is None:
-        payload = {"allocation_id": allocation_id, "proposed_door": proposed, "reason": problem}
-        outbox.append_event(db, EventType.PROPOSED_DOOR_UNAVAILABLE, payload, now)
+        unavailable = ProposedDoorUnavailable(
+            allocation_id=allocation_id, proposed_door=proposed, reason=problem
+        )
+        outbox.append_event(db, unavailable, now)
     return ApplyResult(ApplyOutcome.APPLIED, f"proposed door {proposed} not taken: {problem}")
 
 

@@ -1,10 +1,12 @@
 """The transactional outbox: events for the cloud, written with the change they describe.
 
 `append_event` only works inside `Store.transaction`, so an event is committed with its state
-change or not at all (invariant 3). Sequences come from an AUTOINCREMENT key: increasing, without
-gaps (a rolled-back insert also rolls back the counter), and never reused after pruning. Sync
-reads `pending_events` in sequence order, publishes them, and acknowledges with `ack_events` or
-`ack_through`; `prune_acked` keeps the file small.
+change or not at all (invariant 3). It takes an event model of `shared.events` and stores its
+payload and payload version, so the kiosk never commits a payload the cloud would refuse.
+Sequences come from an AUTOINCREMENT key: increasing, without gaps (a rolled-back insert also
+rolls back the counter), and never reused after pruning. Sync reads `pending_events` in
+sequence order, publishes them, and acknowledges with `ack_events` or `ack_through`;
+`prune_acked` keeps the file small.
 """
 
 from __future__ import annotations
@@ -25,25 +27,32 @@ from kiosk.store.records import (
     to_db_time,
     to_json,
 )
+from shared.events import KioskEvent
 
 
-def append_event(
-    db: Database, event_type: EventType, payload: Mapping[str, Any], now: datetime
-) -> OutboxEvent:
+def append_event(db: Database, event: KioskEvent, now: datetime) -> OutboxEvent:
     """Adds an event to the outbox, in the caller's transaction.
+
+    Args:
+        db: The transaction's database.
+        event: The event, built as its type's model (validated when it was built).
+        now: When it happened.
 
     Raises:
         NotInTransaction: called outside `Store.transaction`.
     """
     require_transaction(db)
     event_id = str(uuid.uuid4())
+    payload = event.payload()
     cursor = db.execute(
-        "INSERT INTO outbox (event_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
-        [event_id, event_type.value, to_json(payload), to_db_time(now)],
+        "INSERT INTO outbox (event_id, type, version, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+        [event_id, event.type.value, event.VERSION, to_json(payload), to_db_time(now)],
     )
     sequence = cursor.lastrowid
     assert sequence is not None
-    return OutboxEvent(sequence, event_id, event_type, dict(payload), now, acked=False)
+    return OutboxEvent(
+        sequence, event_id, EventType(event.type), payload, now, acked=False, version=event.VERSION
+    )
 
 
 def pending_events(db: Database, limit: int = 100, after_sequence: int = 0) -> list[OutboxEvent]:
@@ -127,4 +136,5 @@ def _event(row: Mapping[str, Any]) -> OutboxEvent:
         payload=from_json(row["payload"]),
         created_at=created,
         acked=bool(row["acked"]),
+        version=row["version"],
     )

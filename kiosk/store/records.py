@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.events import EventType as EventType  # defined with the payloads; re-exported
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
 
@@ -81,30 +82,6 @@ ACTIVE_OPERATION_STATES: frozenset[OperationState] = frozenset(
         OperationState.FAILED,
     }
 )
-
-
-class EventType(StrEnum):
-    """Types of outbox events for the cloud (payloads in ``docs/kiosk.md``)."""
-
-    CODE_USED = "code_used"
-    CODE_RELEASED = "code_released"
-    DOOR_OPENED = "door_opened"
-    DOOR_OPEN_NOT_DETECTED = "door_open_not_detected"
-    DOOR_COMMAND_FAILED = "door_command_failed"
-    DOOR_CLOSED = "door_closed"
-    DOOR_TAMPERED = "door_tampered"
-    DOOR_LEFT_OPEN = "door_left_open"
-    DOOR_MAINTENANCE = "door_maintenance"
-    DOOR_SUBSTITUTED = "door_substituted"
-    PROPOSED_DOOR_UNAVAILABLE = "proposed_door_unavailable"
-    OPERATION_ABANDONED = "operation_abandoned"
-    PARCEL_DEPOSITED = "parcel_deposited"
-    PARCEL_PICKED_UP = "parcel_picked_up"
-    PARCEL_EXPIRED = "parcel_expired"
-    PARCEL_COLLECTED = "parcel_collected"
-    RETURN_DEPOSITED = "return_deposited"
-    KEYPAD_LOCKED = "keypad_locked"
-    REMOTE_OPEN_REFUSED = "remote_open_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +193,10 @@ class OutboxEvent:
         sequence: Per-kiosk sequence: increasing, without gaps, never reused.
         event_id: A UUID the cloud dedupes on.
         type: What happened.
-        payload: Its details (JSON object).
+        payload: Its details (JSON object, as the type's `shared.events` model dumps it).
         created_at: When it was committed.
         acked: Whether the cloud has acknowledged it.
+        version: The payload schema's version when it was written (`shared.events`).
     """
 
     sequence: int
@@ -227,6 +205,7 @@ class OutboxEvent:
     payload: Mapping[str, Any] = field(hash=False)
     created_at: datetime
     acked: bool
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,11 +229,21 @@ def _applied_commands(db: Database) -> None:
     db.execute("CREATE INDEX applied_commands_keep_until ON applied_commands (keep_until)")
 
 
+@migrations(name="0005_outbox_payload_version")
+def _outbox_payload_version(db: Database) -> None:
+    # The payload schema version of each event (`shared.events`), kept with it so that events
+    # written before a firmware upgrade are still sent with the version they were written in.
+    db.execute(
+        "ALTER TABLE outbox ADD COLUMN version INTEGER NOT NULL DEFAULT 1 CHECK (version > 0)"
+    )
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
     "0003_door_maintenance_revision",
     "0004_applied_commands",
+    "0005_outbox_payload_version",
 )
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import uuid
 from collections import Counter
@@ -42,6 +41,7 @@ from kiosk.store import commands as command_records
 from kiosk.store.records import OutboxEvent
 from kiosk.sync import apply, commands, presence
 from kiosk.sync.pump import OutboxPump
+from shared.backoff import backoff_delay
 from shared.cancellation import cancel_and_wait, raise_if_cancelling
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
@@ -180,9 +180,10 @@ class KioskSync:
                 task.cancel()
 
     def backoff(self, failures: int) -> float:
-        """Full jitter: uniform in [0, min(max, min * 2**failures)]."""
-        cap = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2 ** min(failures, 30))
-        return random.uniform(0, cap)
+        """Full jitter (`shared.backoff`): uniform in [0, min(max, min * 2**failures)]."""
+        return backoff_delay(
+            failures, first=self.config.reconnect_min_s, longest=self.config.reconnect_max_s
+        )
 
     async def _connection(self) -> None:
         store = self.ctx.store
@@ -385,6 +386,7 @@ class KioskSync:
                 sequence=event.sequence,
                 event_id=uuid.UUID(event.event_id),
                 type=event.type.value,
+                version=event.version,
                 created_at=event.created_at,
                 payload=dict(event.payload),
             )

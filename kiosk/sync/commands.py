@@ -26,7 +26,8 @@ from kiosk.flows.refusals import FlowRefused
 from kiosk.store import audit, outbox
 from kiosk.store import commands as command_records
 from kiosk.store.commands import AppliedCommand
-from kiosk.store.records import Actor, EventType
+from kiosk.store.records import Actor
+from shared.events import RemoteOpenRefused
 from shared.protocol import MessageType, RemoteOpenBody
 
 log = logging.getLogger(__name__)
@@ -141,13 +142,14 @@ def decide_remote_open(
         )
         if refusal is None:
             return CommandResult(CommandOutcome.OPENED), pending
-        detail = {
-            "command_id": command_id,
-            "door": body.door,
-            "reason": refusal.refusal.value,
-            "requested_by": body.requested_by,
-        }
-        outbox.append_event(db, EventType.REMOTE_OPEN_REFUSED, detail, now)
+        event = RemoteOpenRefused(
+            command_id=body.command_id,
+            door=body.door,
+            reason=refusal.refusal.value,
+            requested_by=body.requested_by,
+        )
+        detail = event.payload()
+        outbox.append_event(db, event, now)
         audit.record_entry(
             db, now, Actor.REMOTE, "remote_open", "refused", door=body.door, detail=detail
         )

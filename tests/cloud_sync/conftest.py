@@ -295,13 +295,14 @@ class KioskPeer:
             topic(self.site.location_id, channel), payload, qos=1, retain=retain
         )
 
-    def event(self, kind: str, payload: dict[str, Any]) -> EventRecord:
-        """Adds an event to the peer's outbox."""
+    def event(self, kind: str, payload: dict[str, Any], version: int = 1) -> EventRecord:
+        """Adds an event to the peer's outbox (``version``: its payload schema's)."""
         self.sequence += 1
         record = EventRecord(
             sequence=self.sequence,
             event_id=uuid.uuid4(),
             type=kind,
+            version=version,
             created_at=now(),
             payload=payload,
         )

@@ -9,6 +9,7 @@ from psycopg.rows import DictRow
 
 from cloud import lifecycle
 from cloud.sync.worker import SyncWorker
+from shared.protocol import EventRecord
 from tests import parcel_ops
 
 from .conftest import KioskPeer, Site, now
@@ -237,7 +238,13 @@ async def test_a_door_reported_faulty_goes_into_maintenance_and_its_reservation_
         [
             peer.event(
                 "door_maintenance",
-                {"door": 1, "on": True, "reason": "driver reported: did not open"},
+                {
+                    "door": 1,
+                    "on": True,
+                    "reason": "driver reported: did not open",
+                    "actor": "driver",
+                    "detached_allocation_id": None,
+                },
             )
         ]
     )
@@ -248,7 +255,9 @@ async def test_a_door_reported_faulty_goes_into_maintenance_and_its_reservation_
         "driver reported: did not open",
     )
     assert (await site.allocation(parcel["allocation_id"]))["door_number"] == 2
-    await peer.send_events([peer.event("door_maintenance", {"door": 1, "on": False})])
+    await peer.send_events(
+        [peer.event("door_maintenance", {"door": 1, "on": False, "actor": "staff"})]
+    )
     await peer.ack_through(2)
     assert (await site.door(1))["status"] == "available"
 
@@ -265,7 +274,13 @@ async def test_collection_codes_and_alerts_are_recorded(
             peer.event("parcel_deposited", _deposit(first)),
             peer.event(
                 "code_used",
-                {"kind": "pickup", "code_ref": "abcd", "allocation_ids": [ident], "doors": [1]},
+                {
+                    "kind": "pickup",
+                    "code_ref": "abcd",
+                    "allocation_ids": [ident],
+                    "doors": [1],
+                    "via": "keypad",
+                },
             ),
             peer.event("door_tampered", {"door": 3, "how": "monitor"}),
             peer.event("parcel_collected", {"allocation_id": ident, "door": 1, "kind": "delivery"}),
@@ -290,6 +305,9 @@ async def test_collection_codes_and_alerts_are_recorded(
         ("something_new", "ignored"),
         ("parcel_picked_up", "ignored"),
     ]
+    details = [e["detail"] for e in await _events(site)]
+    assert details[5].startswith("refused (unknown_type): ")
+    assert details[6] == f"not an allocation id: {'not-an-id'!r}"
     async with site.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT kind, door_number FROM fleet_alerts WHERE location_id = %s",
@@ -298,3 +316,74 @@ async def test_collection_codes_and_alerts_are_recorded(
         assert [(r["kind"], r["door_number"]) for r in await cur.fetchall()] == [
             ("door_tampered", 3)
         ]
+
+
+async def test_refused_events_are_recorded_with_their_reason_and_the_others_applied(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    ident = str(parcel["allocation_id"])
+    missing_door = {"allocation_id": ident}
+    await peer.send_events(
+        [
+            peer.event("door_teleported", {"door": 1}),
+            peer.event("parcel_deposited", _deposit(parcel), version=2),
+            peer.event("parcel_deposited", _deposit(parcel)),
+            peer.event("parcel_picked_up", missing_door),
+            peer.event("door_tampered", {"door": "3", "how": "monitor"}),
+            peer.event("door_tampered", {"door": 3, "how": "monitor", "extra": True}),
+            peer.event("parcel_picked_up", {"allocation_id": ident, "door": 1}),
+        ]
+    )
+    assert (await peer.ack_through(7)).through_sequence == 7
+    # The valid events around the refused ones were applied, in order.
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "picked_up"
+    recorded = [(e["type"], e["outcome"], e["detail"]) for e in await _events(site)]
+    assert [(kind, outcome) for kind, outcome, _ in recorded] == [
+        ("door_teleported", "ignored"),
+        ("parcel_deposited", "ignored"),
+        ("parcel_deposited", "applied"),
+        ("parcel_picked_up", "ignored"),
+        ("door_tampered", "ignored"),
+        ("door_tampered", "ignored"),
+        ("parcel_picked_up", "applied"),
+    ]
+    details = [detail for _, _, detail in recorded]
+    assert details[0] == "refused (unknown_type): unknown event type 'door_teleported'"
+    assert details[1].startswith(
+        "refused (unsupported_version): parcel_deposited payload version 2"
+    )
+    assert details[3].startswith("refused (invalid_payload): parcel_picked_up payload.door: ")
+    assert "Field required" in details[3]
+    assert details[4].startswith("refused (invalid_payload): door_tampered payload.door: ")
+    assert details[5].startswith("refused (invalid_payload): door_tampered payload.extra: ")
+    # A refused event is kept as the kiosk sent it, for operators.
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT payload FROM kiosk_events WHERE kiosk_id = %s AND sequence = 4",
+            (site.kiosk_id,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row["payload"] == missing_door
+    # A refused tamper report raised no alert: nothing of a refused event is applied.
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM fleet_alerts WHERE location_id = %s", (site.location_id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row["n"] == 0
+
+
+async def test_an_event_without_a_version_is_read_as_version_1(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve()
+    record = peer.event("parcel_deposited", _deposit(parcel))
+    # As a kiosk from before payload versions sends it: no "version" at all.
+    raw = record.model_dump(mode="json", exclude={"version"})
+    assert EventRecord.model_validate(raw).version == 1
+    await peer.send_events([EventRecord.model_validate(raw)])
+    await peer.ack_through(1)
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "deposited"

@@ -27,7 +27,7 @@ from shared.protocol import (
 )
 from shared.signing import Signer
 
-from .conftest import KioskPeer, Site, eventually
+from .conftest import KioskPeer, Site, eventually, now
 
 ADMIN = "sync-admin-key"
 
@@ -152,7 +152,9 @@ async def test_an_operator_opens_a_door_remotely_and_sees_the_kiosks_alerts(
     )
     assert missing.json()["error"]["code"] == "door_not_found"
 
-    await peer.send_events([peer.event("door_left_open", {"door": 4, "open_since": "x"})])
+    await peer.send_events(
+        [peer.event("door_left_open", {"door": 4, "open_since": now().isoformat()})]
+    )
     await peer.ack_through(1)
     r = await service.get(f"/api/v1/admin/locations/{site.location_id}/alerts")
     assert [(a["kind"], a["door_number"]) for a in r.json()] == [("door_left_open", 4)]

@@ -31,6 +31,19 @@ from tests import parcel_ops
 from .conftest import KioskPeer, Site, eventually, kiosk_peer, make_site, now, running_worker
 
 
+def _opened(door: int, n: int) -> dict[str, object]:
+    """A ``door_opened`` payload as a kiosk writes it (operation ``n``)."""
+    return {
+        "operation_id": f"op-{n}",
+        "door": door,
+        "purpose": "open",
+        "actor": "staff",
+        "allocation_id": None,
+        "attempt": 1,
+        "detail": None,
+    }
+
+
 async def test_a_sync_request_is_answered_with_the_changes_since(
     site: Site, worker: SyncWorker, peer: KioskPeer
 ) -> None:
@@ -134,7 +147,12 @@ async def test_forged_replayed_expired_and_foreign_messages_change_nothing(
     async with kiosk_peer(site, mqtt_broker, cloud_signer) as peer:
         deposit = peer.event(
             "parcel_deposited",
-            {"allocation_id": str(parcel["allocation_id"]), "door": 1, "driver_id": "d"},
+            {
+                "allocation_id": str(parcel["allocation_id"]),
+                "door": 1,
+                "barcode": parcel["package_id"],
+                "driver_id": "d",
+            },
         )
         body = EventsBody(kiosk_id=site.kiosk_id, events=[deposit])
         events_topic = topic(site.location_id, Channel.KIOSK_EVENTS)
@@ -218,7 +236,7 @@ async def test_two_workers_on_the_shared_subscription_split_the_load_and_apply_o
         kiosk_peer(site, mqtt_broker, cloud_signer) as peer,
     ):
         for i in range(40):
-            peer.event("door_opened", {"door": 1 + i % 5, "operation_id": i})
+            peer.event("door_opened", _opened(1 + i % 5, i))
         # As a kiosk resends: every message starts at the lowest unacknowledged event, and
         # each one goes out twice, so both workers see overlapping batches.
         acked = 0
@@ -257,7 +275,7 @@ async def test_a_worker_of_another_share_group_takes_none_of_this_groups_message
         kiosk_peer(site, mqtt_broker, cloud_signer) as peer,
     ):
         for i in range(6):
-            peer.event("door_opened", {"door": 1 + i % 5, "operation_id": i})
+            peer.event("door_opened", _opened(1 + i % 5, i))
             await peer.send_events(peer.events[-1:])
 
         async def both_saw_all() -> bool:

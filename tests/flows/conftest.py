@@ -37,6 +37,7 @@ from shared.clock import ManualClock
 from shared.codes import PickupCode
 from shared.sizes import Size
 from shared.states import AllocationStatus
+from tests.event_samples import assert_all_valid
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FAST = UnlockTiming(open_timeout_s=0.05, poll_interval_s=0.01)
@@ -132,6 +133,8 @@ def kiosk(fake_bank: FakeDoorBank) -> Iterator[Kiosk]:
     store = make_store()
     ctx = FlowContext(store=store, bank=fake_bank, clock=clock, rules=FlowRules())
     yield Kiosk(ctx, clock)
+    # Whatever the test made the flows write, the cloud would accept.
+    assert_all_valid(outbox.events(store.db))
     store.close()
 
 
@@ -203,4 +206,6 @@ async def sim_kiosk(request: pytest.FixtureRequest) -> AsyncIterator[SimKiosk]:
             await task
         await bank.aclose()
         sim.stop()
+        events = outbox.events(store.db)
         store.close()
+    assert_all_valid(events)

@@ -20,6 +20,7 @@ from kiosk.store.schema import (
     migrations,
 )
 from shared.clock import ManualClock
+from tests.event_samples import sample
 from tests.kiosk.store_helpers import IDENTITY, SECRET
 
 EXPECTED_TABLES = {
@@ -84,15 +85,16 @@ def test_migrate_on_a_current_database_applies_nothing(bare_store: Store) -> Non
 
 def test_reopening_a_file_database_is_a_no_op(tmp_path: Path) -> None:
     path = tmp_path / "kiosk.db"
+    locked = sample(EventType.KEYPAD_LOCKED, failures=1)
     with _open(path) as store:
         with store.transaction() as db:
-            outbox.append_event(db, EventType.KEYPAD_LOCKED, {"n": 1}, datetime.now(UTC))
+            outbox.append_event(db, locked, datetime.now(UTC))
         first = _applied(store.db)
         meta = list(store.db.query("SELECT * FROM kiosk_meta ORDER BY key"))
     with _open(path) as store:
         assert _applied(store.db) == first == list(KNOWN_MIGRATIONS)
         assert list(store.db.query("SELECT * FROM kiosk_meta ORDER BY key")) == meta
-        assert [e.payload for e in outbox.events(store.db)] == [{"n": 1}]
+        assert [e.payload for e in outbox.events(store.db)] == [locked.payload()]
 
 
 def test_a_database_at_an_older_version_is_brought_up_to_date(tmp_path: Path) -> None:
@@ -237,7 +239,7 @@ def test_another_connection_reads_committed_data_while_the_store_is_open(
     path = tmp_path / "kiosk.db"
     with _open(path) as store:
         with store.transaction() as db:
-            outbox.append_event(db, EventType.DOOR_CLOSED, {"door": 3}, datetime.now(UTC))
+            outbox.append_event(db, sample(EventType.DOOR_CLOSED, door=3), datetime.now(UTC))
         reader = sqlite3.connect(path)
         assert reader.execute("SELECT type FROM outbox").fetchall() == [("door_closed",)]
         reader.close()
@@ -260,8 +262,8 @@ def _event_count(store: Store) -> int:
 
 def test_transaction_commits_on_success(bare_store: Store, clock: ManualClock) -> None:
     with bare_store.transaction() as db:
-        outbox.append_event(db, EventType.DOOR_OPENED, {"door": 1}, clock.now())
-        outbox.append_event(db, EventType.DOOR_CLOSED, {"door": 1}, clock.now())
+        outbox.append_event(db, sample(EventType.DOOR_OPENED, door=1), clock.now())
+        outbox.append_event(db, sample(EventType.DOOR_CLOSED, door=1), clock.now())
     assert not bare_store.db.conn.in_transaction
     assert _event_count(bare_store) == 2
 
@@ -271,7 +273,7 @@ def test_transaction_rolls_back_everything_on_an_exception(
 ) -> None:
     def open_then_fail() -> None:
         with bare_store.transaction() as db:
-            outbox.append_event(db, EventType.DOOR_OPENED, {"door": 1}, clock.now())
+            outbox.append_event(db, sample(EventType.DOOR_OPENED, door=1), clock.now())
             db.execute("UPDATE sync_state SET last_revision = 9")
             raise RuntimeError("pulse failed")
 
@@ -287,7 +289,7 @@ def test_a_failing_statement_rolls_back_the_earlier_ones(
 ) -> None:
     def append_then_violate() -> None:
         with bare_store.transaction() as db:
-            outbox.append_event(db, EventType.DOOR_OPENED, {"door": 1}, clock.now())
+            outbox.append_event(db, sample(EventType.DOOR_OPENED, door=1), clock.now())
             db.execute("INSERT INTO sync_state (id, last_revision) VALUES (1, 5)")
 
     with pytest.raises(sqlite3.IntegrityError):
@@ -298,17 +300,17 @@ def test_a_failing_statement_rolls_back_the_earlier_ones(
 def test_nested_transaction_is_a_savepoint(bare_store: Store, clock: ManualClock) -> None:
     def inner_fails() -> None:
         with bare_store.transaction() as inner:
-            outbox.append_event(inner, EventType.DOOR_CLOSED, {"door": 1}, clock.now())
+            outbox.append_event(inner, sample(EventType.DOOR_CLOSED, door=1), clock.now())
             raise ValueError("inner")
 
     with bare_store.transaction() as db:
-        outbox.append_event(db, EventType.DOOR_OPENED, {"door": 1}, clock.now())
+        outbox.append_event(db, sample(EventType.DOOR_OPENED, door=1), clock.now())
         with pytest.raises(ValueError, match="inner"):
             inner_fails()
         # The inner failure undid only the inner write; the outer transaction goes on.
         assert db.conn.in_transaction
         with bare_store.transaction() as inner:
-            outbox.append_event(inner, EventType.DOOR_TAMPERED, {"door": 2}, clock.now())
+            outbox.append_event(inner, sample(EventType.DOOR_TAMPERED, door=2), clock.now())
     assert [e.type for e in outbox.events(bare_store.db)] == [
         EventType.DOOR_OPENED,
         EventType.DOOR_TAMPERED,
@@ -321,7 +323,7 @@ def test_an_outer_rollback_undoes_a_committed_savepoint(
     def outer_fails() -> None:
         with bare_store.transaction():
             with bare_store.transaction() as inner:
-                outbox.append_event(inner, EventType.DOOR_OPENED, {"door": 1}, clock.now())
+                outbox.append_event(inner, sample(EventType.DOOR_OPENED, door=1), clock.now())
             raise RuntimeError("outer fails")
 
     with pytest.raises(RuntimeError, match="outer fails"):
@@ -333,7 +335,7 @@ def test_a_write_outside_a_transaction_raises_not_in_transaction(
     bare_store: Store, clock: ManualClock
 ) -> None:
     with pytest.raises(NotInTransaction):
-        outbox.append_event(bare_store.db, EventType.DOOR_OPENED, {"door": 1}, clock.now())
+        outbox.append_event(bare_store.db, sample(EventType.DOOR_OPENED, door=1), clock.now())
     with pytest.raises(NotInTransaction):
         require_transaction(bare_store.db)
     assert _event_count(bare_store) == 0
@@ -352,7 +354,7 @@ def test_committed_data_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "kiosk.db"
     clock = ManualClock()
     with _open(path) as store, store.transaction() as db:
-        outbox.append_event(db, EventType.PARCEL_DEPOSITED, {"allocation_id": "a1"}, clock.now())
+        outbox.append_event(db, sample(EventType.PARCEL_DEPOSITED), clock.now())
     with _open(path) as store:
         (event,) = outbox.events(store.db)
         assert event.type is EventType.PARCEL_DEPOSITED

@@ -5,35 +5,37 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from kiosk.store import NotInTransaction, Store, outbox
-from kiosk.store.records import EventType
+from kiosk.store.records import EventType, to_db_time
 from shared.clock import ManualClock
+from shared.events import DoorLeftOpen, ParcelPickedUp
+from tests.event_samples import sample
 
 
 def _append(store: Store, clock: ManualClock, n: int = 1) -> list[outbox.OutboxEvent]:
     with store.transaction() as db:
         return [
-            outbox.append_event(db, EventType.DOOR_CLOSED, {"door": i, "n": i}, clock.now())
+            outbox.append_event(db, sample(EventType.DOOR_CLOSED, door=i + 1), clock.now())
             for i in range(n)
         ]
 
 
 def _fail_after_append(store: Store, clock: ManualClock) -> None:
     with store.transaction() as db:
-        outbox.append_event(db, EventType.DOOR_OPENED, {"door": 9}, clock.now())
+        outbox.append_event(db, sample(EventType.DOOR_OPENED, door=9), clock.now())
         raise RuntimeError("crash before commit")
 
 
 def test_an_event_is_stored_as_given(store: Store, clock: ManualClock) -> None:
     with store.transaction() as db:
-        made = outbox.append_event(
-            db, EventType.PARCEL_DEPOSITED, {"allocation_id": "a1", "door": 3}, clock.now()
-        )
+        made = outbox.append_event(db, ParcelPickedUp(allocation_id="a1", door=3), clock.now())
     (stored,) = outbox.events(store.db)
     assert stored == made
-    assert stored.type is EventType.PARCEL_DEPOSITED
+    assert stored.type is EventType.PARCEL_PICKED_UP
     assert stored.payload == {"allocation_id": "a1", "door": 3}
+    assert stored.version == made.version == ParcelPickedUp.VERSION
     assert stored.created_at == clock.now()
     assert stored.acked is False
     assert len(stored.event_id) == 36
@@ -41,7 +43,7 @@ def test_an_event_is_stored_as_given(store: Store, clock: ManualClock) -> None:
 
 def test_appending_needs_a_transaction(store: Store, clock: ManualClock) -> None:
     with pytest.raises(NotInTransaction):
-        outbox.append_event(store.db, EventType.DOOR_CLOSED, {}, clock.now())
+        outbox.append_event(store.db, sample(EventType.DOOR_CLOSED), clock.now())
     assert outbox.events(store.db) == []
     assert outbox.last_sequence(store.db) == 0
 
@@ -129,9 +131,35 @@ def test_events_newest_first_and_limited(store: Store, clock: ManualClock) -> No
     assert [e.sequence for e in outbox.events(store.db, limit=3)] == [1, 2, 3]
 
 
-def test_payloads_must_be_json_objects_with_any_values(store: Store, clock: ManualClock) -> None:
+def test_payloads_are_stored_as_their_models_json(store: Store, clock: ManualClock) -> None:
     when = clock.now()
     with store.transaction() as db:
-        outbox.append_event(db, EventType.DOOR_LEFT_OPEN, {"door": 1, "since": when}, when)
+        outbox.append_event(db, DoorLeftOpen(door=1, open_since=when), when)
     (stored,) = outbox.events(store.db)
-    assert stored.payload == {"door": 1, "since": str(when)}
+    assert stored.payload == {
+        "door": 1,
+        "open_since": when.isoformat().replace("+00:00", "Z"),
+        "operation_id": None,
+    }
+    assert DoorLeftOpen.model_validate(stored.payload).open_since == when
+
+
+def test_a_payload_the_cloud_would_refuse_cannot_be_built(clock: ManualClock) -> None:
+    with pytest.raises(ValidationError, match="door"):
+        DoorLeftOpen(door=0, open_since=clock.now())
+    with pytest.raises(ValidationError, match="open_since"):
+        DoorLeftOpen.model_validate({"door": 1, "open_since": "2026-01-05T10:00:00"})
+    with pytest.raises(ValidationError, match="since"):
+        DoorLeftOpen.model_validate({"door": 1, "open_since": clock.now(), "since": 1})
+
+
+def test_events_written_before_payload_versions_read_as_version_1(
+    store: Store, clock: ManualClock
+) -> None:
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO outbox (event_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
+            ["e-old", "door_closed", '{"door":1}', to_db_time(clock.now())],
+        )
+    (stored,) = outbox.events(store.db)
+    assert stored.version == 1

@@ -18,7 +18,7 @@ import aiomqtt
 import pytest
 
 from kiosk.store import doors, outbox
-from kiosk.store.records import EventType
+from shared.events import DoorClosed
 from shared.protocol import (
     BirthBody,
     Channel,
@@ -71,7 +71,7 @@ async def test_the_kiosk_reconnects_after_the_link_drops_and_resumes(
     # While the kiosk is cut off: the cloud changes something, a door closes at the kiosk.
     await cloud.changes(1, allocation("a1", door=1))
     with kiosk.store.transaction() as db:
-        outbox.append_event(db, EventType.DOOR_CLOSED, {"door": 2}, datetime.now(UTC))
+        outbox.append_event(db, DoorClosed(door=2), datetime.now(UTC))
     assert sync.status.last_error is not None
 
     await proxy.start()
@@ -129,7 +129,7 @@ async def test_heartbeats_carry_the_kiosks_health(rig: Rig) -> None:
     kiosk, cloud = rig.kiosk, rig.cloud
     with kiosk.store.transaction() as db:
         doors.set_fault(db, 4, "not_detected: no opening seen", datetime.now(UTC))
-        outbox.append_event(db, EventType.DOOR_CLOSED, {"door": 4}, datetime.now(UTC))
+        outbox.append_event(db, DoorClosed(door=4), datetime.now(UTC))
     kiosk.start(heartbeat_interval_s=0.2, board_error=lambda: "board 0 silent")
     await eventually(lambda: kiosk.connected)
     await cloud.changes(1, allocation("a1", door=1))

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from kiosk.store import outbox
-from kiosk.store.records import EventType
+from shared.events import DoorClosed
 from shared.protocol import AckBody, EventsBody, MessageType
 
 from .conftest import Rig, eventually
@@ -15,9 +15,7 @@ from .conftest import Rig, eventually
 def write_events(rig: Rig, count: int) -> None:
     with rig.kiosk.store.transaction() as db:
         for door in range(count):
-            outbox.append_event(
-                db, EventType.DOOR_CLOSED, {"door": door % 5 + 1}, datetime.now(UTC)
-            )
+            outbox.append_event(db, DoorClosed(door=door % 5 + 1), datetime.now(UTC))
 
 
 def published(rig: Rig) -> list[list[int]]:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kiosk.store import CodeHasher, KioskIdentity, Store, outbox
-from kiosk.store.records import EventType
 from kiosk.sync.pump import OutboxPump
+from shared.events import DoorClosed
 
 from .conftest import SECRET
 
@@ -21,7 +21,7 @@ def store() -> Iterator[Store]:
     with Store.in_memory(CodeHasher(SECRET), KioskIdentity("loc-a", "kiosk-a")) as store:
         with store.transaction() as db:
             for door in range(250):
-                outbox.append_event(db, EventType.DOOR_CLOSED, {"door": door}, T0)
+                outbox.append_event(db, DoorClosed(door=door + 1), T0)
         yield store
 
 
