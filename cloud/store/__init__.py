@@ -2,5 +2,8 @@
 
 One concept per module:
 
-- `cloud.store.database`: the pool, the migrations, the embedded server.
+- `cloud.store.database`: the pool, the migrations, the embedded server, the health ping.
+- `cloud.store.kiosks`: registered kiosks (keys, code secret) and their presence.
+- `cloud.store.publications`: each location's log revision and how far it is published.
+- `cloud.store.alerts`: the fleet alerts an operator should look at.
 """
