@@ -1,16 +1,16 @@
 """Everything the cloud publishes to the kiosks: changes, snapshots, acks and remote commands.
 
-**Changes after commit.** An insert into ``location_changes`` notifies
-``locker_location_changes`` (a trigger), so whichever process committed (an API replica, a
-lifecycle job, a worker applying events), the sync workers hear of it after commit and publish
-the new entries: no shared memory between processes. ``location_publications`` records how far
-each location's log has been published; a worker takes that row with ``FOR UPDATE SKIP LOCKED``
-while it publishes, so two workers do not publish the same entries, and publishes through the
-revision it read there (an entry committed later, or while another worker held the row, notifies
-every worker after its commit and is published at the next wakeup). The worker coalesces its
-wakeups: one round per location however many of its notifications were waiting
-(`cloud.sync.worker`). A sweep every few seconds catches whatever a lost notification left
-behind. One ``changes`` message carries everything unpublished when it is sent: one commit or
+**Changes after commit.** An insert into ``location_changes`` notifies ``locker_location_changes``
+(a trigger), so whichever process committed (an API replica, a lifecycle job, a worker applying
+events), the sync workers hear of it after commit and publish the new entries: no shared memory
+between processes. ``location_publications`` records how far each location's log has been published;
+a worker locks that row, skipping it when another worker holds it
+(`cloud.store.publications.lock_publication`), while it publishes, so two workers do not publish the
+same entries, and publishes through the revision it read there (an entry committed later, or while
+another worker held the row, notifies every worker after its commit and is published at the next
+wakeup). The worker coalesces its wakeups: one round per location however many of its notifications
+were waiting (`cloud.sync.worker`). A sweep every few seconds catches whatever a lost notification
+left behind. One ``changes`` message carries everything unpublished when it is sent: one commit or
 several (a burst the worker coalesced, or after an outage), consecutive revisions either way. A
 location without a registered kiosk has no publication row and nothing is published for it.
 
