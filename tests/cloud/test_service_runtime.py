@@ -149,3 +149,9 @@ def test_demo_starts_seeds_serves_and_stops_cleanly_on_sigint(migrated_url, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+async def test_the_health_check_asks_the_database(cloud):
+    response = await cloud.anonymous.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
