@@ -4,9 +4,9 @@ Runs ``bench/allocation_bench.py`` of a baseline commit and of the current one (
 ``--current`` names another), each checked out with ``git worktree`` in a temporary folder (so
 edits to the working tree during the run change nothing) and run with this project's virtualenv
 and its own code first on ``PYTHONPATH``, alternately, ``--rounds`` times, each on a database
-of its own on the same server (their schemas differ). The first round loads both databases; later rounds
-reuse them (``--reuse``: allocations deleted, doors freed, VACUUM). Every other option is passed
-to both benchmarks unchanged.
+of its own on the same server (their schemas differ). The first round loads both databases;
+later rounds reuse them (``--reuse``: allocations deleted, doors freed, VACUUM). Every other
+option is passed to both benchmarks unchanged.
 
 The last line printed is one JSON object: per side, each round's figures (the benchmark's own
 last line), and per mode and level the median throughput of each side and their ratio.
@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _git(*args: str, check: bool = True) -> str:
     done = subprocess.run(  # noqa: S603 - fixed git commands on our own checkout
-        ["git", *args],
+        ["git", *args],  # noqa: S607 - git from PATH, as a developer runs it
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=check,  # noqa: S607
+        check=check,
     )
     return done.stdout.strip()
 

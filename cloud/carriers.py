@@ -11,9 +11,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from psycopg.errors import UniqueViolation
-
-from cloud import errors
+from cloud.store import carriers as store
 from cloud.store.database import Conn
 
 KEY_PREFIX = "lk_"
@@ -42,21 +40,17 @@ async def create_carrier(
         AlreadyExists.
     """
     key = api_key or new_api_key()
-    try:
-        async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO carriers (carrier_id, name, api_key_hash, webhook_url, created_at)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (carrier_id, name, hash_key(key), webhook_url, now),
-            )
-    except UniqueViolation:
-        raise errors.AlreadyExists(f"carrier {carrier_id!r} already exists") from None
+    await store.insert(
+        conn,
+        carrier_id=carrier_id,
+        name=name,
+        api_key_hash=hash_key(key),
+        webhook_url=webhook_url,
+        now=now,
+    )
     return key
 
 
 async def carrier_for_key(conn: Conn, key: str) -> str | None:
-    cur = await conn.execute(
-        "SELECT carrier_id FROM carriers WHERE api_key_hash = %s", (hash_key(key),)
-    )
-    row = await cur.fetchone()
-    return None if row is None else str(row["carrier_id"])
+    """The id of the carrier whose API key this is, if any."""
+    return await store.carrier_for_key_hash(conn, hash_key(key))

@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
 
+from cloud.store import notifications as store
 from cloud.store.database import Pool
+from cloud.store.notifications import Notification  # the senders' argument, named here too
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -32,25 +32,15 @@ BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    notification_id: int
-    idempotency_key: uuid.UUID
-    kind: str
-    carrier_id: str
-    customer_id: str
-    payload: dict[str, Any]
-    attempts: int
-    webhook_url: str | None
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "id": str(self.idempotency_key),
-            "kind": self.kind,
-            "carrier_id": self.carrier_id,
-            "customer_id": self.customer_id,
-            "payload": self.payload,
-        }
+def webhook_body(notification: Notification) -> dict[str, Any]:
+    """The JSON a receiver gets for the notification."""
+    return {
+        "id": str(notification.idempotency_key),
+        "kind": notification.kind,
+        "carrier_id": notification.carrier_id,
+        "customer_id": notification.customer_id,
+        "payload": notification.payload,
+    }
 
 
 class SendFailed(Exception):
@@ -104,7 +94,7 @@ class WebhookSender:
         try:
             response = await self._client.post(
                 url,
-                json=notification.body(),
+                json=webhook_body(notification),
                 headers={"Idempotency-Key": str(notification.idempotency_key)},
             )
         except httpx.HTTPError as exc:
@@ -124,24 +114,7 @@ def backoff(attempts: int) -> timedelta:
 
 async def claim_due(pool: Pool, now: datetime, batch: int) -> list[Notification]:
     """Leases up to ``batch`` due notifications; counts the attempt now, before sending."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            """
-            UPDATE notifications n
-            SET next_attempt_at = %(lease_until)s, attempts = n.attempts + 1
-            FROM carriers c
-            WHERE c.carrier_id = n.carrier_id AND n.notification_id IN (
-                SELECT notification_id FROM notifications
-                WHERE status = 'pending' AND next_attempt_at <= %(now)s
-                ORDER BY next_attempt_at
-                LIMIT %(batch)s
-                FOR UPDATE SKIP LOCKED)
-            RETURNING n.notification_id, n.idempotency_key, n.kind, n.carrier_id,
-                      n.customer_id, n.payload, n.attempts, c.webhook_url
-            """,
-            {"now": now, "lease_until": now + LEASE, "batch": batch},
-        )
-        return [Notification(**row) for row in await cur.fetchall()]
+    return await store.claim_due(pool, now, now + LEASE, batch)
 
 
 async def record_result(
@@ -151,34 +124,25 @@ async def record_result(
     now: datetime,
     max_attempts: int,
 ) -> None:
-    async with pool.connection() as conn:
-        if error is None:
-            # status = 'pending' guards a row cancelled while it was in flight.
-            await conn.execute(
-                "UPDATE notifications SET status = 'sent', sent_at = %s, last_error = NULL"
-                " WHERE notification_id = %s AND status = 'pending'",
-                (now, notification.notification_id),
-            )
-            return
-        give_up = error.permanent or notification.attempts >= max_attempts
-        await conn.execute(
-            "UPDATE notifications SET status = %s, last_error = %s, next_attempt_at = %s"
-            " WHERE notification_id = %s AND status = 'pending'",
-            (
-                "failed" if give_up else "pending",
-                str(error)[:500],
-                now + backoff(notification.attempts),
-                notification.notification_id,
-            ),
+    if error is None:
+        await store.mark_sent(pool, notification.notification_id, now)
+        return
+    give_up = error.permanent or notification.attempts >= max_attempts
+    await store.mark_failed_attempt(
+        pool,
+        notification.notification_id,
+        error=str(error),
+        give_up=give_up,
+        next_attempt_at=now + backoff(notification.attempts),
+    )
+    if give_up:
+        log.error(
+            "notification %s (%s) failed for good after %d attempts: %s",
+            notification.notification_id,
+            notification.kind,
+            notification.attempts,
+            error,
         )
-        if give_up:
-            log.error(
-                "notification %s (%s) failed for good after %d attempts: %s",
-                notification.notification_id,
-                notification.kind,
-                notification.attempts,
-                error,
-            )
 
 
 async def dispatch_due(

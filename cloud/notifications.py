@@ -19,13 +19,13 @@ the transaction that made them moot.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cloud.store import notifications as store
 from cloud.store.database import Conn
 
 KINDS = ("pickup_code", "reminder", "expires_today", "expired", "return_code", "cancelled")
@@ -62,24 +62,17 @@ async def enqueue(
     """Adds one notification to the outbox; a second one of the same kind is ignored."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    await conn.execute(
-        """
-        INSERT INTO notifications (idempotency_key, allocation_id, carrier_id, customer_id,
-                                   kind, payload, due_at, next_attempt_at, created_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (allocation_id, kind) DO NOTHING
-        """,
-        (
-            uuid.uuid4(),
-            allocation_id,
-            carrier_id,
-            customer_id,
-            kind,
-            json.dumps(payload, default=str),
-            due_at,
-            due_at,
-            now,
-        ),
+    await store.enqueue(
+        conn,
+        # New for each notification, the same across its retries: receivers dedupe on it.
+        idempotency_key=uuid.uuid4(),
+        allocation_id=allocation_id,
+        carrier_id=carrier_id,
+        customer_id=customer_id,
+        kind=kind,
+        payload=payload,
+        due_at=due_at,
+        now=now,
     )
 
 
@@ -119,10 +112,4 @@ async def cancel_pending(
     """Cancels messages not yet sent that the allocations' new state makes moot."""
     if not allocation_ids:
         return
-    await conn.execute(
-        """
-        UPDATE notifications SET status = 'cancelled'
-        WHERE allocation_id = ANY(%s) AND kind = ANY(%s) AND status = 'pending'
-        """,
-        (list(allocation_ids), list(kinds)),
-    )
+    await store.cancel_pending(conn, allocation_ids, kinds)

@@ -9,13 +9,13 @@ pseudo-terminals.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from cloud.config import CloudSettings
 from cloud.doors import list_doors
 from cloud.store import database as db
+from cloud.store.records import Door
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.provisioning import provision_kiosk
 from demo.options import DemoError
@@ -59,18 +59,18 @@ async def provision_demo_kiosk(
     return kiosk_id, bank_layout(doors)
 
 
-def bank_layout(doors: Sequence[Mapping[str, Any]]) -> BankLayout:
-    """Kerong boards with ``doors`` (rows with ``door_number`` and ``size``, in door order).
+def bank_layout(doors: Sequence[Door]) -> BankLayout:
+    """Kerong boards with ``doors`` (in door order).
 
     Raises:
         DemoError: the doors are not numbered 1 to N.
     """
-    numbers = [d["door_number"] for d in doors]
+    numbers = [d.door_number for d in doors]
     if numbers != list(range(1, len(numbers) + 1)):
         raise DemoError(f"the demo location's doors are not numbered 1-N: {numbers}")
     runs: list[tuple[Size, int]] = []
     for d in doors:
-        size = Size(d["size"])
+        size = d.size
         if runs and runs[-1][0] is size:
             runs[-1] = (size, runs[-1][1] + 1)
         else:

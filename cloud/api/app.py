@@ -182,8 +182,7 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         svc: Services = app.state.services
-        async with svc.pool.connection() as conn:
-            await conn.execute("SELECT 1")
+        await db.ping(svc.pool)
         return {"status": "ok"}
 
     return app

@@ -1,12 +1,18 @@
-"""A location as the API shows it: its doors free per size, and its kiosks' presence."""
+"""A location as the API shows it: its doors free per size, and its kiosks' presence.
+
+The routes validate their response models from mappings, so the store's records become dicts
+here, at the edge of the API.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 from cloud import locations
 from cloud.api.services import Services
+from cloud.store import alerts, publications
 from cloud.store.database import Conn
 from cloud.sync import presence
 
@@ -28,20 +34,11 @@ async def location_view(
     )
     row["kiosk_status"] = presence.summary_status(kiosks)
     if admin:
-        cur = await conn.execute(
-            "SELECT revision FROM locations WHERE location_id = %s", (location_id,)
-        )
-        found = await cur.fetchone()
-        row["revision"] = None if found is None else found["revision"]
-        row["kiosks"] = kiosks
+        row["revision"] = await publications.location_revision(conn, location_id)
+        row["kiosks"] = [asdict(k) for k in kiosks]
     return row
 
 
 async def open_alerts(conn: Conn, location_id: str, limit: int = 100) -> list[dict[str, Any]]:
     """The location's unresolved fleet alerts, newest first."""
-    cur = await conn.execute(
-        "SELECT alert_id, kiosk_id, kind, door_number, detail, raised_at FROM fleet_alerts"
-        " WHERE location_id = %s AND resolved_at IS NULL ORDER BY raised_at DESC LIMIT %s",
-        (location_id, limit),
-    )
-    return list(await cur.fetchall())
+    return [asdict(a) for a in await alerts.open_alerts(conn, location_id, limit)]

@@ -115,3 +115,13 @@ async def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> 
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+async def ping(pool: Pool) -> None:
+    """Runs a trivial query, to show the database answers.
+
+    Raises:
+        psycopg.Error, psycopg_pool.PoolTimeout: it does not.
+    """
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")

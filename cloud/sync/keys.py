@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from psycopg.errors import UniqueViolation
-from psycopg.rows import DictRow
-
 from cloud import errors
+from cloud.store import kiosks
 from cloud.store.database import Conn, Pool
 from shared.protocol import KeyResolver
 from shared.signing import Signer, SigningError, Verifier
@@ -66,7 +64,7 @@ async def register_kiosk(
     public_key: str,
     code_secret: bytes,
     now: datetime,
-) -> DictRow:
+) -> kiosks.Kiosk:
     """Registers a kiosk's public key and code secret at a location.
 
     The location's row is locked, as the change log locks it, so ``registered_revision`` is
@@ -82,45 +80,19 @@ async def register_kiosk(
         raise errors.BadRequest(str(exc)) from None
     if len(code_secret) < 16:
         raise errors.BadRequest("a code secret has at least 16 bytes")
-    try:
-        async with conn.transaction():
-            cur = await conn.execute(
-                "SELECT revision FROM locations WHERE location_id = %s FOR NO KEY UPDATE",
-                (location_id,),
-            )
-            location = await cur.fetchone()
-            if location is None:
-                raise errors.LocationNotFound(f"no location {location_id!r}")
-            cur = await conn.execute(
-                """
-                INSERT INTO kiosks (kiosk_id, location_id, public_key, code_secret,
-                                    registered_revision, registered_at)
-                VALUES (%s, %s, %s, %s, %s, %s)
-                RETURNING *
-                """,
-                (kiosk_id, location_id, public_key, code_secret, location["revision"], now),
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            await conn.execute("INSERT INTO kiosk_cursors (kiosk_id) VALUES (%s)", (kiosk_id,))
-            await conn.execute(
-                "INSERT INTO location_publications (location_id, published_revision)"
-                " VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (location_id, location["revision"]),
-            )
-    except UniqueViolation:
-        raise errors.AlreadyExists(f"kiosk {kiosk_id!r} is already registered") from None
-    return row
+    return await kiosks.register(
+        conn,
+        kiosk_id=kiosk_id,
+        location_id=location_id,
+        public_key=public_key,
+        code_secret=code_secret,
+        now=now,
+    )
 
 
 async def location_code_secret(conn: Conn, location_id: str) -> bytes | None:
     """The code secret of the location's kiosks (a second kiosk there gets the same one)."""
-    cur = await conn.execute(
-        "SELECT code_secret FROM kiosks WHERE location_id = %s ORDER BY registered_at DESC LIMIT 1",
-        (location_id,),
-    )
-    row = await cur.fetchone()
-    return None if row is None else bytes(row["code_secret"])
+    return await kiosks.latest_code_secret(conn, location_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +114,14 @@ class KioskDirectory:
         hit = self._cache.get(kiosk_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT kiosk_id, location_id, public_key FROM kiosks WHERE kiosk_id = %s",
-                (kiosk_id,),
-            )
-            row = await cur.fetchone()
+        registered = await kiosks.registered_key(self._pool, kiosk_id)
         key = None
-        if row is not None:
+        if registered is not None:
             try:
                 key = KioskKey(
-                    row["kiosk_id"], row["location_id"], Verifier.from_base64(row["public_key"])
+                    registered.kiosk_id,
+                    registered.location_id,
+                    Verifier.from_base64(registered.public_key),
                 )
             except SigningError:
                 log.error("kiosk %s has an unusable public key registered", kiosk_id)

@@ -18,49 +18,30 @@ silent for longer than the configured interval).
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
+from cloud.store import kiosks
 from cloud.store.database import Conn, Pool
+from cloud.store.kiosks import KioskPresence
 from shared.protocol import BirthBody, DeathBody, HeartbeatBody
 
 
 async def record_birth(pool: Pool, body: BirthBody, now: datetime) -> bool:
     """Marks the kiosk online at the birth's epoch. Returns whether anything changed."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            """
-            UPDATE kiosks SET status = 'online', epoch = %(epoch)s, firmware = %(firmware)s,
-                   last_revision = %(revision)s, birth_at = %(now)s
-            WHERE kiosk_id = %(kiosk)s
-              AND (epoch IS NULL OR epoch < %(epoch)s
-                   OR (epoch = %(epoch)s AND status = 'online'))
-            """,
-            {
-                "kiosk": body.kiosk_id,
-                "epoch": body.epoch,
-                "firmware": body.firmware,
-                "revision": body.last_revision,
-                "now": now,
-            },
-        )
-        return cur.rowcount == 1
+    return await kiosks.mark_born(
+        pool,
+        kiosk_id=body.kiosk_id,
+        epoch=body.epoch,
+        firmware=body.firmware,
+        last_revision=body.last_revision,
+        now=now,
+    )
 
 
 async def record_death(pool: Pool, body: DeathBody, now: datetime) -> bool:
     """Marks the kiosk offline if the death is of its latest connection."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            """
-            UPDATE kiosks SET status = 'offline', epoch = %(epoch)s, death_at = %(now)s
-            WHERE kiosk_id = %(kiosk)s
-              AND (epoch IS NULL OR epoch < %(epoch)s
-                   OR (epoch = %(epoch)s AND status <> 'offline'))
-            """,
-            {"kiosk": body.kiosk_id, "epoch": body.epoch, "now": now},
-        )
-        return cur.rowcount == 1
+    return await kiosks.mark_dead(pool, kiosk_id=body.kiosk_id, epoch=body.epoch, now=now)
 
 
 async def record_heartbeat(pool: Pool, body: HeartbeatBody, now: datetime) -> int | None:
@@ -72,56 +53,44 @@ async def record_heartbeat(pool: Pool, body: HeartbeatBody, now: datetime) -> in
         when it was ignored.
     """
     figures = body.model_dump(mode="json", exclude={"kiosk_id", "epoch"})
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            """
-            UPDATE kiosks SET status = 'online', epoch = %(epoch)s, heartbeat_at = %(now)s,
-                   heartbeat = %(figures)s, last_revision = %(revision)s
-            WHERE kiosk_id = %(kiosk)s
-              AND (epoch IS NULL OR epoch < %(epoch)s
-                   OR (epoch = %(epoch)s AND status = 'online'))
-            RETURNING (SELECT l.revision FROM locations l WHERE l.location_id = kiosks.location_id)
-                AS location_revision
-            """,
-            {
-                "kiosk": body.kiosk_id,
-                "epoch": body.epoch,
-                "now": now,
-                "figures": json.dumps(figures),
-                "revision": body.last_revision,
-            },
-        )
-        row = await cur.fetchone()
-        return None if row is None else int(row["location_revision"])
+    return await kiosks.keep_heartbeat(
+        pool,
+        kiosk_id=body.kiosk_id,
+        epoch=body.epoch,
+        figures=figures,
+        last_revision=body.last_revision,
+        now=now,
+    )
 
 
-def shown_status(row: dict[str, Any], now: datetime, stale_after: timedelta) -> str:
+def shown_status(kiosk: KioskPresence, now: datetime, stale_after: timedelta) -> str:
     """``online``, ``stale``, ``offline`` or ``never_seen``."""
-    status: str = row["status"]
-    if status != "online":
-        return status
-    last_heard = max(t for t in (row["heartbeat_at"], row["birth_at"]) if t is not None)
+    if kiosk.status != "online":
+        return kiosk.status
+    last_heard = max(t for t in (kiosk.heartbeat_at, kiosk.birth_at) if t is not None)
     return "stale" if now - last_heard > stale_after else "online"
 
 
 async def location_kiosks(
     conn: Conn, location_id: str, now: datetime, stale_after: timedelta
-) -> list[dict[str, Any]]:
-    """The location's kiosks with their presence, as the admin API shows them."""
-    cur = await conn.execute(
-        "SELECT kiosk_id, status, epoch, firmware, last_revision, registered_at, birth_at,"
-        " death_at, heartbeat_at, heartbeat FROM kiosks WHERE location_id = %s ORDER BY kiosk_id",
-        (location_id,),
-    )
-    rows = await cur.fetchall()
-    for row in rows:
-        row["status"] = shown_status(row, now, stale_after)
-    return rows
+) -> list[KioskPresence]:
+    """The location's kiosks with their presence, as the admin API shows them.
+
+    Each record's ``status`` is the shown one (`shown_status`), not the stored one.
+    """
+    return [
+        replace(kiosk, status=shown_status(kiosk, now, stale_after))
+        for kiosk in await kiosks.location_presence(conn, location_id)
+    ]
 
 
 _RANK = {"online": 0, "stale": 1, "offline": 2, "never_seen": 3}
 
 
-def summary_status(kiosks: list[dict[str, Any]]) -> str:
-    """The location's status: that of its best kiosk (``never_seen`` without any)."""
-    return min((k["status"] for k in kiosks), key=_RANK.__getitem__, default="never_seen")
+def summary_status(shown: list[KioskPresence]) -> str:
+    """The location's status: that of its best kiosk (``never_seen`` without any).
+
+    Args:
+        shown: The kiosks as `location_kiosks` gives them (with their shown status).
+    """
+    return min((k.status for k in shown), key=_RANK.__getitem__, default="never_seen")

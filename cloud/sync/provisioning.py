@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud import errors
+from cloud.store import kiosks
 from cloud.store.database import Conn
 from cloud.sync.keys import location_code_secret, register_kiosk, write_private
 from shared.signing import Signer, Verifier
@@ -105,16 +106,10 @@ def _write_files(folder: Path, signer: Signer, secret: bytes, config: str) -> No
 
 async def _layout(conn: Conn, location_id: str) -> list[tuple[str, str]]:
     """The location's doors as ``[layout]`` entries: runs of one size become ranges."""
-    cur = await conn.execute(
-        "SELECT l.location_id, d.door_number, d.size FROM locations l"
-        " LEFT JOIN doors d ON d.location_id = l.location_id"
-        " WHERE l.location_id = %s ORDER BY d.door_number",
-        (location_id,),
-    )
-    rows = await cur.fetchall()
-    if not rows:
+    found = await kiosks.layout_doors(conn, location_id)
+    if found is None:
         raise errors.LocationNotFound(f"no location {location_id!r}")
-    doors = [(r["door_number"], r["size"]) for r in rows if r["door_number"] is not None]
+    doors = [(d.door_number, d.size) for d in found]
     entries = []
     runs = itertools.groupby(enumerate(doors), key=lambda item: (item[1][1], item[1][0] - item[0]))
     for (size, _), run in runs:

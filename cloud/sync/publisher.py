@@ -1,16 +1,16 @@
 """Everything the cloud publishes to the kiosks: changes, snapshots, acks and remote commands.
 
-**Changes after commit.** An insert into ``location_changes`` notifies
-``locker_location_changes`` (a trigger), so whichever process committed (an API replica, a
-lifecycle job, a worker applying events), the sync workers hear of it after commit and publish
-the new entries: no shared memory between processes. ``location_publications`` records how far
-each location's log has been published; a worker takes that row with ``FOR UPDATE SKIP LOCKED``
-while it publishes, so two workers do not publish the same entries, and publishes through the
-revision it read there (an entry committed later, or while another worker held the row, notifies
-every worker after its commit and is published at the next wakeup). The worker coalesces its
-wakeups: one round per location however many of its notifications were waiting
-(`cloud.sync.worker`). A sweep every few seconds catches whatever a lost notification left
-behind. One ``changes`` message carries everything unpublished when it is sent: one commit or
+**Changes after commit.** An insert into ``location_changes`` notifies ``locker_location_changes``
+(a trigger), so whichever process committed (an API replica, a lifecycle job, a worker applying
+events), the sync workers hear of it after commit and publish the new entries: no shared memory
+between processes. ``location_publications`` records how far each location's log has been published;
+a worker locks that row, skipping it when another worker holds it
+(`cloud.store.publications.lock_publication`), while it publishes, so two workers do not publish the
+same entries, and publishes through the revision it read there (an entry committed later, or while
+another worker held the row, notifies every worker after its commit and is published at the next
+wakeup). The worker coalesces its wakeups: one round per location however many of its notifications
+were waiting (`cloud.sync.worker`). A sweep every few seconds catches whatever a lost notification
+left behind. One ``changes`` message carries everything unpublished when it is sent: one commit or
 several (a burst the worker coalesced, or after an outage), consecutive revisions either way. A
 location without a registered kiosk has no publication row and nothing is published for it.
 
@@ -28,13 +28,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta
-
-from psycopg.rows import DictRow
+from typing import Any
 
 from cloud import errors
-from cloud.store import changelog
+from cloud.store import changelog, publications, remote_commands
 from cloud.store.database import Conn, Pool
+from cloud.store.remote_commands import RemoteCommand
 from cloud.sync.snapshot import build_snapshot
 from shared.clock import Clock
 from shared.protocol import (
@@ -61,6 +62,8 @@ CHUNK = 200
 REMOTE_OPEN_LIFETIME = MAX_LIFETIME[MessageType.REMOTE_OPEN]
 # A command with less life left than this is not worth sending.
 _MIN_COMMAND_LIFE = timedelta(seconds=2)
+# Commands taken per transaction; a full batch means more may be waiting.
+_COMMAND_BATCH = 50
 
 PublishFn = Callable[[str, bytes, int, bool], Awaitable[None]]
 """(topic, payload, qos, retain): publishes one message, raising if the broker did not take it."""
@@ -169,18 +172,12 @@ class Publisher:
             how many revisions were published and whether that reached the revision read.
         """
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT p.published_revision, l.revision FROM location_publications p"
-                " JOIN locations l USING (location_id)"
-                " WHERE p.location_id = %s FOR UPDATE OF p SKIP LOCKED",
-                (location_id,),
-            )
-            row = await cur.fetchone()
+            publication = await publications.lock_publication(conn, location_id)
             # No kiosk registered, another worker is publishing it, or nothing new.
-            if row is None or row["revision"] <= row["published_revision"]:
+            if publication is None or publication.revision <= publication.published_revision:
                 return None
-            since: int = row["published_revision"]
-            revision: int = row["revision"]
+            since = publication.published_revision
+            revision = publication.revision
             catchup = await changelog.changes_since(conn, location_id, since, CHUNK)
             if catchup.needs_snapshot:
                 # Compacted before it was ever published (workers down for the retention).
@@ -190,22 +187,13 @@ class Publisher:
                 through = catchup.changes[-1].revision
             else:
                 return None
-            await conn.execute(
-                "UPDATE location_publications SET published_revision = %s, published_at = %s"
-                " WHERE location_id = %s",
-                (through, self._clock.now(), location_id),
-            )
+            await publications.mark_published(conn, location_id, through, self._clock.now())
             return through - since, through >= revision
 
     async def sweep(self) -> int:
         """Publishes every location whose log is ahead of its publication."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT p.location_id FROM location_publications p"
-                " JOIN locations l USING (location_id)"
-                " WHERE l.revision > p.published_revision"
-            )
-            behind = [row["location_id"] for row in await cur.fetchall()]
+            behind = await publications.locations_behind(conn)
         total = 0
         for location_id in behind:
             total += await self.publish_pending(location_id)
@@ -224,44 +212,33 @@ class Publisher:
         sent = 0
         while True:
             async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(
-                    "SELECT * FROM remote_commands WHERE status = 'pending'"
-                    " ORDER BY created_at LIMIT 50 FOR UPDATE SKIP LOCKED"
-                )
-                rows = await cur.fetchall()
-                for row in rows:
-                    sent += await self._send_command(conn, row)
-            if len(rows) < 50:
+                commands = await remote_commands.lock_pending(conn, _COMMAND_BATCH)
+                for command in commands:
+                    sent += await self._send_command(conn, command)
+            if len(commands) < _COMMAND_BATCH:
                 return sent
 
-    async def _send_command(self, conn: Conn, row: DictRow) -> int:
+    async def _send_command(self, conn: Conn, command: RemoteCommand) -> int:
         now = self._clock.now()
-        life: timedelta = row["expires_at"] - now
+        life = command.expires_at - now
         if life < _MIN_COMMAND_LIFE:
-            await conn.execute(
-                "UPDATE remote_commands SET status = 'expired' WHERE command_id = %s",
-                (row["command_id"],),
-            )
-            log.warning("remote command %s expired before it could be sent", row["command_id"])
+            await remote_commands.mark_expired(conn, command.command_id)
+            log.warning("remote command %s expired before it could be sent", command.command_id)
             return 0
         body = RemoteOpenBody(
-            command_id=row["command_id"],
-            door=row["door_number"],
-            reason=row["reason"],
-            requested_by=row["requested_by"],
+            command_id=command.command_id,
+            door=command.door_number,
+            reason=command.reason,
+            requested_by=command.requested_by,
         )
         await self._send(
-            row["location_id"],
+            command.location_id,
             Channel.CLOUD_COMMANDS,
             MessageType.REMOTE_OPEN,
             body,
             ttl=min(life, REMOTE_OPEN_LIFETIME),
         )
-        await conn.execute(
-            "UPDATE remote_commands SET status = 'published', published_at = %s"
-            " WHERE command_id = %s",
-            (now, row["command_id"]),
-        )
+        await remote_commands.mark_published(conn, command.command_id, now)
         return 1
 
 
@@ -273,40 +250,29 @@ async def queue_remote_open(
     reason: str,
     requested_by: str,
     now: datetime,
-) -> DictRow:
+) -> dict[str, Any]:
     """Queues a remote door opening for the sync workers to sign and publish (30 s to live).
+
+    Returns:
+        The queued command's fields (`cloud.store.remote_commands.RemoteCommand`).
 
     Raises:
         DoorNotFound: no such door at the location (LocationNotFound: no such location).
     """
-    cur = await conn.execute(
-        "SELECT l.location_id, d.door_number FROM locations l"
-        " LEFT JOIN doors d ON d.location_id = l.location_id AND d.door_number = %s"
-        " WHERE l.location_id = %s",
-        (door_number, location_id),
-    )
-    found = await cur.fetchone()
-    if found is None:
+    exists = await remote_commands.door_exists(conn, location_id, door_number)
+    if exists is None:
         raise errors.LocationNotFound(f"no location {location_id!r}")
-    if found["door_number"] is None:
+    if not exists:
         raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
-    cur = await conn.execute(
-        """
-        INSERT INTO remote_commands (command_id, location_id, door_number, reason, requested_by,
-                                     created_at, expires_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
-        RETURNING *
-        """,
-        (
-            uuid.uuid4(),
-            location_id,
-            door_number,
-            reason,
-            requested_by,
-            now,
-            now + REMOTE_OPEN_LIFETIME,
-        ),
+    command = await remote_commands.insert(
+        conn,
+        command_id=uuid.uuid4(),
+        location_id=location_id,
+        door_number=door_number,
+        reason=reason,
+        requested_by=requested_by,
+        created_at=now,
+        expires_at=now + REMOTE_OPEN_LIFETIME,
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return row
+    # A mapping: routes_admin validates its response model from one.
+    return asdict(command)

@@ -7,9 +7,9 @@ maintenance are of one moment: a change committing meanwhile is either wholly in
 
 from __future__ import annotations
 
-from cloud.store import changelog
+from cloud.store import changelog, publications, snapshots
 from cloud.store.database import Pool
-from shared.protocol import SnapshotBody
+from shared.protocol import MaintenanceState, SnapshotBody
 
 
 async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
@@ -19,20 +19,15 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
         LookupError: no such location.
     """
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cur = await conn.execute(
-            "SELECT revision FROM locations WHERE location_id = %s", (location_id,)
-        )
-        row = await cur.fetchone()
-        if row is None:
+        await snapshots.read_one_moment(conn)
+        revision = await publications.location_revision(conn, location_id)
+        if revision is None:
             raise LookupError(f"no location {location_id!r}")
         allocations = await changelog.live_allocation_states(conn, location_id)
-        cur = await conn.execute(
-            "SELECT door_number AS door, maintenance_reason AS reason FROM doors"
-            " WHERE location_id = %s AND status = 'maintenance' ORDER BY door_number",
-            (location_id,),
-        )
-        maintenance = await cur.fetchall()
+        maintenance = [
+            MaintenanceState(door=m.door, reason=m.reason)
+            for m in await snapshots.maintenance_doors(conn, location_id)
+        ]
     return SnapshotBody.model_validate(
-        {"revision": row["revision"], "allocations": allocations, "maintenance": maintenance}
+        {"revision": revision, "allocations": allocations, "maintenance": maintenance}
     )

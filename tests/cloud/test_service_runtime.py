@@ -89,3 +89,9 @@ async def test_service_runs_lifecycle_and_notifications_by_itself(clean_db):
     finally:
         stop.set()
         await task
+
+
+async def test_the_health_check_asks_the_database(cloud):
+    response = await cloud.anonymous.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}

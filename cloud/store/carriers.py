@@ -1,0 +1,45 @@
+"""Carriers: their name, webhook, and the hash of their API key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg.errors import UniqueViolation
+
+from cloud import errors
+from cloud.store.database import Conn
+
+
+async def insert(
+    conn: Conn,
+    *,
+    carrier_id: str,
+    name: str,
+    api_key_hash: bytes,
+    webhook_url: str | None,
+    now: datetime,
+) -> None:
+    """Adds a carrier.
+
+    Raises:
+        AlreadyExists: the carrier id (or, against all odds, the key's hash) is taken.
+    """
+    try:
+        # Its own (sub)transaction, so a taken id leaves the caller's transaction usable.
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO carriers (carrier_id, name, api_key_hash, webhook_url, created_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (carrier_id, name, api_key_hash, webhook_url, now),
+            )
+    except UniqueViolation:
+        raise errors.AlreadyExists(f"carrier {carrier_id!r} already exists") from None
+
+
+async def carrier_for_key_hash(conn: Conn, api_key_hash: bytes) -> str | None:
+    """The id of the carrier whose API key has this hash, if any."""
+    cur = await conn.execute(
+        "SELECT carrier_id FROM carriers WHERE api_key_hash = %s", (api_key_hash,)
+    )
+    row = await cur.fetchone()
+    return None if row is None else str(row["carrier_id"])

@@ -1,0 +1,136 @@
+"""The customer-notification outbox: rows to send, their lease, their outcome.
+
+`cloud.notifications` decides what to send and when; `cloud.dispatch` sends it. A claim leases
+rows by moving ``next_attempt_at`` past the lease, so a dispatcher that dies mid-send leaves
+them to be claimed again once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cloud.store.database import Conn, Pool
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A claimed notification, with its carrier's webhook, as a sender needs it."""
+
+    notification_id: int
+    idempotency_key: uuid.UUID
+    kind: str
+    carrier_id: str
+    customer_id: str
+    payload: dict[str, Any]
+    attempts: int  # counting the one this claim is for
+    webhook_url: str | None
+
+
+async def enqueue(
+    conn: Conn,
+    *,
+    idempotency_key: uuid.UUID,
+    allocation_id: uuid.UUID,
+    carrier_id: str,
+    customer_id: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    due_at: datetime,
+    now: datetime,
+) -> None:
+    """Adds a pending notification due at ``due_at``; one of a kind per allocation.
+
+    A second one of the same kind for the allocation is ignored, not an error.
+    """
+    await conn.execute(
+        """
+        INSERT INTO notifications (idempotency_key, allocation_id, carrier_id, customer_id,
+                                   kind, payload, due_at, next_attempt_at, created_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (allocation_id, kind) DO NOTHING
+        """,
+        (
+            idempotency_key,
+            allocation_id,
+            carrier_id,
+            customer_id,
+            kind,
+            json.dumps(payload, default=str),
+            due_at,
+            due_at,
+            now,
+        ),
+    )
+
+
+async def cancel_pending(
+    conn: Conn, allocation_ids: Sequence[uuid.UUID], kinds: Sequence[str]
+) -> None:
+    """Cancels the allocations' notifications of these kinds that are not sent yet."""
+    await conn.execute(
+        """
+        UPDATE notifications SET status = 'cancelled'
+        WHERE allocation_id = ANY(%s) AND kind = ANY(%s) AND status = 'pending'
+        """,
+        (list(allocation_ids), list(kinds)),
+    )
+
+
+async def claim_due(
+    pool: Pool, now: datetime, lease_until: datetime, batch: int
+) -> list[Notification]:
+    """Leases up to ``batch`` pending notifications due at ``now`` until ``lease_until``.
+
+    The attempt is counted now, before sending, so a send that never gets recorded still
+    counts towards the limit. Rows another dispatcher is claiming are skipped.
+    """
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            UPDATE notifications n
+            SET next_attempt_at = %(lease_until)s, attempts = n.attempts + 1
+            FROM carriers c
+            WHERE c.carrier_id = n.carrier_id AND n.notification_id IN (
+                SELECT notification_id FROM notifications
+                WHERE status = 'pending' AND next_attempt_at <= %(now)s
+                ORDER BY next_attempt_at
+                LIMIT %(batch)s
+                FOR UPDATE SKIP LOCKED)
+            RETURNING n.notification_id, n.idempotency_key, n.kind, n.carrier_id,
+                      n.customer_id, n.payload, n.attempts, c.webhook_url
+            """,
+            {"now": now, "lease_until": lease_until, "batch": batch},
+        )
+        return [Notification(**row) for row in await cur.fetchall()]
+
+
+async def mark_sent(pool: Pool, notification_id: int, now: datetime) -> None:
+    """Records a delivery. A notification cancelled while in flight stays cancelled."""
+    async with pool.connection() as conn:
+        # status = 'pending' guards a row cancelled while it was in flight.
+        await conn.execute(
+            "UPDATE notifications SET status = 'sent', sent_at = %s, last_error = NULL"
+            " WHERE notification_id = %s AND status = 'pending'",
+            (now, notification_id),
+        )
+
+
+async def mark_failed_attempt(
+    pool: Pool, notification_id: int, *, error: str, give_up: bool, next_attempt_at: datetime
+) -> None:
+    """Records a failed send: retried at ``next_attempt_at``, or ``failed`` for good.
+
+    ``error`` is kept to its first 500 characters. A notification cancelled while in flight
+    stays cancelled.
+    """
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE notifications SET status = %s, last_error = %s, next_attempt_at = %s"
+            " WHERE notification_id = %s AND status = 'pending'",
+            ("failed" if give_up else "pending", error[:500], next_attempt_at, notification_id),
+        )
