@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -125,3 +126,9 @@ async def ping(pool: Pool) -> None:
     """
     async with pool.connection() as conn:
         await conn.execute("SELECT 1")
+
+
+async def listen(conn: psycopg.AsyncConnection[Any], *channels: str) -> None:
+    """Subscribes an autocommit connection to the notification ``channels`` (constant names)."""
+    for channel in channels:
+        await conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))

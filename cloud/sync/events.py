@@ -26,13 +26,13 @@ serialization failure, lost connection) roll the whole transaction back; the kio
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
 
+from cloud.store import kiosk_events
 from cloud.store.database import Conn, Pool
 from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
 from shared.clock import Clock
@@ -137,7 +137,7 @@ async def apply_events(
                     event.event_id,
                     event.sequence,
                 )
-                await _advance(conn, kiosk_id, event.sequence, clock)
+                await kiosk_events.advance(conn, kiosk_id, event.sequence, clock.now())
                 cursor = event.sequence
                 continue
             try:
@@ -167,41 +167,29 @@ async def apply_events(
 
 
 async def _lock_cursor(conn: Conn, kiosk_id: str) -> int:
-    cur = await conn.execute(
-        "SELECT through_sequence FROM kiosk_cursors WHERE kiosk_id = %s FOR UPDATE", (kiosk_id,)
-    )
-    row = await cur.fetchone()
-    if row is None:
+    value = await kiosk_events.cursor(conn, kiosk_id, lock=True)
+    if value is None:
         raise UnknownKiosk(kiosk_id)
-    value: int = row["through_sequence"]
     return value
 
 
 async def _read_cursor(conn: Conn, kiosk_id: str) -> int:
-    cur = await conn.execute(
-        "SELECT through_sequence FROM kiosk_cursors WHERE kiosk_id = %s", (kiosk_id,)
-    )
-    row = await cur.fetchone()
-    if row is None:
+    value = await kiosk_events.cursor(conn, kiosk_id, lock=False)
+    if value is None:
         raise UnknownKiosk(kiosk_id)
-    value: int = row["through_sequence"]
     return value
 
 
 async def _check_duplicate(conn: Conn, kiosk_id: str, event: EventRecord) -> None:
-    cur = await conn.execute(
-        "SELECT event_id FROM kiosk_events WHERE kiosk_id = %s AND sequence = %s",
-        (kiosk_id, event.sequence),
-    )
-    row = await cur.fetchone()
-    if row is not None and row["event_id"] != event.event_id:
+    applied = await kiosk_events.event_id_at(conn, kiosk_id, event.sequence)
+    if applied is not None and applied != event.event_id:
         log.warning(
             "kiosk %s: sequence %d arrived with event id %s, but %s was applied under it;"
             " not applied (was the kiosk's store replaced?)",
             kiosk_id,
             event.sequence,
             event.event_id,
-            row["event_id"],
+            applied,
         )
 
 
@@ -238,37 +226,15 @@ async def _apply_one(
 async def _record(
     conn: Conn, kiosk_id: str, event: EventRecord, outcome: Outcome, clock: Clock
 ) -> None:
-    await conn.execute(
-        """
-        INSERT INTO kiosk_events (kiosk_id, sequence, event_id, type, payload, created_at,
-                                  received_at, outcome, detail)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        """,
-        (
-            kiosk_id,
-            event.sequence,
-            event.event_id,
-            event.type,
-            json.dumps(event.payload, default=str),
-            event.created_at,
-            clock.now(),
-            outcome.result,
-            outcome.detail,
-        ),
-    )
-    await _advance(conn, kiosk_id, event.sequence, clock)
-
-
-async def _advance(conn: Conn, kiosk_id: str, sequence: int, clock: Clock) -> None:
-    await conn.execute(
-        "UPDATE kiosk_cursors SET through_sequence = %s, updated_at = %s WHERE kiosk_id = %s",
-        (sequence, clock.now(), kiosk_id),
+    await kiosk_events.record(
+        conn,
+        kiosk_id,
+        event,
+        outcome=outcome.result,
+        detail=outcome.detail,
+        received_at=clock.now(),
     )
 
 
 async def _event_id_taken(conn: Conn, kiosk_id: str, event: EventRecord) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM kiosk_events WHERE kiosk_id = %s AND event_id = %s",
-        (kiosk_id, event.event_id),
-    )
-    return await cur.fetchone() is not None
+    return await kiosk_events.event_id_taken(conn, kiosk_id, event.event_id)

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import psycopg
 
+from cloud.store import database
 from cloud.store.changelog import NOTIFY_CHANNEL
 from cloud.store.database import Pool
 from cloud.sync import presence
@@ -191,8 +192,7 @@ class SyncWorker:
         publisher = Publisher(self._pool, self._signer, self._clock, publish)
         listener = await psycopg.AsyncConnection.connect(self._database_url, autocommit=True)
         async with listener:
-            await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            await listener.execute(f"LISTEN {COMMANDS_CHANNEL}")
+            await database.listen(listener, NOTIFY_CHANNEL, COMMANDS_CHANNEL)
             await client.subscribe(self._subscription, qos=1)
             log.info(
                 "sync: connected to %s:%d as %s, subscribed to %s",
