@@ -45,8 +45,12 @@ import aiomqtt
 from cloud import doors, locations
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.parcels import finish
+from cloud.parcels import reserve as reserving
 from cloud.parcels.requests import AllocationRequest
+from cloud.store import allocations
 from cloud.store import database as db
+from cloud.store.transaction import unit
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from kiosk.config import SyncConfig
@@ -61,7 +65,6 @@ from shared.events import DoorClosed
 from shared.protocol import ChangesBody, Message
 from shared.signing import Signer
 from shared.sizes import Size
-from tests import parcel_ops
 
 LAYOUT = dict.fromkeys(range(1, 9), Size.SMALL)
 HOLD = timedelta(hours=24)
@@ -147,6 +150,14 @@ class Kiosk:
         return changes.last_revision(self.store.db)
 
 
+async def cancel(conn: db.Conn, allocation_id: uuid.UUID) -> None:
+    """Cancels a reservation, as its carrier would (``cloud.parcels.finish.cancel``)."""
+    async with unit(conn, now()) as work:
+        found = await allocations.lock(conn, allocation_id)
+        assert found is not None
+        await finish.cancel(work, found, "bench")
+
+
 async def wait_until(check: Any, within: float, step: float = 0.02) -> None:
     deadline = time.perf_counter() + within
     while True:
@@ -211,7 +222,7 @@ async def setup_cloud(pool: db.Pool, kiosks: list[Kiosk], carrier: str) -> None:
 async def reserve(pool: db.Pool, carrier: str, location_id: str) -> tuple[str, float]:
     package = f"PKG-{uuid.uuid4().hex[:12]}"
     async with pool.connection() as conn:
-        row, _ = await parcel_ops.reserve(
+        row, _ = await reserving.reserve(
             conn,
             carrier_id=carrier,
             request=AllocationRequest(
@@ -224,7 +235,7 @@ async def reserve(pool: db.Pool, carrier: str, location_id: str) -> tuple[str, f
             now=now(),
             hold=HOLD,
         )
-    return str(row["allocation_id"]), time.perf_counter()
+    return str(row.allocation_id), time.perf_counter()
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,13 +311,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(500):
             allocation_id, _ = await reserve(pool, carrier, late.location_id)
             async with pool.connection() as conn:
-                await parcel_ops.cancel(
-                    conn,
-                    carrier_id=carrier,
-                    allocation_id=uuid.UUID(allocation_id),
-                    reason="bench",
-                    now=now(),
-                )
+                await cancel(conn, uuid.UUID(allocation_id))
         late.add_events(1000)
         async with pool.connection() as conn:
             cur = await conn.execute(

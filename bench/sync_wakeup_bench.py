@@ -56,15 +56,18 @@ import cloud
 from cloud import doors, locations
 from cloud.carriers import create_carrier
 from cloud.doors import DoorSpec
+from cloud.parcels import finish
+from cloud.parcels import reserve as reserving
 from cloud.parcels.requests import AllocationRequest
+from cloud.store import allocations
 from cloud.store import database as db
+from cloud.store.transaction import unit
 from cloud.sync.keys import load_cloud_signer, register_kiosk
 from cloud.sync.publisher import Publisher
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import SystemClock
 from shared.signing import Signer
 from shared.sizes import Size
-from tests import parcel_ops
 
 HOLD = timedelta(hours=24)
 DOORS = 40
@@ -72,6 +75,14 @@ DOORS = 40
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+async def cancel(conn: db.Conn, allocation_id: uuid.UUID) -> None:
+    """Cancels a reservation, as its carrier would (``cloud.parcels.finish.cancel``)."""
+    async with unit(conn, now()) as work:
+        found = await allocations.lock(conn, allocation_id)
+        assert found is not None
+        await finish.cancel(work, found, "bench")
 
 
 async def setup(pool: db.Pool, count: int, tag: str) -> tuple[str, list[str]]:
@@ -112,7 +123,7 @@ async def client(url: str, carrier: str, hot: list[str], until: float, done: lis
         while time.perf_counter() < until:
             package = f"PKG-{uuid.uuid4().hex[:12]}"
             async with pool.connection() as c:
-                row, _ = await parcel_ops.reserve(
+                row, _ = await reserving.reserve(
                     c,
                     carrier_id=carrier,
                     request=AllocationRequest(
@@ -125,13 +136,7 @@ async def client(url: str, carrier: str, hot: list[str], until: float, done: lis
                     now=now(),
                     hold=HOLD,
                 )
-                await parcel_ops.cancel(
-                    c,
-                    carrier_id=carrier,
-                    allocation_id=row["allocation_id"],
-                    reason="bench",
-                    now=now(),
-                )
+                await cancel(c, row.allocation_id)
             changes += 2
     finally:
         await pool.close()
