@@ -8,7 +8,7 @@ signed and sent to the broker), in timed phases with the cloud's `SyncWorker` of
 rounds (``Publisher.publish_pending`` calls) and transactions (``Publisher._publish_round``
 calls) it ran for those changes.
 
-Each client loops: ``allocation.reserve`` at a random hot location, then ``allocation.cancel``
+Each client loops: ``cloud.parcels.reserve.reserve`` at a random hot location, then a cancel
 of it (two changes, two transactions, two notifications). When a phase's load stops, the
 worker is given time to publish everything (``drain_s``: until every location's publication
 has reached its revision); its counts and CPU time are read after that.

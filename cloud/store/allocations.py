@@ -20,11 +20,10 @@ from psycopg.rows import DictRow
 
 from cloud.store.database import Conn
 from cloud.store.doors import FIT_SQL, fit_params
-from cloud.store.records import Allocation, AllocationKind, CodeKind
+from cloud.store.records import Allocation, AllocationKind
 from shared.sizes import Dimensions, Size
 from shared.states import (
     ALLOCATION_TRANSITIONS,
-    DOOR_STATUS_FOR_ALLOCATION,
     LIVE_ALLOCATION_STATUSES,
     AllocationStatus,
     DoorStatus,
@@ -474,12 +473,3 @@ async def set_code(work: Unit, allocation_ids: Sequence[uuid.UUID], pickup_code_
         (pickup_code_id, work.now, list(allocation_ids)),
     )
     work.changed(*allocation_ids)
-
-
-def door_status_for(status: AllocationStatus) -> DoorStatus:
-    """The status a door has while its live allocation is in ``status``."""
-    return DOOR_STATUS_FOR_ALLOCATION[status]
-
-
-def code_kind(allocation: Allocation) -> CodeKind:
-    return CodeKind.RETURN if allocation.kind is AllocationKind.RETURN else CodeKind.PICKUP

@@ -52,10 +52,6 @@ class Unit:
         """Notes a door put in or out of maintenance."""
         self._maintenance.append(note)
 
-    @property
-    def changed_allocations(self) -> list[uuid.UUID]:
-        return list(self._changed)
-
 
 @asynccontextmanager
 async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:

@@ -1,8 +1,8 @@
 """The real cloud sync worker against the real kiosk daemon, over the real broker.
 
-- The cloud: the session's migrated PostgreSQL, the allocation functions the API calls
-  (`cloud.allocation`), and `cloud.sync.worker.SyncWorker` in this process (or as a
-  subprocess, `tests/sync_e2e/worker_process.py`, for kill -9).
+- The cloud: the session's migrated PostgreSQL, the parcel operations the API calls
+  (`cloud.parcels`, through `tests/parcel_ops.py`), and `cloud.sync.worker.SyncWorker` in this
+  process (or as a subprocess, `tests/sync_e2e/worker_process.py`, for kill -9).
 - A site: a fresh location with eight doors (unique ids per test: the machine's Mosquitto is
   shared and keeps retained messages and persistent sessions), its kiosk provisioned with
   `cloud.sync.provisioning.provision_kiosk` (keys, code secret and ``kiosk.toml`` as
