@@ -6,7 +6,6 @@ here, at the edge of the API.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -35,10 +34,10 @@ async def location_view(
     row["kiosk_status"] = presence.summary_status(kiosks)
     if admin:
         row["revision"] = await publications.location_revision(conn, location_id)
-        row["kiosks"] = [asdict(k) for k in kiosks]
+        row["kiosks"] = kiosks
     return row
 
 
-async def open_alerts(conn: Conn, location_id: str, limit: int = 100) -> list[dict[str, Any]]:
+async def open_alerts(conn: Conn, location_id: str, limit: int = 100) -> list[alerts.Alert]:
     """The location's unresolved fleet alerts, newest first."""
-    return [asdict(a) for a in await alerts.open_alerts(conn, location_id, limit)]
+    return await alerts.open_alerts(conn, location_id, limit)

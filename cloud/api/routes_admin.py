@@ -26,7 +26,6 @@ from cloud.api.schemas import (
 )
 from cloud.api.services import Svc
 from cloud.doors import DoorSpec
-from cloud.store.doors import present
 from cloud.sync.publisher import queue_remote_open
 from shared.sizes import Dimensions, Size, SizeError
 
@@ -157,14 +156,14 @@ async def add_doors(location_id: str, body: DoorsIn, _: Admin, svc: Svc) -> list
     async with svc.pool.connection() as conn:
         await doors.add_doors(conn, location_id, _door_specs(body.doors, None), svc.clock.now())
         rows = await doors.list_doors(conn, location_id)
-    return [DoorOut.model_validate(present(r)) for r in rows]
+    return [DoorOut.model_validate(r) for r in rows]
 
 
 @router.get("/locations/{location_id}/doors", responses={404: {"model": ErrorOut}})
 async def list_doors(location_id: str, _: Admin, svc: Svc) -> list[DoorOut]:
     async with svc.pool.connection() as conn:
         rows = await doors.list_doors(conn, location_id)
-    return [DoorOut.model_validate(present(r)) for r in rows]
+    return [DoorOut.model_validate(r) for r in rows]
 
 
 @router.put(
@@ -179,7 +178,7 @@ async def set_maintenance(
         row = await doors.set_maintenance(
             conn, location_id, door_number, (body or MaintenanceIn()).reason, svc.clock.now()
         )
-    return DoorOut.model_validate(present(row))
+    return DoorOut.model_validate(row)
 
 
 @router.delete(
@@ -190,4 +189,4 @@ async def clear_maintenance(location_id: str, door_number: int, _: Admin, svc: S
     """Puts a door back in service."""
     async with svc.pool.connection() as conn:
         row = await doors.clear_maintenance(conn, location_id, door_number, svc.clock.now())
-    return DoorOut.model_validate(present(row))
+    return DoorOut.model_validate(row)

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from cloud.store.records import Allocation
 
@@ -77,14 +77,21 @@ class ReturnDropOffIn(Request):
     return_code: Annotated[str, Field(min_length=1, max_length=32)]
 
 
-class AllocationOut(BaseModel):
+class Response(BaseModel):
+    """An answer. Built from the store's records as they are (their attributes), or a mapping."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AllocationOut(Response):
     allocation_id: uuid.UUID
     kind: str
     status: str
     location_id: str
     location_name: str
     address: str
-    locker_number: int
+    # The store calls it the door number; carriers know it as the locker number.
+    locker_number: int = Field(validation_alias=AliasChoices("door_number", "locker_number"))
     door_size: str
     size: str
     package_id: str
@@ -106,33 +113,7 @@ class AllocationOut(BaseModel):
 
     @classmethod
     def of(cls, allocation: Allocation) -> AllocationOut:
-        a = allocation
-        return cls(
-            allocation_id=a.allocation_id,
-            kind=a.kind.value,
-            status=a.status.value,
-            location_id=a.location_id,
-            location_name=a.location_name,
-            address=a.address,
-            locker_number=a.door_number,
-            door_size=a.door_size.value,
-            size=a.size.value,
-            package_id=a.package_id,
-            order_id=a.order_id,
-            customer_id=a.customer_id,
-            pickup_code=a.pickup_code,
-            expires_at=a.expires_at,
-            reserved_at=a.reserved_at,
-            reservation_expires_at=a.reservation_expires_at,
-            deposited_at=a.deposited_at,
-            driver_id=a.driver_id,
-            pickup_expires_at=a.pickup_expires_at,
-            picked_up_at=a.picked_up_at,
-            expired_at=a.expired_at,
-            collected_at=a.collected_at,
-            cancelled_at=a.cancelled_at,
-            cancel_reason=a.cancel_reason,
-        )
+        return cls.model_validate(allocation)
 
 
 class OpenedDoor(BaseModel):
@@ -210,7 +191,7 @@ class MaintenanceIn(Request):
     reason: FreeText = "maintenance"
 
 
-class DoorOut(BaseModel):
+class DoorOut(Response):
     door_number: int
     size: str
     status: str
@@ -222,7 +203,7 @@ class DoorOut(BaseModel):
     allocation_id: uuid.UUID | None = None
 
 
-class KioskPresenceOut(BaseModel):
+class KioskPresenceOut(Response):
     """A kiosk's presence: ``online``, ``stale`` (silent lately), ``offline``, ``never_seen``."""
 
     kiosk_id: str
@@ -256,7 +237,7 @@ class LocationOut(BaseModel):
     kiosks: list[KioskPresenceOut] | None = None
 
 
-class AlertOut(BaseModel):
+class AlertOut(Response):
     alert_id: int
     kiosk_id: str | None
     kind: str
@@ -274,7 +255,7 @@ class RemoteOpenIn(Request):
     requested_by: Identifier = "admin"
 
 
-class RemoteCommandOut(BaseModel):
+class RemoteCommandOut(Response):
     command_id: uuid.UUID
     location_id: str
     door_number: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from psycopg.errors import UniqueViolation
 
@@ -235,18 +235,3 @@ async def reload(conn: Conn, door_id: int) -> Door:
     row = await cur.fetchone()
     assert row is not None, "doors are never deleted"
     return Door.from_row(row)
-
-
-def present(door: Door) -> dict[str, Any]:
-    """A door as the admin API lists it."""
-    return {
-        "door_number": door.door_number,
-        "size": door.size.value,
-        "status": door.status.value,
-        "width_in": door.width_in,
-        "height_in": door.height_in,
-        "depth_in": door.depth_in,
-        "maintenance_reason": door.maintenance_reason,
-        "status_changed_at": door.status_changed_at,
-        "allocation_id": door.allocation_id,
-    }

@@ -28,9 +28,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
 
 from cloud import errors
 from cloud.store import changelog, publications, remote_commands
@@ -250,11 +248,11 @@ async def queue_remote_open(
     reason: str,
     requested_by: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> remote_commands.RemoteCommand:
     """Queues a remote door opening for the sync workers to sign and publish (30 s to live).
 
     Returns:
-        The queued command's fields (`cloud.store.remote_commands.RemoteCommand`).
+        The queued command.
 
     Raises:
         DoorNotFound: no such door at the location (LocationNotFound: no such location).
@@ -264,7 +262,7 @@ async def queue_remote_open(
         raise errors.LocationNotFound(f"no location {location_id!r}")
     if not exists:
         raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
-    command = await remote_commands.insert(
+    return await remote_commands.insert(
         conn,
         command_id=uuid.uuid4(),
         location_id=location_id,
@@ -274,5 +272,3 @@ async def queue_remote_open(
         created_at=now,
         expires_at=now + REMOTE_OPEN_LIFETIME,
     )
-    # A mapping: routes_admin validates its response model from one.
-    return asdict(command)

@@ -123,7 +123,7 @@ async def test_a_remote_open_is_signed_and_lives_at_most_30_seconds(
         )
     message = await peer.expect(MessageType.REMOTE_OPEN)
     assert isinstance(message.body, RemoteOpenBody)
-    assert message.body.command_id == queued["command_id"]
+    assert message.body.command_id == queued.command_id
     assert message.body.door == 4
     assert message.envelope.expires_at - message.envelope.issued_at <= timedelta(seconds=30)
 
