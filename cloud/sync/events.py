@@ -207,12 +207,13 @@ async def _apply_one(
         kiosk_id=kiosk_id,
         location_id=location_id,
         event=event,
+        fact=valid.event,
         now=clock.now(),
         pickup_window=pickup_window,
     )
     try:
-        async with conn.transaction():  # a savepoint: an ignored event changes nothing
-            return await apply_fact(ctx)
+        # In a savepoint of its own (a unit): an ignored or failed event changes nothing.
+        return await apply_fact(ctx)
     except Ignored as why:
         log.warning("kiosk %s event %d (%s) ignored: %s", kiosk_id, event.sequence, event.type, why)
         return Outcome("ignored", str(why))

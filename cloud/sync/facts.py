@@ -13,9 +13,12 @@ door (or, with none left, cancelled with reason ``no_door`` and its carrier told
 `_give_door`. A parcel the cloud believes is in that door is a contradiction between two
 parcels: nothing is moved, the event is recorded as ignored and an alert raised for operators.
 
-An event that names an unknown allocation or door, or that contradicts what the cloud knows for
-certain (a parcel picked up twice), raises `Ignored`: the event's changes are rolled back, and it
-is recorded with the reason and acknowledged, so it never blocks the kiosk's later events.
+Events arrive validated (`shared.events`: one typed model per type, ``cloud.sync.events``
+refuses the others); the handlers read their typed fields. An event that names an unknown
+allocation or door, or that contradicts what the cloud knows for certain (a parcel picked up
+twice), raises `Ignored`: the event's changes are rolled back, and it is recorded with the reason
+and acknowledged, so it never blocks the kiosk's later events. An `Ignored` that carries an alert
+(a door conflict) raises it after the rollback, so the operators see it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +36,18 @@ from cloud.store import alerts, allocations, codes, doors
 from cloud.store.database import Conn
 from cloud.store.records import Allocation, AllocationKind, Door, MaintenanceNote
 from cloud.store.transaction import Unit, unit
+from shared.events import (
+    CodeUsed,
+    DoorMaintenance,
+    DoorSubstituted,
+    EventType,
+    KioskEvent,
+    ParcelCollected,
+    ParcelDeposited,
+    ParcelPickedUp,
+    ProposedDoorUnavailable,
+    ReturnDeposited,
+)
 from shared.protocol import EventRecord
 from shared.states import (
     FACT_ALLOCATION_TRANSITIONS,
@@ -47,24 +61,41 @@ log = logging.getLogger(__name__)
 # Events an operator should see (fleet_alerts), besides being recorded.
 ALERT_EVENTS = frozenset(
     {
-        "door_tampered",
-        "door_left_open",
-        "operation_abandoned",
-        "door_command_failed",
-        "door_open_not_detected",
-        "keypad_locked",
-        "remote_open_refused",
+        EventType.DOOR_TAMPERED,
+        EventType.DOOR_LEFT_OPEN,
+        EventType.OPERATION_ABANDONED,
+        EventType.DOOR_COMMAND_FAILED,
+        EventType.DOOR_OPEN_NOT_DETECTED,
+        EventType.KEYPAD_LOCKED,
+        EventType.REMOTE_OPEN_REFUSED,
     }
 )
 # Events kept for the audit trail only: they change nothing the cloud keeps.
-AUDIT_EVENTS = frozenset({"door_opened", "door_closed", "code_released", "parcel_expired"})
+AUDIT_EVENTS = frozenset(
+    {
+        EventType.DOOR_OPENED,
+        EventType.DOOR_CLOSED,
+        EventType.CODE_RELEASED,
+        EventType.PARCEL_EXPIRED,
+    }
+)
 
 NO_DOOR = finish.NO_DOOR
 _LIVE = (AllocationStatus.RESERVED, AllocationStatus.DEPOSITED, AllocationStatus.EXPIRED)
 
 
 class Ignored(Exception):
-    """The event cannot be applied; it is recorded with this reason and acknowledged."""
+    """The event cannot be applied; it is recorded with this reason and acknowledged.
+
+    Args:
+        reason: Why, for the event's record.
+        alert: The kind of alert to raise (after the event's changes are rolled back), and its
+            detail; None for none.
+    """
+
+    def __init__(self, reason: str, alert: tuple[str, dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.alert = alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +114,7 @@ class FactContext:
     kiosk_id: str
     location_id: str
     event: EventRecord
+    fact: KioskEvent  # the event's typed payload
     now: datetime
     pickup_window: timedelta
 
@@ -97,41 +129,58 @@ class FactContext:
 
 
 async def apply_fact(ctx: FactContext) -> Outcome:
-    """Applies one kiosk event in the caller's transaction, in a unit of its own.
+    """Applies one kiosk event in the caller's transaction, in a unit (a savepoint) of its own.
 
     Raises:
-        Ignored: the event names something unknown or contradicts a certain fact.
+        Ignored: the event names something unknown or contradicts a certain fact (its changes
+            rolled back, its alert, if any, raised).
     """
-    async with unit(ctx.conn, ctx.now) as work:
-        handler = _HANDLERS.get(ctx.event.type)
-        if handler is not None:
-            return await handler(ctx, work)
-        if ctx.event.type in ALERT_EVENTS:
-            await _raise_alert(ctx)
-            return Outcome("recorded", "alert raised")
-        if ctx.event.type in AUDIT_EVENTS:
-            return Outcome("recorded")
-        raise Ignored(f"unknown event type {ctx.event.type!r}")
+    try:
+        async with unit(ctx.conn, ctx.now) as work:
+            return await _apply(ctx, work)
+    except Ignored as why:
+        if why.alert is not None:
+            kind, detail = why.alert
+            await _raise_alert(ctx, kind, **detail)
+        raise
+
+
+async def _apply(ctx: FactContext, work: Unit) -> Outcome:
+    match ctx.fact:
+        case ParcelDeposited() | ReturnDeposited() as fact:
+            return await _parcel_deposited(ctx, work, fact)
+        case DoorSubstituted() as fact:
+            return await _door_substituted(ctx, work, fact)
+        case ProposedDoorUnavailable() as fact:
+            return await _proposed_door_unavailable(ctx, work, fact)
+        case ParcelPickedUp() as fact:
+            return await _finish(ctx, work, fact.allocation_id, AllocationStatus.PICKED_UP)
+        case ParcelCollected() as fact:
+            return await _finish(ctx, work, fact.allocation_id, AllocationStatus.COLLECTED)
+        case DoorMaintenance() as fact:
+            return await _door_maintenance(ctx, work, fact)
+        case CodeUsed() as fact:
+            return await _code_used(ctx, work, fact)
+    if ctx.fact.type in ALERT_EVENTS:
+        await _raise_alert(ctx)
+        return Outcome("recorded", "alert raised")
+    if ctx.fact.type in AUDIT_EVENTS:
+        return Outcome("recorded")
+    raise Ignored(f"no handler for event type {ctx.fact.type.value!r}")
 
 
 # Reading the payload and the rows it names.
 
 
-def _int(ctx: FactContext, key: str) -> int:
-    value = ctx.payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise Ignored(f"payload.{key} is not a door number: {value!r}")
-    return value
-
-
-def _allocation_id(value: object) -> uuid.UUID:
+def _allocation_id(value: str) -> uuid.UUID:
+    """The cloud's id of the allocation a kiosk names (the kiosk's ids are the cloud's)."""
     try:
         return uuid.UUID(str(value))
     except ValueError:
         raise Ignored(f"not an allocation id: {value!r}") from None
 
 
-async def _lock_allocation(ctx: FactContext, value: object) -> Allocation:
+async def _lock_allocation(ctx: FactContext, value: str) -> Allocation:
     allocation_id = _allocation_id(value)
     found = await allocations.lock(ctx.conn, allocation_id, ctx.location_id)
     if found is None:
@@ -196,16 +245,17 @@ async def _give_door(
         return None  # it holds the door, so nobody else does (one live allocation per door)
     holder = await allocations.lock_live_on_door(ctx.conn, door.door_id, allocation.allocation_id)
     if holder is not None and holder.status is not AllocationStatus.RESERVED:
-        await _raise_alert(
-            ctx,
-            "door_conflict",
-            door=door.door_number,
-            cloud_allocation_id=str(holder.allocation_id),
-            cloud_status=holder.status.value,
-        )
         raise Ignored(
             f"door {door.door_number} holds parcel {holder.allocation_id} "
-            f"({holder.status.value}) in the cloud's view"
+            f"({holder.status.value}) in the cloud's view",
+            alert=(
+                "door_conflict",
+                {
+                    "door": door.door_number,
+                    "cloud_allocation_id": str(holder.allocation_id),
+                    "cloud_status": holder.status.value,
+                },
+            ),
         )
     notes = []
     if holder is not None:
@@ -244,9 +294,11 @@ async def _give_door(
 # The handlers.
 
 
-async def _parcel_deposited(ctx: FactContext, work: Unit) -> Outcome:
-    allocation = await _lock_allocation(ctx, ctx.payload.get("allocation_id"))
-    door = await _lock_door(ctx, _int(ctx, "door"))
+async def _parcel_deposited(
+    ctx: FactContext, work: Unit, fact: ParcelDeposited | ReturnDeposited
+) -> Outcome:
+    allocation = await _lock_allocation(ctx, fact.allocation_id)
+    door = await _lock_door(ctx, fact.door)
     status = allocation.status
     if status in (AllocationStatus.PICKED_UP, AllocationStatus.COLLECTED):
         raise Ignored(f"allocation {allocation.allocation_id} is already {status.value}")
@@ -263,7 +315,7 @@ async def _parcel_deposited(ctx: FactContext, work: Unit) -> Outcome:
         work,
         allocation,
         at=ctx.happened_at,
-        driver_id=None if is_return else _text(ctx.payload.get("driver_id")),
+        driver_id=None if is_return else (fact.driver_id or None),
         window=ctx.pickup_window,
         door_id=door.door_id,
         table=FACT_ALLOCATION_TRANSITIONS,
@@ -273,13 +325,9 @@ async def _parcel_deposited(ctx: FactContext, work: Unit) -> Outcome:
     return Outcome("applied", "; ".join(notes))
 
 
-def _text(value: object) -> str | None:
-    return value[:128] if isinstance(value, str) and value else None
-
-
-async def _door_substituted(ctx: FactContext, work: Unit) -> Outcome:
-    allocation = await _lock_allocation(ctx, ctx.payload.get("allocation_id"))
-    door = await _lock_door(ctx, _int(ctx, "door"))
+async def _door_substituted(ctx: FactContext, work: Unit, fact: DoorSubstituted) -> Outcome:
+    allocation = await _lock_allocation(ctx, fact.allocation_id)
+    door = await _lock_door(ctx, fact.door)
     if allocation.status is not AllocationStatus.RESERVED:
         if allocation.door_id == door.door_id:
             return Outcome("unchanged")
@@ -294,9 +342,11 @@ async def _door_substituted(ctx: FactContext, work: Unit) -> Outcome:
     return Outcome("applied", moved)
 
 
-async def _proposed_door_unavailable(ctx: FactContext, work: Unit) -> Outcome:
-    allocation = await _lock_allocation(ctx, ctx.payload.get("allocation_id"))
-    proposed = _int(ctx, "proposed_door")
+async def _proposed_door_unavailable(
+    ctx: FactContext, work: Unit, fact: ProposedDoorUnavailable
+) -> Outcome:
+    allocation = await _lock_allocation(ctx, fact.allocation_id)
+    proposed = fact.proposed_door
     if allocation.status is not AllocationStatus.RESERVED or allocation.door_number != proposed:
         return Outcome("unchanged", "the allocation no longer holds that door")
     replacement = await doors.claim_free(
@@ -308,14 +358,16 @@ async def _proposed_door_unavailable(ctx: FactContext, work: Unit) -> Outcome:
     await doors.set_status(
         work, [allocation.door_id], DoorStatus.AVAILABLE, only_from=(DoorStatus.RESERVED,)
     )
-    reason = ctx.payload.get("reason")
     return Outcome(
-        "applied", f"proposed door {replacement.door_number} instead of {proposed} ({reason})"
+        "applied",
+        f"proposed door {replacement.door_number} instead of {proposed} ({fact.reason})",
     )
 
 
-async def _finish(ctx: FactContext, work: Unit, target: AllocationStatus) -> Outcome:
-    allocation = await _lock_allocation(ctx, ctx.payload.get("allocation_id"))
+async def _finish(
+    ctx: FactContext, work: Unit, allocation_id: str, target: AllocationStatus
+) -> Outcome:
+    allocation = await _lock_allocation(ctx, allocation_id)
     status = allocation.status
     if status is target:
         return Outcome("unchanged")
@@ -331,21 +383,10 @@ async def _finish(ctx: FactContext, work: Unit, target: AllocationStatus) -> Out
     return Outcome("applied", f"{status.value} -> {target.value}")
 
 
-async def _parcel_picked_up(ctx: FactContext, work: Unit) -> Outcome:
-    return await _finish(ctx, work, AllocationStatus.PICKED_UP)
-
-
-async def _parcel_collected(ctx: FactContext, work: Unit) -> Outcome:
-    return await _finish(ctx, work, AllocationStatus.COLLECTED)
-
-
-async def _door_maintenance(ctx: FactContext, work: Unit) -> Outcome:
-    door = await _lock_door(ctx, _int(ctx, "door"))
-    on = ctx.payload.get("on")
-    if not isinstance(on, bool):
-        raise Ignored(f"payload.on is not true or false: {on!r}")
-    reason = _text(ctx.payload.get("reason")) or "reported at the kiosk"
-    if not on:
+async def _door_maintenance(ctx: FactContext, work: Unit, fact: DoorMaintenance) -> Outcome:
+    door = await _lock_door(ctx, fact.door)
+    reason = (fact.reason or "")[:128] or "reported at the kiosk"
+    if not fact.on:
         if door.status is not DoorStatus.MAINTENANCE:
             return Outcome("unchanged")
         await doors.set_status(work, [door.door_id], DoorStatus.AVAILABLE)
@@ -356,10 +397,10 @@ async def _door_maintenance(ctx: FactContext, work: Unit) -> Outcome:
     detail = None
     if door.status in (DoorStatus.OCCUPIED, DoorStatus.AWAITING_COLLECTION):
         holder = await allocations.lock_live_on_door(ctx.conn, door.door_id)
-        await _raise_alert(ctx, "door_conflict", door=door.door_number)
         raise Ignored(
             f"door {door.door_number} holds parcel "
-            f"{None if holder is None else holder.allocation_id} in the cloud's view"
+            f"{None if holder is None else holder.allocation_id} in the cloud's view",
+            alert=("door_conflict", {"door": door.door_number}),
         )
     if door.status is DoorStatus.RESERVED:
         holder = await allocations.lock_live_on_door(ctx.conn, door.door_id)
@@ -369,11 +410,8 @@ async def _door_maintenance(ctx: FactContext, work: Unit) -> Outcome:
     return Outcome("applied", detail)
 
 
-async def _code_used(ctx: FactContext, work: Unit) -> Outcome:
-    ids = ctx.payload.get("allocation_ids")
-    if not isinstance(ids, list) or not ids:
-        raise Ignored("payload.allocation_ids is not a list of allocation ids")
-    opened = [await _lock_allocation(ctx, value) for value in ids]
+async def _code_used(ctx: FactContext, work: Unit, fact: CodeUsed) -> Outcome:
+    opened = [await _lock_allocation(ctx, value) for value in fact.allocation_ids]
     opened_ids = [a.allocation_id for a in opened]
     spent = 0
     for code_id in sorted({a.pickup_code_id for a in opened}):
@@ -382,15 +420,3 @@ async def _code_used(ctx: FactContext, work: Unit) -> Outcome:
         if await pickup.spend(work, code, ctx.happened_at, opened=opened_ids):
             spent += 1
     return Outcome("applied", f"{spent} code(s) spent") if spent else Outcome("unchanged")
-
-
-_HANDLERS: dict[str, Callable[[FactContext, Unit], Awaitable[Outcome]]] = {
-    "parcel_deposited": _parcel_deposited,
-    "return_deposited": _parcel_deposited,
-    "door_substituted": _door_substituted,
-    "proposed_door_unavailable": _proposed_door_unavailable,
-    "parcel_picked_up": _parcel_picked_up,
-    "parcel_collected": _parcel_collected,
-    "door_maintenance": _door_maintenance,
-    "code_used": _code_used,
-}

@@ -387,3 +387,31 @@ async def test_an_event_without_a_version_is_read_as_version_1(
     await peer.send_events([EventRecord.model_validate(raw)])
     await peer.ack_through(1)
     assert (await site.allocation(parcel["allocation_id"]))["status"] == "deposited"
+
+
+async def test_a_deposit_into_a_door_holding_another_parcel_is_ignored_and_alerts_operators(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    mine = await site.reserve()
+    theirs = await site.reserve()
+    await peer.send_events(
+        [
+            peer.event("parcel_deposited", _deposit(theirs)),
+            # The cloud believes door 2 holds their parcel: two parcels in one door.
+            peer.event("parcel_deposited", _deposit(mine, door=theirs["door_number"])),
+        ]
+    )
+    await peer.ack_through(2)
+    assert [(e["type"], e["outcome"]) for e in await _events(site)] == [
+        ("parcel_deposited", "applied"),
+        ("parcel_deposited", "ignored"),
+    ]
+    assert (await site.allocation(mine["allocation_id"]))["status"] == "reserved"
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, door_number FROM fleet_alerts WHERE location_id = %s",
+            (site.location_id,),
+        )
+        assert [(r["kind"], r["door_number"]) for r in await cur.fetchall()] == [
+            ("door_conflict", theirs["door_number"])
+        ]
