@@ -12,11 +12,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud import errors
 from cloud.parcels import deposit as deposits
 from cloud.parcels import finish, returns
 from cloud.parcels import pickup as pickups
 from cloud.parcels import reserve as reserving
+from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
 from cloud.store import allocations
 from cloud.store.database import Conn
@@ -26,13 +26,6 @@ from cloud.store.transaction import unit
 
 def as_row(allocation: Allocation) -> dict[str, Any]:
     return {f.name: getattr(allocation, f.name) for f in dataclasses.fields(allocation)}
-
-
-async def _locked(conn: Conn, allocation_id: uuid.UUID, carrier_id: str | None) -> Allocation:
-    found = await allocations.lock(conn, allocation_id)
-    if found is None or (carrier_id is not None and found.carrier_id != carrier_id):
-        raise errors.AllocationNotFound(f"no allocation {allocation_id}")
-    return found
 
 
 async def reserve(
@@ -55,7 +48,7 @@ async def deposit(
     window: timedelta,
 ) -> dict[str, Any]:
     async with unit(conn, now) as work:
-        found = await _locked(conn, allocation_id, carrier_id)
+        found = await allocation_for(conn, allocation_id, carrier_id)
         done = await deposits.deposit_by_driver(
             work, found, driver_id=driver_id, scan_code=scan_code, window=window
         )
@@ -66,7 +59,7 @@ async def cancel(
     conn: Conn, *, carrier_id: str | None, allocation_id: uuid.UUID, reason: str, now: datetime
 ) -> dict[str, Any]:
     async with unit(conn, now) as work:
-        await finish.cancel(work, await _locked(conn, allocation_id, carrier_id), reason)
+        await finish.cancel(work, await allocation_for(conn, allocation_id, carrier_id), reason)
     found = await allocations.get(conn, allocation_id)
     assert found is not None
     return as_row(found)
@@ -76,7 +69,7 @@ async def collect(
     conn: Conn, *, carrier_id: str | None, allocation_id: uuid.UUID, now: datetime
 ) -> dict[str, Any]:
     async with unit(conn, now) as work:
-        await finish.collect(work, await _locked(conn, allocation_id, carrier_id))
+        await finish.collect(work, await allocation_for(conn, allocation_id, carrier_id))
     found = await allocations.get(conn, allocation_id)
     assert found is not None
     return as_row(found)

@@ -30,10 +30,9 @@ from cloud.api.sizing import resolve_size
 from cloud.parcels import deposit as deposits
 from cloud.parcels import finish, returns
 from cloud.parcels import pickup as pickups
+from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
-from cloud.store import allocations
-from cloud.store.database import Conn
-from cloud.store.records import Allocation, Return
+from cloud.store.records import Return
 from cloud.store.transaction import unit
 from shared.sizes import Size
 from shared.states import AllocationStatus
@@ -85,7 +84,7 @@ async def create_allocation(
 @router.get("/allocations/{allocation_id}", responses={404: {"model": ErrorOut}})
 async def read_allocation(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> AllocationOut:
     async with svc.pool.connection() as conn:
-        found = await _allocation(conn, allocation_id, who.carrier_id, lock=False)
+        found = await allocation_for(conn, allocation_id, who.carrier_id, lock=False)
     return AllocationOut.of(found)
 
 
@@ -98,7 +97,7 @@ async def deposit(
 ) -> AllocationOut:
     """The driver put the parcel in; the scanned barcode must be the allocation's package."""
     async with svc.pool.connection() as conn, unit(conn, svc.clock.now()) as work:
-        found = await _allocation(conn, allocation_id, who.carrier_id)
+        found = await allocation_for(conn, allocation_id, who.carrier_id)
         deposited = await deposits.deposit_by_driver(
             work,
             found,
@@ -119,9 +118,9 @@ async def cancel(
     """Cancels a reservation before deposit and frees its door. Idempotent."""
     async with svc.pool.connection() as conn:
         async with unit(conn, svc.clock.now()) as work:
-            found = await _allocation(conn, allocation_id, who.carrier_id)
+            found = await allocation_for(conn, allocation_id, who.carrier_id)
             await finish.cancel(work, found, (body or CancelIn()).reason)
-        return AllocationOut.of(await _allocation(conn, allocation_id, None, lock=False))
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
 
 
 @router.post(
@@ -132,8 +131,8 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
     """Staff or the carrier emptied the door (expired parcel, return, recall). Idempotent."""
     async with svc.pool.connection() as conn:
         async with unit(conn, svc.clock.now()) as work:
-            await finish.collect(work, await _allocation(conn, allocation_id, who.carrier_id))
-        return AllocationOut.of(await _allocation(conn, allocation_id, None, lock=False))
+            await finish.collect(work, await allocation_for(conn, allocation_id, who.carrier_id))
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
 
 
 @router.post(
@@ -164,20 +163,6 @@ async def pickup(body: PickupIn, who: AnyCaller, svc: Svc) -> PickupOut:
             for a in opened
         ],
     )
-
-
-async def _allocation(
-    conn: Conn, allocation_id: uuid.UUID, carrier_id: str | None, *, lock: bool = True
-) -> Allocation:
-    """The allocation (locked for the transaction, by default); None carrier: the admin.
-
-    Raises:
-        AllocationNotFound: no such allocation, or it belongs to another carrier.
-    """
-    found = await (allocations.lock if lock else allocations.get)(conn, allocation_id)
-    if found is None or (carrier_id is not None and found.carrier_id != carrier_id):
-        raise errors.AllocationNotFound(f"no allocation {allocation_id}")
-    return found
 
 
 def _return_out(found: Return) -> ReturnOut:

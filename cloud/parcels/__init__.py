@@ -7,7 +7,8 @@
 - `cloud.parcels.pickup`: the customer's code opens its parcels, and the code is spent;
 - `cloud.parcels.finish`: cancel, expire, collect: the allocation ends or waits for staff;
 - `cloud.parcels.returns`: a customer's return, from its code to its door;
-- `cloud.parcels.notices`: what the customer is told, and when.
+- `cloud.parcels.notices`: what the customer is told, and when;
+- `cloud.parcels.lookup`: the allocation a caller names, as that caller may see it.
 
 Each operation takes a `cloud.store.transaction.Unit` (one transaction; the change log is
 appended when it ends) and the records it acts on; the carrier API (`cloud.api.routes_carrier`),

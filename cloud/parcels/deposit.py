@@ -64,6 +64,7 @@ async def deposit(
     )
     deposited = await store_allocations.get(work.conn, allocation.allocation_id)
     assert deposited is not None
+    work.changed_to(deposited)  # its final state here: the change log needs no read-back
     if not is_return:
         await notices.after_deposit(work, deposited)
     return deposited

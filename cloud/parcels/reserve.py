@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from psycopg.rows import DictRow
 
@@ -70,7 +71,9 @@ async def check_location(conn: Conn, location_id: str) -> None:
         raise errors.LocationInactive(f"location {location_id!r} is not taking parcels")
 
 
-def _params(carrier_id: str, request: AllocationRequest, now: datetime, hold: timedelta) -> dict:  # type: ignore[type-arg]
+def _params(
+    carrier_id: str, request: AllocationRequest, now: datetime, hold: timedelta
+) -> dict[str, Any]:
     return store_allocations.reserve_params(
         allocation_id=uuid.uuid4(),
         carrier_id=carrier_id,

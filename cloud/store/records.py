@@ -65,39 +65,17 @@ class Allocation:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Allocation:
+        """From a row with a column per field (`cloud.store.allocations`' queries)."""
+        values = {name: row[name] for name in cls.__dataclass_fields__}
         secret = row["code_secret"]
-        return cls(
-            allocation_id=row["allocation_id"],
-            carrier_id=row["carrier_id"],
-            location_id=row["location_id"],
+        values.update(
             kind=AllocationKind(row["kind"]),
-            package_id=row["package_id"],
-            order_id=row["order_id"],
-            customer_id=row["customer_id"],
             size=Size(row["size"]),
             status=AllocationStatus(row["status"]),
-            door_id=row["door_id"],
-            door_number=row["door_number"],
             door_size=Size(row["door_size"]),
-            pickup_code_id=row["pickup_code_id"],
-            pickup_code=row["pickup_code"],
-            request_fingerprint=row["request_fingerprint"],
-            reserved_at=row["reserved_at"],
-            reservation_expires_at=row["reservation_expires_at"],
-            deposited_at=row["deposited_at"],
-            driver_id=row["driver_id"],
-            pickup_expires_at=row["pickup_expires_at"],
-            picked_up_at=row["picked_up_at"],
-            expired_at=row["expired_at"],
-            collected_at=row["collected_at"],
-            cancelled_at=row["cancelled_at"],
-            cancel_reason=row["cancel_reason"],
-            location_name=row["location_name"],
-            address=row["address"],
-            timezone=row["timezone"],
-            return_reason=row["return_reason"],
             code_secret=None if secret is None else bytes(secret),
         )
+        return cls(**values)
 
     @property
     def expires_at(self) -> datetime | None:
@@ -127,19 +105,10 @@ class Door:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Door:
-        return cls(
-            door_id=row["door_id"],
-            location_id=row["location_id"],
-            door_number=row["door_number"],
-            size=Size(row["size"]),
-            status=DoorStatus(row["status"]),
-            width_in=row["width_in"],
-            height_in=row["height_in"],
-            depth_in=row["depth_in"],
-            maintenance_reason=row["maintenance_reason"],
-            status_changed_at=row["status_changed_at"],
-            allocation_id=row.get("allocation_id"),
-        )
+        """From a row with a column per field; ``allocation_id`` may be missing (None)."""
+        values: dict[str, Any] = {name: row.get(name) for name in cls.__dataclass_fields__}
+        values.update(size=Size(row["size"]), status=DoorStatus(row["status"]))
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,17 +127,9 @@ class Code:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Code:
-        return cls(
-            pickup_code_id=row["pickup_code_id"],
-            location_id=row["location_id"],
-            carrier_id=row["carrier_id"],
-            customer_id=row["customer_id"],
-            kind=CodeKind(row["kind"]),
-            code=row["code"],
-            created_at=row["created_at"],
-            used_at=row["used_at"],
-            retired_at=row["retired_at"],
-        )
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values.update(kind=CodeKind(row["kind"]))
+        return cls(**values)
 
     @property
     def live(self) -> bool:
