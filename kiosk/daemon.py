@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -49,6 +48,7 @@ from kiosk.store import doors
 from kiosk.store.code_hash import CodeHasher
 from kiosk.store.database import KioskIdentity, Store, StoreError
 from kiosk.sync.client import KioskSync
+from shared.backoff import backoff_delay
 from shared.cancellation import cancel_and_wait
 from shared.clock import Clock, SystemClock
 from shared.codes import InvalidCode, PickupCode
@@ -329,9 +329,10 @@ class Daemon:
                 if not opened.is_set():
                     raise DaemonError(str(error)) from None
                 failures += 1
-                delay = min(SCANNER_MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 5))
+                # Half the ceiling at least: a scanner unplugged for good is not hammered.
+                delay = backoff_delay(failures, first=0.5, longest=SCANNER_MAX_BACKOFF_S, floor=0.5)
                 log.warning("scanner failed (%s); reopening in %.1f s", error, delay)
-                await asyncio.sleep(random.uniform(delay / 2, delay))
+                await asyncio.sleep(delay)
 
 
 async def _opened_or_failed(opened: asyncio.Event, task: asyncio.Task[object]) -> None:
