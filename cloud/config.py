@@ -63,6 +63,8 @@ class CloudSettings(BaseSettings):
     run_sync_worker: bool = True
     # A kiosk whose last heartbeat is older than this is shown as stale (3 heartbeats of 30 s).
     kiosk_stale_after_seconds: float = Field(default=90.0, gt=0)
+    # Bearer token Prometheus must send to read /metrics; unset: /metrics is open.
+    metrics_token: str | None = None
 
     @property
     def reservation_hold(self) -> timedelta:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from cloud import metrics
 from cloud.store import notifications as store
 from cloud.store.database import Pool
 from cloud.store.notifications import Notification  # the senders' argument, named here too
@@ -128,6 +129,7 @@ async def record_result(
         await store.mark_sent(pool, notification.notification_id, now)
         return
     give_up = error.permanent or notification.attempts >= max_attempts
+    metrics.NOTIFICATION_FAILURES.labels(str(give_up).lower()).inc()
     await store.mark_failed_attempt(
         pool,
         notification.notification_id,

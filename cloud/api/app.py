@@ -10,16 +10,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloud import metrics
 from cloud.api import routes_admin, routes_carrier
-from cloud.api.auth import KeyCache
+from cloud.api.auth import KeyCache, metrics_scraper
 from cloud.api.body_limit import BodySizeLimit
 from cloud.api.services import Services
 from cloud.config import CloudSettings
@@ -172,12 +175,23 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: it also counts the 413s of BodySizeLimit.
+    app.add_middleware(metrics.RequestMetrics)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(routes_carrier.router)
     app.include_router(routes_admin.router)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_scraper)])
+    async def prometheus_metrics() -> Response:
+        # For the operators' Prometheus, not carriers: not in the carrier API's OpenAPI.
+        svc: Services = app.state.services
+        body = await metrics.exposition(
+            svc.pool, svc.clock, stale_after=timedelta(seconds=settings.kiosk_stale_after_seconds)
+        )
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

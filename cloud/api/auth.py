@@ -112,3 +112,18 @@ async def carrier(who: Annotated[Principal, Depends(principal)]) -> str:
 AnyCaller = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
 CarrierId = Annotated[str, Depends(carrier)]
+
+
+async def metrics_scraper(request: Request, svc: Annotated[Services, Depends(services)]) -> None:
+    """Guards ``/metrics`` with ``LOCKER_METRICS_TOKEN`` when one is set (a bearer token that
+    Prometheus sends with ``authorization: {credentials: ...}``), so that the fleet's figures are
+    not public on an internet-facing API. Without a token set, /metrics is open (the demo, a
+    scrape on a private network)."""
+    token = svc.settings.metrics_token
+    if not token:
+        return
+    key = _presented_key(request)
+    if not key:
+        raise MissingApiKey("/metrics needs the metrics token (LOCKER_METRICS_TOKEN)")
+    if not hmac.compare_digest(key.encode(), token.encode()):
+        raise InvalidApiKey("not the metrics token")

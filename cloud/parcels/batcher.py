@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cloud import metrics
 from cloud.parcels.requests import AllocationRequest
 from cloud.parcels.reserve import Job, Result, reserve_many
 from cloud.store.database import Pool
@@ -64,8 +65,10 @@ class AllocationBatcher:
         await done
         result = job.result
         if isinstance(result, BaseException):
+            metrics.ALLOCATIONS.labels(getattr(result, "code", "error")).inc()
             raise result
         assert result is not None
+        metrics.ALLOCATIONS.labels("reserved" if result[1] else "existing").inc()
         return result
 
     async def _work(self) -> None:
@@ -77,6 +80,7 @@ class AllocationBatcher:
             live = [w for w in batch if not w.done.done()]
             try:
                 if live:
+                    metrics.ALLOCATION_BATCH.observe(len(live))
                     async with self.pool.connection() as conn:
                         await reserve_many(conn, [w.job for w in live])
             except Exception as exc:  # e.g. no connection: every caller gets the error

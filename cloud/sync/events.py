@@ -32,6 +32,7 @@ from datetime import timedelta
 
 import psycopg
 
+from cloud import metrics
 from cloud.store import kiosk_events
 from cloud.store.database import Conn, Pool
 from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
@@ -117,6 +118,8 @@ async def apply_events(
     """
     applied = duplicates = 0
     gap = False
+    # (outcome, refusal reason) of each event recorded, counted once the transaction commits.
+    counted: list[tuple[str, str]] = []
     async with pool.connection() as conn, conn.transaction():
         cursor = await _lock_cursor(conn, kiosk_id)
         for event in sorted(body.events, key=lambda e: e.sequence):
@@ -151,11 +154,15 @@ async def apply_events(
                     error,
                 )
                 outcome = Outcome("ignored", refusal_detail(error))
+                counted.append(("refused", error.reason))
             else:
                 outcome = await _apply_one(conn, kiosk_id, location_id, valid, clock, pickup_window)
+                counted.append((outcome.result, "none"))
             await _record(conn, kiosk_id, event, outcome, clock)
             cursor = event.sequence
             applied += 1
+    for outcome_status, reason in counted:
+        metrics.KIOSK_EVENTS.labels(outcome_status, reason).inc()
     if gap:
         log.info(
             "kiosk %s: events after %d not applied: sequence %s is missing",

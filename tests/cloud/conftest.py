@@ -98,13 +98,20 @@ class Cloud:
 
 
 @pytest.fixture
-async def cloud(clean_db: str) -> AsyncIterator[Cloud]:
+def cloud_settings_extra() -> dict[str, Any]:
+    """More settings for the `cloud` fixture's service; a test parametrizes it to change them."""
+    return {}
+
+
+@pytest.fixture
+async def cloud(clean_db: str, cloud_settings_extra: dict[str, Any]) -> AsyncIterator[Cloud]:
     settings = CloudSettings(
         database_url=clean_db,
         admin_api_key=ADMIN_KEY,
         run_background_jobs=False,
         db_pool_max=40,
         max_body_bytes=16 * 1024,
+        **cloud_settings_extra,
     )
     clock = ManualClock()
     sender = LoggingSender()
