@@ -17,6 +17,7 @@ from pathlib import Path
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
+from cloud.ops import cli as ops_cli
 from cloud.server import bind, serve
 from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p_prov.add_argument(
         "--broker-url", help="the broker the kiosk connects to (default: LOCKER_MQTT_URL)"
     )
+    ops_cli.add_parser(sub)
     return parser
 
 
@@ -63,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         if args.command == "provision-kiosk":
             return asyncio.run(_provision(args))
+        if args.command == "operator":
+            return asyncio.run(_operator(args))
         return asyncio.run(_migrate())
     except KeyboardInterrupt:
         return 130
@@ -137,6 +141,20 @@ async def _provision(args: argparse.Namespace) -> int:
     print(f"  kiosk public key {kiosk.public_key}")
     print(f"  cloud public key {kiosk.cloud_public_key}")
     return 0
+
+
+async def _operator(args: argparse.Namespace) -> int:
+    settings = CloudSettings()
+    url = settings.database_url or await asyncio.to_thread(
+        db.start_embedded_postgres, settings.data_dir
+    )
+    assert url
+    await db.migrate(url)
+    pool = await db.open_pool(url, min_size=1, max_size=2)
+    try:
+        return await ops_cli.run(args, pool)
+    finally:
+        await pool.close()
 
 
 if __name__ == "__main__":

@@ -61,8 +61,12 @@ class CloudSettings(BaseSettings):
     change_retention_days: float = Field(default=7.0, gt=0)
     # Run the sync worker in this process when mqtt_url is set.
     run_sync_worker: bool = True
-    # A kiosk whose last heartbeat is older than this is shown as stale (3 heartbeats of 30 s).
-    kiosk_stale_after_seconds: float = Field(default=90.0, gt=0)
+    # A kiosk whose last heartbeat is older than this is shown as stale: two heartbeats of 30 s
+    # missed, with 5 s for the network.
+    kiosk_stale_after_seconds: float = Field(default=65.0, gt=0)
+    # ... and offline only once silent (or dead, its will received) this long: a confirmed
+    # outage, not a brief drop (cloud.sync.presence.PresenceRule).
+    kiosk_offline_after_seconds: float = Field(default=300.0, gt=0)
     # Bearer token Prometheus must send to read /metrics; unset: /metrics is open.
     metrics_token: str | None = None
 

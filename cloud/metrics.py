@@ -14,7 +14,6 @@ Two kinds:
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.store import fleet_stats
 from cloud.store.database import Pool
+from cloud.sync.presence import PresenceRule
 from shared.clock import Clock
 
 HTTP_REQUESTS = Counter(
@@ -99,10 +99,10 @@ class RequestMetrics:
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
 
 
-async def exposition(pool: Pool, clock: Clock, *, stale_after: timedelta) -> bytes:
+async def exposition(pool: Pool, clock: Clock, presence: PresenceRule) -> bytes:
     """The text of a scrape: this process's counters, then the fleet's gauges read now."""
     async with pool.connection() as conn:
-        stats = await fleet_stats.read(conn, now=clock.now(), stale_after=stale_after)
+        stats = await fleet_stats.read(conn, now=clock.now(), presence=presence)
     return generate_latest() + generate_latest(_fleet_registry(stats))
 
 

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -29,9 +28,13 @@ from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
 from cloud.errors import ServiceError
 from cloud.lifecycle import LifecycleRunner
+from cloud.ops import actions as ops_actions
+from cloud.ops import pages as ops_pages
+from cloud.ops.guard import ConsoleRefusal
 from cloud.parcels.batcher import AllocationBatcher
 from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
+from cloud.sync.presence import PresenceRule
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import Clock, SystemClock
 
@@ -183,14 +186,16 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(routes_carrier.router)
     app.include_router(routes_admin.router)
+    # The operations console: HTML for operators' browsers, outside the carrier API's schema.
+    app.include_router(ops_pages.router)
+    app.include_router(ops_actions.router)
+    app.add_exception_handler(ConsoleRefusal, ops_pages.refusal_page)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_scraper)])
     async def prometheus_metrics() -> Response:
         # For the operators' Prometheus, not carriers: not in the carrier API's OpenAPI.
         svc: Services = app.state.services
-        body = await metrics.exposition(
-            svc.pool, svc.clock, stale_after=timedelta(seconds=settings.kiosk_stale_after_seconds)
-        )
+        body = await metrics.exposition(svc.pool, svc.clock, PresenceRule.of(settings))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)

@@ -6,7 +6,6 @@ here, at the edge of the API.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from cloud import locations
@@ -26,10 +25,7 @@ async def location_view(
     """
     row: dict[str, Any] = dict(await locations.get_location(conn, location_id))
     kiosks = await presence.location_kiosks(
-        conn,
-        location_id,
-        svc.clock.now(),
-        timedelta(seconds=svc.settings.kiosk_stale_after_seconds),
+        conn, location_id, svc.clock.now(), presence.PresenceRule.of(svc.settings)
     )
     row["kiosk_status"] = presence.summary_status(kiosks)
     if admin:

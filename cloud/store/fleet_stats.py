@@ -9,12 +9,15 @@ on every scrape for a figure that is 0 almost everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import LiteralString
+from datetime import datetime
+from typing import TYPE_CHECKING, LiteralString
 
 from psycopg.rows import DictRow
 
 from cloud.store.database import Conn
+
+if TYPE_CHECKING:
+    from cloud.sync.presence import PresenceRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,24 +32,28 @@ class FleetStats:
     open_alerts: dict[str, int] = field(default_factory=dict)  # alert kind -> open alerts
 
 
-async def read(conn: Conn, *, now: datetime, stale_after: timedelta) -> FleetStats:
-    """The fleet's figures now. ``stale_after``: as `cloud.sync.presence.shown_status`."""
+async def read(conn: Conn, *, now: datetime, presence: PresenceRule) -> FleetStats:
+    """The fleet's figures now, the kiosks' presence shown by ``presence``."""
     doors = {
         (row["status"], row["size"]): row["n"]
         for row in await _rows(
             conn, "SELECT status, size, count(*) AS n FROM doors GROUP BY status, size"
         )
     }
-    # The shown presence (cloud.sync.presence.shown_status) computed in SQL, so that a scrape
+    # The shown presence (cloud.sync.presence.PresenceRule) computed in SQL, so that a scrape
     # reads one row per status rather than one per kiosk.
     kiosks = {
         row["shown"]: row["n"]
         for row in await _rows(
             conn,
-            "SELECT CASE WHEN status = 'online'"
-            " AND greatest(heartbeat_at, birth_at) < %(since)s THEN 'stale'"
-            " ELSE status END AS shown, count(*) AS n FROM kiosks GROUP BY shown",
-            {"since": now - stale_after},
+            "SELECT CASE"
+            " WHEN status = 'never_seen' THEN 'never_seen'"
+            " WHEN status = 'offline' THEN CASE WHEN coalesce(death_at,"
+            "  greatest(heartbeat_at, birth_at)) <= %(offline)s THEN 'offline' ELSE 'stale' END"
+            " WHEN greatest(heartbeat_at, birth_at) <= %(offline)s THEN 'offline'"
+            " WHEN greatest(heartbeat_at, birth_at) < %(stale)s THEN 'stale'"
+            " ELSE 'online' END AS shown, count(*) AS n FROM kiosks GROUP BY shown",
+            {"stale": now - presence.stale_after, "offline": now - presence.offline_after},
         )
     }
     notifications = {

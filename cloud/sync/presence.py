@@ -12,15 +12,17 @@ higher epoch than the one before.
   marks the kiosk online at that epoch; one of an older epoch, or of a connection that has died,
   is ignored.
 
-Shown status: ``never_seen`` (no birth yet), ``offline``, ``online``, or ``stale`` (online but
-silent for longer than the configured interval).
+Shown status (`PresenceRule`): ``never_seen`` (no birth yet), ``online``, ``stale`` (silent for
+longer than two heartbeats, or dead for less than the outage threshold), or ``offline`` (an
+outage confirmed: silent or dead for the threshold, 5 minutes by default).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from cloud.config import CloudSettings
 from cloud.store import kiosks
 from cloud.store.database import Conn, Pool
 from cloud.store.kiosks import KioskPresence
@@ -63,25 +65,52 @@ async def record_heartbeat(pool: Pool, body: HeartbeatBody, now: datetime) -> in
     )
 
 
-def shown_status(kiosk: KioskPresence, now: datetime, stale_after: timedelta) -> str:
-    """``online``, ``stale``, ``offline`` or ``never_seen``."""
-    if kiosk.status != "online":
-        return kiosk.status
-    last_heard = max(t for t in (kiosk.heartbeat_at, kiosk.birth_at) if t is not None)
-    return "stale" if now - last_heard > stale_after else "online"
+@dataclass(frozen=True, slots=True)
+class PresenceRule:
+    """How long a silent kiosk stays ``online``, then ``stale``, before it is ``offline``.
+
+    Brief drops are not outages: a kiosk that misses two heartbeats is ``stale``, and it becomes
+    ``offline`` only once the outage is confirmed, silent (or dead, its MQTT will received) for
+    ``offline_after``. A router rebooting or a broker restart gives a few stale seconds, not an
+    offline alert at 3 a.m.
+    """
+
+    stale_after: timedelta
+    offline_after: timedelta
+
+    @classmethod
+    def of(cls, settings: CloudSettings) -> PresenceRule:
+        return cls(
+            stale_after=timedelta(seconds=settings.kiosk_stale_after_seconds),
+            offline_after=timedelta(seconds=settings.kiosk_offline_after_seconds),
+        )
+
+    def shown_status(self, kiosk: KioskPresence, now: datetime) -> str:
+        """``online``, ``stale``, ``offline`` or ``never_seen``."""
+        if kiosk.status == "never_seen":
+            return "never_seen"
+        heard = [t for t in (kiosk.heartbeat_at, kiosk.birth_at) if t is not None]
+        if kiosk.status == "offline":
+            # Down since its will (or since last heard, for a death without a time).
+            since = kiosk.death_at or max(heard, default=now)
+            return "offline" if now - since >= self.offline_after else "stale"
+        silent = now - max(heard, default=now)
+        if silent >= self.offline_after:
+            return "offline"
+        return "stale" if silent > self.stale_after else "online"
+
+    def shown(self, kiosk: KioskPresence, now: datetime) -> KioskPresence:
+        return replace(kiosk, status=self.shown_status(kiosk, now))
 
 
 async def location_kiosks(
-    conn: Conn, location_id: str, now: datetime, stale_after: timedelta
+    conn: Conn, location_id: str, now: datetime, rule: PresenceRule
 ) -> list[KioskPresence]:
     """The location's kiosks with their presence, as the admin API shows them.
 
-    Each record's ``status`` is the shown one (`shown_status`), not the stored one.
+    Each record's ``status`` is the shown one (`PresenceRule.shown_status`), not the stored one.
     """
-    return [
-        replace(kiosk, status=shown_status(kiosk, now, stale_after))
-        for kiosk in await kiosks.location_presence(conn, location_id)
-    ]
+    return [rule.shown(kiosk, now) for kiosk in await kiosks.location_presence(conn, location_id)]
 
 
 _RANK = {"online": 0, "stale": 1, "offline": 2, "never_seen": 3}

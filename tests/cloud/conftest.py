@@ -20,7 +20,7 @@ from cloud.store.database import Pool
 from shared.clock import ManualClock
 
 ADMIN_KEY = "test-admin-key"
-TABLES = "notifications, returns, allocations, pickup_codes, doors, locations, carriers"
+TABLES = "notifications, returns, allocations, pickup_codes, doors, locations, carriers, operators"
 
 
 @pytest.fixture(scope="session")

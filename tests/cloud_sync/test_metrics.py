@@ -16,6 +16,7 @@ from cloud.dispatch import SendFailed, record_result
 from cloud.store import kiosks
 from cloud.store import notifications as outbox
 from cloud.store.alerts import raise_alert
+from cloud.sync.presence import PresenceRule
 from cloud.sync.worker import SyncWorker
 from shared.clock import ManualClock, SystemClock
 from tests import parcel_ops
@@ -23,11 +24,12 @@ from tests import parcel_ops
 from .conftest import WINDOW, KioskPeer, Site, make_site, now
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-STALE = timedelta(seconds=90)
+STALE = timedelta(seconds=65)
+RULE = PresenceRule(stale_after=STALE, offline_after=timedelta(minutes=5))
 
 
 async def scrape(site: Site, clock: SystemClock | ManualClock | None = None) -> Samples:
-    text = await metrics.exposition(site.pool, clock or SystemClock(), stale_after=STALE)
+    text = await metrics.exposition(site.pool, clock or SystemClock(), RULE)
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text.decode())

@@ -118,11 +118,14 @@ async def test_a_late_will_of_an_old_connection_does_not_mark_a_live_kiosk_offli
     r = await service.get(f"/api/v1/locations/{site.location_id}")
     assert r.json()["kiosk_status"] == "online"
 
-    # The will of the live connection does mark it offline.
+    # The will of the live connection does mark it down: stale until the outage is confirmed
+    # (LOCKER_KIOSK_OFFLINE_AFTER_SECONDS, tests/cloud_sync/test_presence_rule.py).
     await peer.send(
         Channel.KIOSK_PRESENCE, MessageType.DEATH, DeathBody(kiosk_id=site.kiosk_id, epoch=2)
     )
-    await eventually(lambda: _status_is(service, site, "offline", 2))
+    await eventually(lambda: _status_is(service, site, "stale", 2))
+    kiosk = await _kiosk(service, site)
+    assert kiosk["death_at"] is not None
 
 
 async def _status_is(service: httpx.AsyncClient, site: Site, status: str, epoch: int) -> bool:
