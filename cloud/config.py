@@ -69,6 +69,8 @@ class CloudSettings(BaseSettings):
     kiosk_offline_after_seconds: float = Field(default=300.0, gt=0)
     # Bearer token Prometheus must send to read /metrics; unset: /metrics is open.
     metrics_token: str | None = None
+    # How often the console's pages fetch their live parts (cloud.ops.pages).
+    ops_refresh_seconds: float = Field(default=5.0, gt=0)
 
     @property
     def reservation_hold(self) -> timedelta:

@@ -19,11 +19,22 @@ _LAYOUT = {
 }
 
 
+_HOUR_MS = 3_600_000
+
+
 def allocations_per_hour(series: list[tuple[datetime, int]]) -> str:
     figure = go.Figure(
-        go.Bar(x=[hour for hour, _ in series], y=[n for _, n in series], name="allocations"),
-        layout={**_LAYOUT, "title": {"text": "Allocations per hour (24 h)"}},
+        go.Bar(
+            x=[hour for hour, _ in series],
+            y=[n for _, n in series],
+            name="allocations",
+            # Each bar spans its hour (offset to start at it), whatever the number of bars.
+            width=[_HOUR_MS * 0.9] * len(series),
+            offset=0,
+        ),
+        layout={**_LAYOUT, "title": {"text": "Allocations per hour (24 h, UTC)"}},
     )
+    figure.update_xaxes(type="date", dtick=3 * _HOUR_MS, tickformat="%H:%M")
     figure.update_yaxes(rangemode="tozero", title_text="allocations")
     return str(figure.to_json())
 
@@ -37,8 +48,9 @@ def occupancy(series: list[tuple[datetime, int]], doors: int) -> str:
             line={"shape": "hv"},
             name="doors with a parcel",
         ),
-        layout={**_LAYOUT, "title": {"text": "Occupancy over the last day"}},
+        layout={**_LAYOUT, "title": {"text": "Doors with a parcel (24 h, UTC)"}},
     )
+    figure.update_xaxes(type="date", dtick=3 * _HOUR_MS, tickformat="%H:%M")
     figure.update_yaxes(range=[0, max(doors, 1)], title_text=f"of {doors} doors")
     return str(figure.to_json())
 
@@ -48,6 +60,17 @@ def dwell_time(hours: list[float]) -> str:
         go.Histogram(x=hours, nbinsx=24, name="parcels"),
         layout={**_LAYOUT, "title": {"text": "Hours from deposit to pickup (30 days)"}},
     )
-    figure.update_xaxes(title_text="hours")
-    figure.update_yaxes(title_text="parcels")
+    figure.update_xaxes(title_text="hours", rangemode="tozero")
+    figure.update_yaxes(title_text="parcels", rangemode="tozero")
+    if not hours:
+        figure.add_annotation(
+            text="No parcel picked up here in 30 days",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
+        figure.update_xaxes(visible=False)
+        figure.update_yaxes(visible=False)
     return str(figure.to_json())

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from cloud import errors, locations
 from cloud.api.services import Services, Svc
+from cloud.config import CloudSettings
 from cloud.ops import accounts, charts
 from cloud.ops.guard import COOKIE, LOGIN_CSRF_COOKIE, ConsoleRefusal, Operator, SignedForm
 from cloud.store import console, operators
@@ -29,10 +30,24 @@ from cloud.store.kiosks import KioskPresence
 from cloud.sync import presence
 
 PAGE_SIZE = 50
-REFRESH_SECONDS = 5
 
 _HERE = Path(str(resources.files("cloud.ops")))
 templates = Jinja2Templates(directory=_HERE / "templates")
+
+
+def duration(span: timedelta) -> str:
+    """A time in a state as people say it: "now", "12 min", "5 h", "3 d"."""
+    seconds = max(0, int(span.total_seconds()))  # a clock a little ahead is not "in -2 min"
+    if seconds < 60:
+        return "now"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+templates.env.filters["duration"] = duration
 router = APIRouter(prefix="/ops", include_in_schema=False)
 
 
@@ -47,7 +62,7 @@ def render(
     return templates.TemplateResponse(
         request,
         name,
-        {"refresh_seconds": REFRESH_SECONDS, **context},
+        {"refresh_ms": int(_settings(request).ops_refresh_seconds * 1000), **context},
         status_code=status_code,
         # Pages hold parcel ids and door states: no cache, no framing by other sites.
         headers={
@@ -60,6 +75,11 @@ def render(
             "Referrer-Policy": "same-origin",
         },
     )
+
+
+def _settings(request: Request) -> CloudSettings:
+    settings: CloudSettings = request.app.state.services.settings
+    return settings
 
 
 async def refusal_page(request: Request, exc: Exception) -> Response:
@@ -240,7 +260,9 @@ async def location_page(
         audit = await operators.recent_actions(conn, location_id, 30)
         events = await console.kiosk_events(conn, location_id, 30)
         to_collect = await console.to_collect(conn, location_id, 500)
-        per_hour = await console.allocations_per_hour(conn, location_id, now - timedelta(days=1))
+        per_hour = await console.allocations_per_hour(
+            conn, location_id, now - timedelta(days=1), now
+        )
         occupancy = await console.occupancy_by_hour(conn, location_id, now - timedelta(days=1), now)
         dwell = await console.dwell_hours(conn, location_id, now - timedelta(days=30), 5000)
     plots = {

@@ -232,12 +232,17 @@ async def resolve_alert(
 
 
 async def allocations_per_hour(
-    conn: Conn, location_id: str, since: datetime
+    conn: Conn, location_id: str, since: datetime, until: datetime
 ) -> list[tuple[datetime, int]]:
+    """Allocations made in each hour from ``since`` to ``until``, hours without any as 0."""
     cur = await conn.execute(
-        "SELECT date_trunc('hour', reserved_at) AS hour, count(*) AS n FROM allocations"
-        " WHERE location_id = %s AND reserved_at >= %s GROUP BY hour ORDER BY hour",
-        (location_id, since),
+        "SELECT h.hour, count(a.allocation_id) AS n"
+        " FROM generate_series(date_trunc('hour', %(since)s::timestamptz),"
+        "  %(until)s::timestamptz, interval '1 hour') AS h(hour)"
+        " LEFT JOIN allocations a ON a.location_id = %(loc)s"
+        "  AND a.reserved_at >= h.hour AND a.reserved_at < h.hour + interval '1 hour'"
+        " GROUP BY h.hour ORDER BY h.hour",
+        {"loc": location_id, "since": since, "until": until},
     )
     return [(r["hour"], int(r["n"])) for r in await cur.fetchall()]
 
@@ -245,17 +250,18 @@ async def allocations_per_hour(
 async def occupancy_by_hour(
     conn: Conn, location_id: str, since: datetime, until: datetime
 ) -> list[tuple[datetime, int]]:
-    """Doors holding a parcel at each hour from ``since`` to ``until``."""
+    """Doors holding a parcel at each hour from ``since``, and at ``until`` itself."""
     cur = await conn.execute(
-        "SELECT h.hour, count(a.allocation_id) AS n"
-        " FROM generate_series(date_trunc('hour', %(since)s::timestamptz),"
-        "  %(until)s::timestamptz, interval '1 hour') AS h(hour)"
-        " LEFT JOIN allocations a ON a.location_id = %(loc)s AND a.deposited_at <= h.hour"
-        "  AND coalesce(a.picked_up_at, a.collected_at, a.cancelled_at, 'infinity') > h.hour"
-        " GROUP BY h.hour ORDER BY h.hour",
+        "SELECT t.at, count(a.allocation_id) AS n"
+        " FROM (SELECT generate_series(date_trunc('hour', %(since)s::timestamptz),"
+        "  %(until)s::timestamptz, interval '1 hour') AS at"
+        "  UNION SELECT %(until)s::timestamptz) AS t"
+        " LEFT JOIN allocations a ON a.location_id = %(loc)s AND a.deposited_at <= t.at"
+        "  AND coalesce(a.picked_up_at, a.collected_at, a.cancelled_at, 'infinity') > t.at"
+        " GROUP BY t.at ORDER BY t.at",
         {"loc": location_id, "since": since, "until": until},
     )
-    return [(r["hour"], int(r["n"])) for r in await cur.fetchall()]
+    return [(r["at"], int(r["n"])) for r in await cur.fetchall()]
 
 
 async def dwell_hours(conn: Conn, location_id: str, since: datetime, limit: int) -> list[float]:

@@ -337,3 +337,20 @@ async def _remote_commands(cloud):
 async def _expire_deposited(cloud):
     later = cloud.clock.now() + timedelta(days=30)
     assert await lifecycle.expire_pickups(cloud.pool, later) >= 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-120, "now"),
+        (59, "now"),
+        (60, "1 min"),
+        (3599, "59 min"),
+        (7200, "2 h"),
+        (3 * 86400, "3 d"),
+    ],
+)
+def test_times_in_state_read_as_people_say_them(seconds, shown):
+    from cloud.ops.pages import duration
+
+    assert duration(timedelta(seconds=seconds)) == shown

@@ -3,7 +3,6 @@
 // the plots. The pages work without it; they are just not live.
 "use strict";
 (function () {
-  const PERIOD_MS = 5000;
 
   function refresh(el) {
     fetch(el.dataset.refresh, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
@@ -26,13 +25,14 @@
       const data = document.getElementById(el.dataset.figure);
       if (!data) { return; }
       const figure = JSON.parse(data.textContent);
-      window.Plotly.newPlot(el, figure.data, figure.layout, { responsive: true, displaylogo: false });
+      window.Plotly.newPlot(el, figure.data, figure.layout, { responsive: true, displayModeBar: false });
     });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    const period = Number(document.body.dataset.refreshMs) || 5000;
     document.querySelectorAll("[data-refresh]").forEach((el) => {
-      setInterval(() => { if (!document.hidden) { refresh(el); } }, PERIOD_MS);
+      setInterval(() => { if (!document.hidden) { refresh(el); } }, period);
     });
     drawPlots();
   });
