@@ -71,6 +71,8 @@ class CloudSettings(BaseSettings):
     metrics_token: str | None = None
     # How often the console's pages fetch their live parts (cloud.ops.pages).
     ops_refresh_seconds: float = Field(default=5.0, gt=0)
+    # How often the fleet's health alerts (kiosk offline, boards not answering) are swept.
+    fleet_health_interval_seconds: float = Field(default=15.0, gt=0)
 
     @property
     def reservation_hold(self) -> timedelta:

@@ -150,8 +150,11 @@ def _fleet_registry(stats: fleet_stats.FleetStats) -> CollectorRegistry:
         registry=registry,
     ).set(len(stats.lagging_locations))
     alerts = Gauge(
-        "locker_open_alerts", "Unresolved fleet alerts, by kind.", ["kind"], registry=registry
+        "locker_open_alerts",
+        "Unresolved fleet alerts, by kind and location (only where one is open).",
+        ["kind", "location"],
+        registry=registry,
     )
-    for kind, n in stats.open_alerts.items():
-        alerts.labels(kind).set(n)
+    for (kind, location_id), n in stats.open_alerts.items():
+        alerts.labels(kind, location_id).set(n)
     return registry

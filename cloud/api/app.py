@@ -27,6 +27,7 @@ from cloud.api.services import Services
 from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
 from cloud.errors import ServiceError
+from cloud.fleet_health import FleetHealthRunner
 from cloud.lifecycle import LifecycleRunner
 from cloud.ops import actions as ops_actions
 from cloud.ops import pages as ops_pages
@@ -153,9 +154,13 @@ def create_app(
                     settings.notification_interval_seconds,
                     settings.notification_max_attempts,
                 )
+                health = FleetHealthRunner(
+                    pool, clock, PresenceRule.of(settings), settings.fleet_health_interval_seconds
+                )
                 tasks = [
                     asyncio.create_task(runner.run(), name="lifecycle"),
                     asyncio.create_task(dispatcher.run(), name="notifications"),
+                    asyncio.create_task(health.run(), name="fleet-health"),
                 ]
             app.state.sync_worker = None
             if settings.mqtt_url and settings.run_sync_worker:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, LiteralString
 from psycopg.rows import DictRow
 
 from cloud.store.database import Conn
+from cloud.store.fleet_health import CONFIRMED_OFFLINE
 
 if TYPE_CHECKING:
     from cloud.sync.presence import PresenceRule
@@ -29,7 +30,8 @@ class FleetStats:
     notifications: dict[str, int] = field(default_factory=dict)  # outbox status -> rows
     awaiting_collection: dict[str, int] = field(default_factory=dict)  # kind -> parcels
     lagging_locations: dict[str, int] = field(default_factory=dict)  # location -> revisions
-    open_alerts: dict[str, int] = field(default_factory=dict)  # alert kind -> open alerts
+    # (alert kind, location) -> open alerts
+    open_alerts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 async def read(conn: Conn, *, now: datetime, presence: PresenceRule) -> FleetStats:
@@ -46,14 +48,15 @@ async def read(conn: Conn, *, now: datetime, presence: PresenceRule) -> FleetSta
         row["shown"]: row["n"]
         for row in await _rows(
             conn,
-            "SELECT CASE"
-            " WHEN status = 'never_seen' THEN 'never_seen'"
-            " WHEN status = 'offline' THEN CASE WHEN coalesce(death_at,"
-            "  greatest(heartbeat_at, birth_at)) <= %(offline)s THEN 'offline' ELSE 'stale' END"
-            " WHEN greatest(heartbeat_at, birth_at) <= %(offline)s THEN 'offline'"
-            " WHEN greatest(heartbeat_at, birth_at) < %(stale)s THEN 'stale'"
-            " ELSE 'online' END AS shown, count(*) AS n FROM kiosks GROUP BY shown",
-            {"stale": now - presence.stale_after, "offline": now - presence.offline_after},
+            "SELECT CASE WHEN k.status = 'never_seen' THEN 'never_seen'"
+            " WHEN " + CONFIRMED_OFFLINE + " THEN 'offline'"
+            " WHEN k.status = 'offline' THEN 'stale'"
+            " WHEN greatest(k.heartbeat_at, k.birth_at) < %(stale_since)s THEN 'stale'"
+            " ELSE 'online' END AS shown, count(*) AS n FROM kiosks k GROUP BY shown",
+            {
+                "stale_since": now - presence.stale_after,
+                "offline_since": now - presence.offline_after,
+            },
         )
     }
     notifications = {
@@ -87,10 +90,13 @@ async def read(conn: Conn, *, now: datetime, presence: PresenceRule) -> FleetSta
         )
     }
     alerts = {
-        row["kind"]: row["n"]
+        (row["kind"], row["location_id"]): row["n"]
         for row in await _rows(
             conn,
-            "SELECT kind, count(*) AS n FROM fleet_alerts WHERE resolved_at IS NULL GROUP BY kind",
+            # By location too, so that an alerting rule names where to go; only open alerts
+            # are listed, so the series are as few as the problems.
+            "SELECT kind, location_id, count(*) AS n FROM fleet_alerts"
+            " WHERE resolved_at IS NULL GROUP BY kind, location_id",
         )
     }
     return FleetStats(doors, kiosks, notifications, awaiting, lagging, alerts)

@@ -32,7 +32,7 @@ from typing import Any
 
 from cloud.parcels import finish, pickup
 from cloud.parcels.deposit import deposit
-from cloud.store import alerts, allocations, codes, doors
+from cloud.store import alerts, allocations, codes, doors, fleet_health
 from cloud.store.database import Conn
 from cloud.store.records import Allocation, AllocationKind, Door, MaintenanceNote
 from cloud.store.transaction import Unit, unit
@@ -164,6 +164,16 @@ async def _apply(ctx: FactContext, work: Unit) -> Outcome:
     if ctx.fact.type in ALERT_EVENTS:
         await _raise_alert(ctx)
         return Outcome("recorded", "alert raised")
+    if ctx.fact.type is EventType.DOOR_CLOSED:
+        # A door seen shut ends its "left open" alert (cloud.fleet_health).
+        await fleet_health.end_door_alerts(
+            ctx.conn,
+            location_id=ctx.location_id,
+            door_number=ctx.payload["door"],
+            kinds=(EventType.DOOR_LEFT_OPEN.value,),
+            now=ctx.now,
+            resolution="door closed",
+        )
     if ctx.fact.type in AUDIT_EVENTS:
         return Outcome("recorded")
     raise Ignored(f"no handler for event type {ctx.fact.type.value!r}")

@@ -162,6 +162,6 @@ async def test_open_alerts_by_kind(site: Site) -> None:
             now=now(),
         )
     after = await scrape(site)
-    assert value(after, "locker_open_alerts", kind="door_tampered") == (
-        value(before, "locker_open_alerts", kind="door_tampered") + 1
-    )
+    labels = {"kind": "door_tampered", "location": other.location_id}
+    assert value(before, "locker_open_alerts", **labels) == 0
+    assert value(after, "locker_open_alerts", **labels) == 1
