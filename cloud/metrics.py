@@ -103,10 +103,10 @@ async def exposition(pool: Pool, clock: Clock, presence: PresenceRule) -> bytes:
     """The text of a scrape: this process's counters, then the fleet's gauges read now."""
     async with pool.connection() as conn:
         stats = await fleet_stats.read(conn, now=clock.now(), presence=presence)
-    return generate_latest() + generate_latest(_fleet_registry(stats))
+    return generate_latest() + generate_latest(fleet_registry(stats))
 
 
-def _fleet_registry(stats: fleet_stats.FleetStats) -> CollectorRegistry:
+def fleet_registry(stats: fleet_stats.FleetStats) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     doors = Gauge("locker_doors", "Doors by state and size.", ["status", "size"], registry=registry)
     for (status, size), n in stats.doors.items():
