@@ -69,6 +69,7 @@ async def run_demo(options: DemoOptions) -> int:
                 file=sys.stderr,
             )
             return 2
+        await seed.add_demo_operator(url)
         settings = CloudSettings(
             database_url=url,
             data_dir=str(folder / "cloud"),

@@ -14,6 +14,7 @@ import httpx
 
 from cloud import errors
 from cloud.carriers import create_carrier
+from cloud.ops import accounts
 from cloud.store import database as db
 from shared.clock import SystemClock
 
@@ -23,6 +24,9 @@ DEMO_CARRIER = "demo-carrier"
 DEMO_LOCATION = "WAW-CENTRUM-01"
 DEMO_STAFF_PIN = "1234"
 """The staff PIN of the demo's touchscreen."""
+DEMO_OPERATOR = "demo"
+DEMO_OPERATOR_PASSWORD = "demo-operator"  # noqa: S105 (the demo's, printed with it)
+"""The operations console's admin in the demo (``/ops/``)."""
 
 _LOCATIONS = [
     (DEMO_LOCATION, "Centrum", "ul. Marszałkowska 104, 00-017 Warszawa", 52.2319, 21.0067,
@@ -138,3 +142,18 @@ async def add_demo_carrier(database_url: str) -> bool:
     finally:
         await pool.close()
     return True
+
+
+async def add_demo_operator(database_url: str) -> None:
+    """Creates the console's demo admin (an operator with a known password)."""
+    pool = await db.open_pool(database_url, min_size=1, max_size=2)
+    try:
+        await accounts.create_operator(
+            pool,
+            username=DEMO_OPERATOR,
+            password=DEMO_OPERATOR_PASSWORD,
+            role=accounts.Role.ADMIN,
+            now=SystemClock().now(),
+        )
+    finally:
+        await pool.close()

@@ -199,6 +199,8 @@ class DemoSystem:
             "Parcel-locker fleet (demo): cloud, broker, kiosk and simulated doors",
             f"  API        {base}/api/v1    OpenAPI docs: {base}/docs",
             f"  keys       carrier: {seed.DEMO_CARRIER_KEY}   admin: {seed.DEMO_ADMIN_KEY}",
+            f"  console    {base}/ops/   operator: {seed.DEMO_OPERATOR}"
+            f" / {seed.DEMO_OPERATOR_PASSWORD}",
             f"  broker     {self.broker_url}",
             f"  location   {seed.DEMO_LOCATION} ({len(self.bank.layout.doors)} doors)"
             " and two more nearby",
