@@ -28,6 +28,7 @@ from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S, DoorState
 from kiosk.hardware.errors import LockBoardError
 from kiosk.store import audit, doors, operations, outbox
 from kiosk.store.records import Actor, OperationState
+from kiosk.sync import deferred
 from shared.backoff import backoff_delay
 from shared.events import DoorLeftOpen
 
@@ -64,8 +65,13 @@ def record_reading(ctx: FlowContext, door: int, state: DoorState) -> bool:
             return False
         if state.is_open and before.sensor_open is not True:
             completion.door_seen_open(ctx, db, door, now, "monitor")
-        elif not state.is_open and before.sensor_open is True:
-            completion.door_seen_shut(ctx, db, door, state.occupied, now)
+        elif (
+            not state.is_open
+            and before.sensor_open is True
+            and completion.door_seen_shut(ctx, db, door, state.occupied, now) is not None
+        ):
+            # Its operation settled: cloud changes that waited for it apply now.
+            deferred.retry(ctx.store, now)
         return True
 
 
@@ -98,6 +104,9 @@ def sweep(ctx: FlowContext) -> None:
                 and now - operation.created_at >= rules.abandon_after
             ):
                 completion.abandon(db, operation, "door never opened", now)
+        # The net under the closings' own retries: whatever else ended a blocker (a problem
+        # report, a flow's failure), kept cloud changes never wait longer than a sweep.
+        deferred.retry(ctx.store, now)
 
 
 class DoorMonitor:

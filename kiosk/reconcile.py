@@ -33,6 +33,7 @@ from kiosk.flows.context import FlowContext
 from kiosk.hardware.door_bank import DoorState
 from kiosk.store import audit, doors, operations
 from kiosk.store.records import DoorOperation, OperationState, Purpose
+from kiosk.sync import deferred
 
 
 @dataclass(slots=True)
@@ -100,6 +101,8 @@ async def reconcile(ctx: FlowContext) -> Reconciliation:
         for entry in audit.pending_entries(db):
             audit.finish_entry(db, entry.audit_id, "interrupted", now)
             report.closed_audit_entries += 1
+        # Operations settled: cloud changes kept for them (before a restart) apply now.
+        deferred.retry(ctx.store, now)
     return report
 
 

@@ -60,6 +60,7 @@ class EventType(StrEnum):
     RETURN_DEPOSITED = "return_deposited"
     KEYPAD_LOCKED = "keypad_locked"
     REMOTE_OPEN_REFUSED = "remote_open_refused"
+    CLOUD_CHANGE_REFUSED = "cloud_change_refused"
 
 
 # Field types. Ids as the sync protocol bounds them (`shared.protocol.AllocationState`); free
@@ -268,6 +269,21 @@ class RemoteOpenRefused(PayloadModel):
     requested_by: Annotated[StrictStr, Field(min_length=1, max_length=128)]
 
 
+class CloudChangeRefused(PayloadModel):
+    """A change of the cloud's log that the kiosk refused for good (physical facts win).
+
+    Its revision was consumed; the kiosk's own events say what is true here. Written when the
+    change arrives, or when a deferred change is refused once its blocker has ended.
+    """
+
+    type: Literal[EventType.CLOUD_CHANGE_REFUSED] = EventType.CLOUD_CHANGE_REFUSED
+    revision: Annotated[StrictInt, Field(ge=0)]
+    allocation_id: AllocationId | None = None
+    door: DoorNumber | None = None
+    reason: Reason
+    deferred: StrictBool = False
+
+
 KioskEvent = Annotated[
     CodeUsed
     | CodeReleased
@@ -287,7 +303,8 @@ KioskEvent = Annotated[
     | ParcelCollected
     | ReturnDeposited
     | KeypadLocked
-    | RemoteOpenRefused,
+    | RemoteOpenRefused
+    | CloudChangeRefused,
     Field(discriminator="type"),
 ]
 """Any kiosk event, told apart by its ``type``."""

@@ -101,6 +101,13 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "reason": "door_busy",
         "requested_by": "operator@example.com",
     },
+    EventType.CLOUD_CHANGE_REFUSED: {
+        "revision": 42,
+        "allocation_id": "a1",
+        "door": None,
+        "reason": "the kiosk has it deposited",
+        "deferred": True,
+    },
 }
 
 

@@ -68,6 +68,10 @@ ALERT_EVENTS = frozenset(
         EventType.DOOR_OPEN_NOT_DETECTED,
         EventType.KEYPAD_LOCKED,
         EventType.REMOTE_OPEN_REFUSED,
+        # A change of the cloud's log the kiosk refused for good: the kiosk's own events carry
+        # the physical facts that win (deposit after cancel, pickup after expiry); an operator
+        # sees what was refused and why.
+        EventType.CLOUD_CHANGE_REFUSED,
     }
 )
 # Events kept for the audit trail only: they change nothing the cloud keeps.

@@ -41,12 +41,18 @@ from shared.states import AllocationStatus, DoorStatus
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 
+DOOR_IN_USE = "its door is being used right now"
+"""Why a cloud change is `ApplyOutcome.BLOCKED`: a door command of the parcel or door runs."""
+
 
 class ApplyOutcome(StrEnum):
     APPLIED = "applied"
     UNCHANGED = "unchanged"  # already so (a duplicate, or nothing new)
     STALE = "stale"  # older than what the store has
     REFUSED = "refused"  # contradicts a physical fact here, or names something unknown
+    # Cannot be applied now (its door is in use); nothing of it was written, so it can be
+    # applied as it is once the door's operation settles (`kiosk.sync.deferred`).
+    BLOCKED = "blocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,14 @@ def apply_allocation(
         current = allocations.find_allocation(db, update.allocation_id)
         if current is not None and revision <= current.revision:
             return ApplyResult(ApplyOutcome.STALE)
+        if (
+            current is not None
+            and (current.status, update.status) in _CLOUD_MOVES
+            and _busy(db, update.allocation_id)
+        ):
+            # Checked before anything is written: the change must stay whole (and newer than
+            # the allocation's revision) for when the door's operation settles.
+            return ApplyResult(ApplyOutcome.BLOCKED, DOOR_IN_USE)
         # A parcel finished here (or sent finished) needs no code: attaching one would make a
         # code the customer already used live again.
         finished = (update.status if current is None else current.status).is_final
@@ -180,8 +194,6 @@ def apply_allocation(
                 f"the kiosk has it {current.status}; the cloud's {update.status} is not a move"
                 " the cloud can make",
             )
-        if _busy(db, update.allocation_id):
-            return ApplyResult(ApplyOutcome.REFUSED, "its door is being used right now")
         allocations.move(db, update.allocation_id, update.status, now, cancel_reason="cloud")
         return ApplyResult(ApplyOutcome.APPLIED)
 
@@ -208,7 +220,7 @@ def cancel_allocation(
         if current.status is not AllocationStatus.RESERVED:
             return ApplyResult(ApplyOutcome.REFUSED, f"the parcel is {current.status} here")
         if _busy(db, allocation_id):
-            return ApplyResult(ApplyOutcome.REFUSED, "its door is being used right now")
+            return ApplyResult(ApplyOutcome.BLOCKED, DOOR_IN_USE)
         allocations.move(db, allocation_id, AllocationStatus.CANCELLED, now, cancel_reason=reason)
         allocations.update_fields(db, allocation_id, now, revision=max(revision, current.revision))
         return ApplyResult(ApplyOutcome.APPLIED)
@@ -240,6 +252,10 @@ def set_door_maintenance(
             _check_revision(revision)
             advance_revision(db, revision, now)
         current = doors.get_door(db, door)
+        if revision is not None and operations.active_operation(db, door) is not None:
+            # The cloud's change waits for the door's operation to settle, whole: its revision
+            # is not recorded on the door, or it would be stale when it is applied later.
+            return ApplyResult(ApplyOutcome.BLOCKED, "the door is in use right now")
         if revision is not None:
             seen = db.execute(
                 "SELECT maintenance_revision FROM doors WHERE number = ?", [door]

@@ -238,12 +238,39 @@ def _outbox_payload_version(db: Database) -> None:
     )
 
 
+# Issue 14: cloud changes deferred until their blocker ends.
+
+
+@migrations(name="0009_deferred_changes")
+def _deferred_changes(db: Database) -> None:
+    # A cloud change the kiosk cannot apply now (its door is in use) is kept, whole, with why,
+    # and applied when the door's operation settles (`kiosk.sync.deferred`); its revision is
+    # consumed meanwhile. ``subject`` is what it changes (``allocation:<id>``, ``door:<n>``):
+    # a later change of the same subject waits behind it, so each subject's changes apply in
+    # revision order.
+    db.execute(
+        """
+        CREATE TABLE deferred_changes (
+            revision    INTEGER NOT NULL CHECK (revision >= 0),
+            subject     TEXT NOT NULL,
+            change      TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            deferred_at TEXT NOT NULL,
+            retried_at  TEXT,
+            PRIMARY KEY (subject, revision)
+        )
+        """
+    )
+    db.execute("CREATE INDEX deferred_changes_revision ON deferred_changes (revision, subject)")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
     "0003_door_maintenance_revision",
     "0004_applied_commands",
     "0005_outbox_payload_version",
+    "0009_deferred_changes",
 )
 
 

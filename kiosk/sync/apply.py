@@ -25,12 +25,12 @@ from enum import StrEnum
 from sqlite_utils import Database
 
 from kiosk.store import allocations, changes, doors
-from kiosk.store.changes import AllocationUpdate, ApplyOutcome, ApplyResult
+from kiosk.store.changes import ApplyOutcome
 from kiosk.store.database import Store
-from kiosk.store.records import Actor, AllocationKind
+from kiosk.store.records import Actor
+from kiosk.sync import deferred
 from shared.protocol import (
     AllocationChange,
-    AllocationState,
     ChangesBody,
     MaintenanceChange,
     SnapshotBody,
@@ -107,17 +107,12 @@ def apply_changes(store: Store, body: ChangesBody, now: datetime) -> CheckpointR
             return CheckpointResult(CheckpointStatus.GAP, last)
         refused: list[RefusedChange] = []
         applied = 0
+        deferred.retry(store, now)  # older kept changes first: revision order per subject
         for change in body.changes:
             if change.revision <= last:
                 continue
             applied += 1
-            if isinstance(change, AllocationChange):
-                subject = f"allocation {change.allocation.allocation_id}"
-                result = _apply_allocation(store, change.allocation, change.revision, now)
-            else:
-                subject = f"door {change.door}"
-                result = _apply_maintenance(store, change, now)
-            _note(refused, change.revision, subject, result)
+            _note(refused, deferred.consider(store, change, now))
         changes.advance_revision(db, body.to_revision, now)
     log.info(
         "applied changes %d..%d (%d new, %d refused)",
@@ -152,6 +147,7 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
             return CheckpointResult(CheckpointStatus.DUPLICATE, last)
         refused: list[RefusedChange] = []
         kept: list[str] = []
+        deferred.retry(store, now)
         listed = {state.allocation_id for state in body.allocations}
         for current in allocations.list_allocations(db, LIVE_ALLOCATION_STATUSES):
             if current.allocation_id in listed:
@@ -166,12 +162,15 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
                     current.door,
                 )
                 continue
-            result = changes.cancel_allocation(
-                store, current.allocation_id, SNAPSHOT_CANCEL_REASON, revision, now
+            cancel = deferred.SnapshotCancel(
+                revision=revision,
+                allocation_id=current.allocation_id,
+                reason=SNAPSHOT_CANCEL_REASON,
             )
-            if result.outcome is ApplyOutcome.REFUSED:
+            considered = deferred.consider(store, cancel, now)
+            if considered.result.outcome in (ApplyOutcome.REFUSED, ApplyOutcome.BLOCKED):
                 kept.append(current.allocation_id)
-            _note(refused, revision, f"allocation {current.allocation_id}", result)
+            _note(refused, considered)
         wanted = {entry.door: entry.reason for entry in body.maintenance}
         for door in doors.list_doors(db):
             if (
@@ -179,22 +178,14 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
                 and door.number not in wanted
                 and _maintenance_set_by_cloud(db, door.number)
             ):
-                result = changes.set_door_maintenance(
-                    store,
-                    door.number,
-                    False,
-                    reason=None,
-                    actor=CLOUD_ACTOR,
-                    now=now,
-                    revision=revision,
-                )
-                _note(refused, revision, f"door {door.number}", result)
+                off = MaintenanceChange(revision=revision, door=door.number, on=False)
+                _note(refused, deferred.consider(store, off, now))
         for number, reason in sorted(wanted.items()):
-            change = MaintenanceChange(revision=revision, door=number, on=True, reason=reason)
-            _note(refused, revision, f"door {number}", _apply_maintenance(store, change, now))
+            on = MaintenanceChange(revision=revision, door=number, on=True, reason=reason)
+            _note(refused, deferred.consider(store, on, now))
         for state in body.allocations:
-            result = _apply_allocation(store, state, revision, now)
-            _note(refused, revision, f"allocation {state.allocation_id}", result)
+            listed_change = AllocationChange(revision=revision, allocation=state)
+            _note(refused, deferred.consider(store, listed_change, now))
         changes.advance_revision(db, revision, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"
@@ -214,53 +205,9 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
     )
 
 
-def allocation_update(state: AllocationState) -> AllocationUpdate:
-    """The store's form of an allocation as the protocol carries it (code as its hash).
-
-    Raises:
-        ValueError: the allocation cannot be stored (e.g. a blank barcode).
-    """
-    return AllocationUpdate(
-        allocation_id=state.allocation_id,
-        kind=AllocationKind(state.kind),
-        barcode=state.barcode,
-        size=state.size,
-        status=state.status,
-        proposed_door=state.proposed_door,
-        reservation_expires_at=state.reservation_expires_at,
-        pickup_expires_at=state.pickup_expires_at,
-        order_id=state.order_id,
-        return_reason=state.return_reason,
-        code_hash=state.code_hash,
-    )
-
-
-def _apply_allocation(
-    store: Store, state: AllocationState, revision: int, now: datetime
-) -> ApplyResult:
-    try:
-        update = allocation_update(state)
-    except ValueError as error:
-        return ApplyResult(ApplyOutcome.REFUSED, str(error))
-    return changes.apply_allocation(store, update, revision, now)
-
-
-def _apply_maintenance(store: Store, change: MaintenanceChange, now: datetime) -> ApplyResult:
-    try:
-        return changes.set_door_maintenance(
-            store,
-            change.door,
-            change.on,
-            reason=change.reason,
-            actor=CLOUD_ACTOR,
-            now=now,
-            revision=change.revision,
-        )
-    except doors.UnknownDoorRecord:
-        return ApplyResult(ApplyOutcome.REFUSED, "no such door here")
-
-
-def _note(refused: list[RefusedChange], revision: int, subject: str, result: ApplyResult) -> None:
+def _note(refused: list[RefusedChange], considered: deferred.Considered) -> None:
+    result, revision = considered.result, considered.revision
+    subject = considered.subject.replace(":", " ", 1)
     if result.outcome is ApplyOutcome.REFUSED:
         reason = result.reason or "refused"
         refused.append(RefusedChange(revision, subject, reason))
