@@ -31,10 +31,9 @@ import re
 import ssl
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiomqtt
 import psycopg
@@ -47,6 +46,7 @@ from cloud.sync.events import UnknownKiosk, apply_events
 from cloud.sync.keys import KioskDirectory, resolver_for
 from cloud.sync.publisher import Publisher
 from shared.backoff import backoff_delay
+from shared.broker_url import ClientTls, parse_broker_url
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
 from shared.mqtt_client import MqttClient
@@ -82,22 +82,37 @@ _SENDER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
+    """The broker and this worker's credentials there (see `shared.broker_url`)."""
+
     host: str
     port: int
     tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_tls: ClientTls = field(default_factory=ClientTls)
 
     @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """``mqtt://host:port`` or ``mqtts://host:port`` (ports default to 1883 and 8883).
+    def from_url(cls, url: str, client_tls: ClientTls | None = None) -> BrokerAddress:
+        """``mqtt(s)://[USER[:PASSWORD]@]HOST[:PORT]`` (ports default to 1883 and 8883).
 
         Raises:
-            ValueError: another scheme, or no host.
+            ValueError: not such a URL (`BrokerUrlError`), or TLS files without ``mqtts://``.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"not an mqtt:// or mqtts:// URL: {url!r}")
-        tls = parts.scheme == "mqtts"
-        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+        parsed = parse_broker_url(url)
+        if client_tls is not None and client_tls != ClientTls() and not parsed.tls:
+            raise ValueError("a CA file or client certificate needs an mqtts:// broker URL")
+        return cls(
+            parsed.host,
+            parsed.port,
+            parsed.tls,
+            parsed.username,
+            parsed.password,
+            client_tls or ClientTls(),
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The connection's TLS context; None for plain ``mqtt://``."""
+        return self.client_tls.context() if self.tls else None
 
 
 class SyncWorker:
@@ -182,7 +197,9 @@ class SyncWorker:
             clean_session=True,
             keepalive=30,
             timeout=10,
-            tls_context=ssl.create_default_context() if self._broker.tls else None,
+            tls_context=self._broker.tls_context(),
+            username=self._broker.username,
+            password=self._broker.password,
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:

@@ -212,6 +212,8 @@ class KioskSync:
             keepalive=self.config.keepalive_s,
             timeout=10,
             tls_context=self._tls_context(),
+            username=self.config.username,
+            password=self.config.password,
         )
         async with client:
             try:
@@ -277,10 +279,8 @@ class KioskSync:
         raise _RenewWill
 
     def _tls_context(self) -> ssl.SSLContext | None:
-        if not self.config.tls:
-            return None
-        ca = None if self.config.ca_file is None else str(self.config.ca_file)
-        return ssl.create_default_context(cafile=ca)
+        tls = self.config.client_tls()
+        return None if tls is None else tls.context()
 
     # Cloud to kiosk
 
