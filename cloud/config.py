@@ -72,6 +72,9 @@ class CloudSettings(BaseSettings):
     mqtt_ca_file: str | None = None
     mqtt_cert_file: str | None = None
     mqtt_key_file: str | None = None
+    # The fleet CA's folder (`locker-cloud ca-init`): provision-kiosk then also issues the
+    # kiosk's broker certificate, and the ca-* commands find it here without --ca.
+    fleet_ca_dir: str | None = None
 
     @property
     def reservation_hold(self) -> timedelta:
