@@ -51,6 +51,15 @@ class Fleet:
             timeout=5,
         )
 
+    def restart(self) -> None:
+        """Regenerates the configuration and restarts the broker on the same port (the
+        dynamic-security plugin reads its file at start only)."""
+        _generate(self.ca, self.folder, self.port)
+        self.process.terminate()
+        self.process.wait(10)
+        self.process = _start(self.config_file, self.folder)
+        _wait_listening(self.port, self.process)
+
     def reload(self) -> None:
         """Regenerates the configuration and makes the broker re-read its ACL and CRL."""
         _generate(self.ca, self.folder, self.port)
@@ -113,17 +122,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     ca.issue_broker(hosts=["localhost", "127.0.0.1"], out=folder / "broker", now=NOW)
     port = free_port()
     config_file = _generate(ca, folder, port)
-    log = (folder / "mosquitto.log").open("wb")
-    process = subprocess.Popen(
-        [MOSQUITTO, "-c", str(config_file)], stdout=log, stderr=subprocess.STDOUT
-    )
+    process = _start(config_file, folder)
+    fleet = Fleet(ca, folder, port, clients, process, config_file)
     try:
         _wait_listening(port, process)
-        yield Fleet(ca, folder, port, clients, process, config_file)
+        yield fleet
     finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+        fleet.process.terminate()
+        fleet.process.wait(10)
+
+
+def _start(config_file: Path, folder: Path) -> subprocess.Popen[bytes]:
+    with (folder / "mosquitto.log").open("ab") as log:
+        return subprocess.Popen(
+            [MOSQUITTO, "-c", str(config_file)], stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 @pytest.fixture
