@@ -176,6 +176,9 @@ class SnapshotBody(_Body):
 class AckBody(_Body):
     kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
     through_sequence: Annotated[int, Field(ge=0)]
+    # The store incarnation whose sequence numbers this counts (see `EventsBody`); a kiosk
+    # ignores an ack for another incarnation (one meant for the store it replaced).
+    incarnation: uuid.UUID | None = None
 
 
 class RemoteOpenBody(_Body):
@@ -206,6 +209,11 @@ class EventRecord(_Body):
 class EventsBody(_Body):
     kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
     events: Annotated[list[EventRecord], Field(min_length=1, max_length=100)]
+    # The kiosk store's incarnation: a random id made with the store. A kiosk whose store was
+    # replaced (a new SD card) starts its sequence again at 1 under a new incarnation, and the
+    # cloud counts that incarnation's sequences after the old one's. None: a kiosk from before
+    # incarnations (its one store).
+    incarnation: uuid.UUID | None = None
 
 
 class BirthBody(_Body):
@@ -370,9 +378,19 @@ def seal(
         "message_id": str(uuid.uuid4()),
         "issued_at": now.astimezone(UTC).isoformat(),
         "expires_at": (now + lifetime).astimezone(UTC).isoformat(),
-        "body": body.model_dump(mode="json"),
+        "body": _wire_body(body),
     }
     return json.dumps(signer.seal(envelope), separators=(",", ":")).encode()
+
+
+# Fields added after version 1 shipped: left out of the payload when unset, so that a receiver
+# from before them (whose bodies forbid unknown fields) still reads the message.
+_OMITTED_WHEN_NONE = frozenset({"incarnation"})
+
+
+def _wire_body(body: _Body) -> dict[str, Any]:
+    dumped = body.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if v is not None or k not in _OMITTED_WHEN_NONE}
 
 
 def open_message(
@@ -394,7 +412,7 @@ def open_message(
     if where is None:
         raise Rejected(RejectReason.WRONG_TOPIC, f"not a protocol topic: {topic_name!r}")
     location_id, channel = where
-    _check_json_bounds(payload)
+    check_json_bounds(payload)
     try:
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -450,7 +468,7 @@ _INNERMOST = re.compile(rb"\[\]|\{\}")
 _LONG_NUMBER = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
 
 
-def _check_json_bounds(payload: bytes) -> None:
+def check_json_bounds(payload: bytes) -> None:
     """Refuses JSON nested deeper than `MAX_JSON_DEPTH` or with a number of more than
     `MAX_NUMBER_DIGITS` digits, in linear time and without recursion.
 

@@ -65,6 +65,7 @@ from shared.protocol import (
     Rejected,
     ReplayGuard,
     SyncRequestBody,
+    check_json_bounds,
     open_message,
     parse_topic,
 )
@@ -337,7 +338,12 @@ class SyncWorker:
             except UnknownKiosk:
                 log.warning("sync: events from %s, which has no cursor", body.kiosk_id)
                 return
-            await publisher.send_ack(message.location_id, body.kiosk_id, result.through_sequence)
+            if result.refused:
+                self.stats["events_refused"] += 1
+                return  # a retired store: no ack, so it learns nothing and moves nothing
+            await publisher.send_ack(
+                message.location_id, body.kiosk_id, result.through_sequence, body.incarnation
+            )
         elif message.type is MessageType.BIRTH:
             assert isinstance(body, BirthBody)
             if not await presence.record_birth(self._pool, body, now):
@@ -401,7 +407,10 @@ def _sender(payload: bytes) -> str | None:
     """The sender a payload claims, to look its key up before `open_message` checks it all."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return None
-    with contextlib.suppress(ValueError):
+    # The same bounds as open_message, first: json.loads on a 100,000-deep array raised a
+    # RecursionError here, logged as a failure with its traceback instead of a rejection.
+    with contextlib.suppress(Rejected, ValueError):
+        check_json_bounds(payload)
         raw = json.loads(payload)
         sender = raw.get("sender") if isinstance(raw, dict) else None
         if isinstance(sender, str) and sender != CLOUD_SENDER and _SENDER.match(sender):

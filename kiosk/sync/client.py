@@ -133,6 +133,7 @@ class KioskSync:
         self.location_id = ctx.store.identity.location_id
         self.kiosk_id = ctx.store.identity.kiosk_id
         self.status = SyncStatus(last_revision=changes.last_revision(ctx.store.db))
+        self._incarnation = meta.store_incarnation(ctx.store.db)
         self.outbox_changed = asyncio.Event()
         """Set it after committing outbox events to publish them at once (else within
         ``outbox_check_s``)."""
@@ -334,6 +335,10 @@ class KioskSync:
         elif isinstance(body, AckBody):
             if body.kiosk_id != self.kiosk_id:
                 return  # another kiosk's at this location
+            if body.incarnation is not None and body.incarnation != self._incarnation:
+                # Counted for the store this one replaced: its numbers are not ours.
+                log.info("ack for another store incarnation (%s) ignored", body.incarnation)
+                return
             self._pump.acknowledged(body.through_sequence, now)
             self.outbox_changed.set()
         elif isinstance(body, RemoteOpenBody):
@@ -392,7 +397,7 @@ class KioskSync:
             )
             for event in batch
         ]
-        body = EventsBody(kiosk_id=self.kiosk_id, events=records)
+        body = EventsBody(kiosk_id=self.kiosk_id, events=records, incarnation=self._incarnation)
         payload = self._seal(MessageType.EVENTS, body)
         if len(payload) > MAX_PAYLOAD_BYTES and len(batch) > 1:
             # Large payloads: split rather than have the cloud reject the message unread.

@@ -348,3 +348,23 @@ async def test_a_burst_of_notifications_for_one_location_is_one_publishing_round
     assert rounds == [site.location_id] * 2  # the first change's, then one for the burst
     assert revisions() == list(range(1, 22))
     assert [m.type for m in peer.all_received] == [MessageType.CHANGES] * 2
+
+
+async def test_too_deep_json_and_huge_numbers_are_counted_as_rejections_not_failures(
+    pool: Pool, worker: SyncWorker, mqtt_broker: tuple[str, int, bool]
+) -> None:
+    site = await make_site(pool)
+    events_topic = topic(site.location_id, Channel.KIOSK_EVENTS)
+    deep = b'{"sender": "k", "body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    huge = b'{"v": 1, "sender": "k", "n": ' + b"9" * 5_000 + b"}"
+    before = worker.stats["rejected:malformed_json"]
+    host, port, _ = mqtt_broker
+    async with aiomqtt.Client(host, port, identifier=f"attacker-{uuid.uuid4().hex[:6]}") as raw:
+        await raw.publish(events_topic, deep, qos=1)
+        await raw.publish(events_topic, huge, qos=1)
+
+        async def both_rejected() -> bool:
+            return worker.stats["rejected:malformed_json"] >= before + 2
+
+        await eventually(both_rejected)
+    assert worker.stats["failed"] == 0
