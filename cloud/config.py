@@ -75,6 +75,10 @@ class CloudSettings(BaseSettings):
     # The fleet CA's folder (`locker-cloud ca-init`): provision-kiosk then also issues the
     # kiosk's broker certificate, and the ca-* commands find it here without --ca.
     fleet_ca_dir: str | None = None
+    # Messages per second a worker takes from one kiosk topic (before parsing) and from one
+    # kiosk (once verified), with this burst; beyond, dropped with one log line per 10 s.
+    mqtt_rate_limit_per_s: float = Field(default=100.0, gt=0)
+    mqtt_rate_limit_burst: int = Field(default=1000, ge=1)
 
     @property
     def reservation_hold(self) -> timedelta:

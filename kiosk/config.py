@@ -100,6 +100,9 @@ class SyncConfig:
         client_cert_file: The kiosk's broker certificate (PEM, CN = kiosk id), for a broker that
             requires client certificates (``deploy/mosquitto/``).
         client_key_file: That certificate's private key (PEM).
+        rate_limit_per_s: Messages per second the kiosk reads from one cloud topic; a flood
+            beyond it (and its burst) is dropped unread, with one log line per 10 s.
+        rate_limit_burst: The burst allowed above that rate.
     """
 
     broker_host: str
@@ -120,6 +123,8 @@ class SyncConfig:
     password: str | None = field(default=None, repr=False)
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 1000
 
     def client_tls(self) -> ClientTls | None:
         """The TLS settings of the broker connection; None without TLS."""
@@ -214,6 +219,8 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "sync.client_cert_file",
     "sync.client_key_file",
     "sync.password_file",
+    "sync.rate_limit_per_s",
+    "sync.rate_limit_burst",
 )
 
 _SECRET_KEYS = ("code_secret", "code_secret_file", "code_secret_env")
@@ -232,7 +239,15 @@ _SYNC_OPTIONS = (
     "ack_timeout_s",
     "outbox_check_s",
     "event_retention_s",
+    "rate_limit_per_s",
+    "rate_limit_burst",
 )
+
+
+def _positive_rate(value: object) -> float:
+    if not (is_int(value) or isinstance(value, float)) or not value > 0:  # type: ignore[operator]
+        raise problem(f"expected a positive number of messages per second, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def _broker_url(value: object) -> BrokerUrl:
@@ -384,6 +399,8 @@ class SyncTable(TableModel):
     client_cert_file: Text | None = None
     client_key_file: Text | None = None
     password_file: Text | None = None
+    rate_limit_per_s: Annotated[float | None, PlainValidator(_positive_rate)] = None
+    rate_limit_burst: AtLeastOne | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SyncTable:

@@ -31,6 +31,7 @@ from cloud.store import database as db
 from cloud.sync.keys import load_cloud_signer
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import Clock, SystemClock
+from shared.flood_gate import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ def _make_sync_worker(
         clock=clock,
         pickup_window=settings.pickup_window,
         shared_subscription=settings.mqtt_shared_subscription,
+        topic_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
+        kiosk_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
     )
 
 

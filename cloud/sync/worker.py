@@ -49,6 +49,7 @@ from shared.backoff import backoff_delay
 from shared.broker_url import ClientTls, parse_broker_url
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
+from shared.flood_gate import FloodGate, RateLimit
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
@@ -78,6 +79,10 @@ PLAIN_SUBSCRIPTION = f"{TOPIC_ROOT}/+/kiosk/#"
 assert f"$share/{SHARED_GROUP}/{PLAIN_SUBSCRIPTION}" == CLOUD_SUBSCRIPTION
 
 COMMANDS_CHANNEL = "locker_remote_commands"
+# A kiosk sends a heartbeat every 30 s and at most 10 events messages in flight; a location's
+# topics carry its few kiosks. Far above that, far below a flood (docs/cloud-sync.md).
+TOPIC_LIMIT = RateLimit(per_second=100.0, burst=1000)
+KIOSK_LIMIT = RateLimit(per_second=100.0, burst=1000)
 _SENDER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -141,6 +146,8 @@ class SyncWorker:
         client_id: str | None = None,
         backoff_first: float = 0.5,
         backoff_longest: float = 60.0,
+        topic_limit: RateLimit = TOPIC_LIMIT,
+        kiosk_limit: RateLimit = KIOSK_LIMIT,
     ) -> None:
         self._pool = pool
         self._database_url = database_url
@@ -163,6 +170,9 @@ class SyncWorker:
         self._backoff = (backoff_first, backoff_longest)
         self._directory = KioskDirectory(pool)
         self._replays = ReplayGuard()
+        # Before anything costs (per topic), and per kiosk once its signature is checked.
+        self._topic_gate = FloodGate(topic_limit, what="sync: flood on a topic", logger=log)
+        self._kiosk_gate = FloodGate(kiosk_limit, what="sync: flood from a kiosk", logger=log)
         self.ready = asyncio.Event()
         self.stats: Counter[str] = Counter()
 
@@ -223,6 +233,9 @@ class SyncWorker:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._publish_loop(listener, publisher))
                 async for message in client.messages:
+                    if not self._topic_gate.admit(message.topic.value):
+                        self.stats["rate_limited"] += 1
+                        continue
                     await self._slots.acquire()
                     task = group.create_task(self._handle_in_order(message, publisher))
                     task.add_done_callback(lambda _: self._slots.release())
@@ -302,6 +315,9 @@ class SyncWorker:
         except Exception:
             log.exception("sync: could not check a message on %s", name)
             self.stats["failed"] += 1
+            return
+        if not self._kiosk_gate.admit(opened.sender):
+            self.stats["rate_limited"] += 1
             return
         try:
             await self._dispatch(opened, publisher)

@@ -43,6 +43,7 @@ from kiosk.sync import apply, commands, presence
 from kiosk.sync.pump import OutboxPump
 from shared.backoff import backoff_delay
 from shared.cancellation import cancel_and_wait, raise_if_cancelling
+from shared.flood_gate import FloodGate, RateLimit
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
@@ -70,6 +71,7 @@ from shared.protocol import (
 from shared.signing import Signer, Verifier
 
 log = logging.getLogger(__name__)
+FLOOD_QUIET_S = 1.0
 
 SYNC_REQUEST_REPEAT_AFTER = timedelta(seconds=5)
 """A gap asks again for the same revision only after this long (an answer may be on its way)."""
@@ -141,6 +143,12 @@ class KioskSync:
         self._cloud_key: Verifier = config.cloud_key
         self._board_error = board_error
         self._guard = ReplayGuard()
+        self._flood_seen_at: float | None = None
+        self._flood_gate = FloodGate(
+            RateLimit(per_second=config.rate_limit_per_s, burst=config.rate_limit_burst),
+            what="flood on a cloud topic",
+            logger=log,
+        )
         self._pump = OutboxPump(
             ctx.store,
             ack_timeout=timedelta(seconds=config.ack_timeout_s),
@@ -251,6 +259,7 @@ class KioskSync:
             self._serve(client),
             self._heartbeats(client, epoch),
             self._renew_will_later(),
+            self._recover_after_floods(client),
         )
 
     async def _say_goodbye(self, client: aiomqtt.Client, epoch: int) -> None:
@@ -287,6 +296,12 @@ class KioskSync:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
+            if not self._flood_gate.admit(message.topic.value):
+                # Dropped unread: a flood must not delay the real changes behind it. What
+                # was real among the dropped comes back by a sync request once it is over.
+                self.status.rejected["rate_limited"] += 1
+                self._flood_seen_at = asyncio.get_running_loop().time()
+                continue
             payload = message.payload
             if isinstance(payload, bytes | bytearray):
                 data = bytes(payload)
@@ -362,10 +377,23 @@ class KioskSync:
 
     # Kiosk to cloud
 
-    async def _request_sync(self, client: aiomqtt.Client) -> None:
+    async def _recover_after_floods(self, client: aiomqtt.Client) -> None:
+        """Asks for every change again once a flood has stopped for `FLOOD_QUIET_S`: the gate
+        dropped the messages of its topic unread, real changes among them perhaps."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(FLOOD_QUIET_S / 2)
+            if (
+                self._flood_seen_at is not None
+                and loop.time() - self._flood_seen_at > FLOOD_QUIET_S
+            ):
+                self._flood_seen_at = None
+                await self._request_sync(client, force=True)
+
+    async def _request_sync(self, client: aiomqtt.Client, *, force: bool = False) -> None:
         now = self.ctx.clock.now()
         since = changes.last_revision(self.ctx.store.db)
-        if self._last_sync_request is not None:
+        if self._last_sync_request is not None and not force:
             asked, at = self._last_sync_request
             if asked == since and now - at < SYNC_REQUEST_REPEAT_AFTER:
                 return
