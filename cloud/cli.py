@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cloud import ca_cli
+from cloud import ca_cli, kiosk_keys_cli
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         " LOCKER_FLEET_CA_DIR; without either, no certificate)",
     )
     ca_cli.add_parsers(sub)
+    kiosk_keys_cli.add_parsers(sub)
     return parser
 
 
@@ -73,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_provision(args))
         if args.command in ca_cli.COMMANDS:
             return ca_cli.run(args)
+        if args.command in kiosk_keys_cli.COMMANDS:
+            return kiosk_keys_cli.run(args)
         return asyncio.run(_migrate())
     except KeyboardInterrupt:
         return 130

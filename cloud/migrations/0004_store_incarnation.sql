@@ -14,3 +14,15 @@ CREATE TABLE kiosk_incarnations (
 
 -- The incarnation whose events are applied now (NULL: none seen yet, or a kiosk from before).
 ALTER TABLE kiosk_cursors ADD COLUMN incarnation uuid;
+
+-- Kiosk signing keys: revocation, and rotation with a grace period. A revoked kiosk's messages
+-- are refused whatever key signed them; a rotated-out key is still accepted until accepted_until
+-- (the new key is kiosks.public_key from the rotation on).
+ALTER TABLE kiosks ADD COLUMN revoked_at timestamptz;
+CREATE TABLE kiosk_retired_keys (
+    kiosk_id        text NOT NULL REFERENCES kiosks,
+    public_key      text NOT NULL,
+    retired_at      timestamptz NOT NULL,
+    accepted_until  timestamptz NOT NULL,
+    PRIMARY KEY (kiosk_id, public_key)
+);

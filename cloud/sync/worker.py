@@ -146,6 +146,7 @@ class SyncWorker:
         client_id: str | None = None,
         backoff_first: float = 0.5,
         backoff_longest: float = 60.0,
+        key_cache_s: float = 60.0,
         topic_limit: RateLimit = TOPIC_LIMIT,
         kiosk_limit: RateLimit = KIOSK_LIMIT,
     ) -> None:
@@ -168,7 +169,8 @@ class SyncWorker:
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
         self._client_id = client_id or f"locker-cloud-{uuid.uuid4().hex[:12]}"
         self._backoff = (backoff_first, backoff_longest)
-        self._directory = KioskDirectory(pool)
+        # A revocation or the end of a key's grace takes effect within key_cache_s.
+        self._directory = KioskDirectory(pool, ttl=key_cache_s, now=clock.now)
         self._replays = ReplayGuard()
         # Before anything costs (per topic), and per kiosk once its signature is checked.
         self._topic_gate = FloodGate(topic_limit, what="sync: flood on a topic", logger=log)
