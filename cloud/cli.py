@@ -14,9 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cloud import ca_cli, kiosk_keys_cli
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
+from cloud.fleet_ca import FleetCa, FleetCaError
 from cloud.ops import cli as ops_cli
 from cloud.server import bind, serve
 from cloud.store import database as db
@@ -48,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     p_prov.add_argument(
         "--broker-url", help="the broker the kiosk connects to (default: LOCKER_MQTT_URL)"
     )
+    p_prov.add_argument(
+        "--ca",
+        help="the fleet CA: also issue the kiosk's broker certificate (default:"
+        " LOCKER_FLEET_CA_DIR; without either, no certificate)",
+    )
+    ca_cli.add_parsers(sub)
+    kiosk_keys_cli.add_parsers(sub)
     ops_cli.add_parser(sub)
     return parser
 
@@ -67,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_provision(args))
         if args.command == "operator":
             return asyncio.run(_operator(args))
+        if args.command in ca_cli.COMMANDS:
+            return ca_cli.run(args)
+        if args.command in kiosk_keys_cli.COMMANDS:
+            return kiosk_keys_cli.run(args)
         return asyncio.run(_migrate())
     except KeyboardInterrupt:
         return 130
@@ -114,6 +127,12 @@ async def _provision(args: argparse.Namespace) -> int:
     except SigningError as exc:
         print(f"locker-cloud: {exc}", file=sys.stderr)
         return 2
+    ca_folder = args.ca or settings.fleet_ca_dir
+    try:
+        ca = FleetCa(Path(ca_folder)) if ca_folder else None
+    except FleetCaError as exc:
+        print(f"locker-cloud: {exc}", file=sys.stderr)
+        return 2
     url = settings.database_url or await asyncio.to_thread(
         db.start_embedded_postgres, settings.data_dir
     )
@@ -130,6 +149,7 @@ async def _provision(args: argparse.Namespace) -> int:
                 broker_url=broker_url,
                 cloud_key=cloud_key,
                 now=SystemClock().now(),
+                ca=ca,
             )
     except ServiceError as exc:
         print(f"locker-cloud: {exc.message}", file=sys.stderr)
@@ -138,6 +158,8 @@ async def _provision(args: argparse.Namespace) -> int:
         await pool.close()
     print(f"kiosk {kiosk.kiosk_id} registered at {kiosk.location_id}")
     print(f"  files            {kiosk.folder}/ (kiosk.toml, kiosk-key.pem, code-secret)")
+    if ca is not None:
+        print(f"  broker identity  {kiosk.folder}/kiosk-cert.pem (CN {kiosk.kiosk_id}), issued")
     print(f"  kiosk public key {kiosk.public_key}")
     print(f"  cloud public key {kiosk.cloud_public_key}")
     return 0

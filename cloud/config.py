@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.broker_url import ClientTls
+
 
 class CloudSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOCKER_", extra="ignore")
@@ -50,7 +52,8 @@ class CloudSettings(BaseSettings):
 
     # MQTT sync with the kiosks (docs/protocol.md). The broker, as mqtt://host:port (mqtts://
     # for TLS). Empty: this process runs no sync worker.
-    mqtt_url: str | None = Field(default=None, pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
+    # mqtt(s)://USER:PASSWORD@host:port for a broker that takes passwords (%-encode them).
+    mqtt_url: str | None = Field(default=None, pattern=r"^mqtts?://([^/@]+@)?[^/:@]+(:\d+)?/?$")
     # Subscribe through the shared subscription ($share/locker-cloud/...) so that several
     # workers split the kiosks' messages. Off for a broker without shared subscriptions (amqtt).
     mqtt_shared_subscription: bool = True
@@ -73,6 +76,19 @@ class CloudSettings(BaseSettings):
     ops_refresh_seconds: float = Field(default=5.0, gt=0)
     # How often the fleet's health alerts (kiosk offline, boards not answering) are swept.
     fleet_health_interval_seconds: float = Field(default=15.0, gt=0)
+    # TLS to the broker (mqtts:// only): the CA its certificate must chain to (the system's
+    # when empty), and this worker's client certificate and key for a broker that requires one
+    # (deploy/mosquitto/, issued by `locker-cloud ca issue-worker`).
+    mqtt_ca_file: str | None = None
+    mqtt_cert_file: str | None = None
+    mqtt_key_file: str | None = None
+    # The fleet CA's folder (`locker-cloud ca-init`): provision-kiosk then also issues the
+    # kiosk's broker certificate, and the ca-* commands find it here without --ca.
+    fleet_ca_dir: str | None = None
+    # Messages per second a worker takes from one kiosk topic (before parsing) and from one
+    # kiosk (once verified), with this burst; beyond, dropped with one log line per 10 s.
+    mqtt_rate_limit_per_s: float = Field(default=100.0, gt=0)
+    mqtt_rate_limit_burst: int = Field(default=1000, ge=1)
 
     @property
     def reservation_hold(self) -> timedelta:
@@ -85,6 +101,18 @@ class CloudSettings(BaseSettings):
     @property
     def change_retention(self) -> timedelta:
         return timedelta(days=self.change_retention_days)
+
+    def mqtt_client_tls(self) -> ClientTls:
+        """The TLS files of the broker connection.
+
+        Raises:
+            ValueError: a certificate without its key, or a key without its certificate.
+        """
+        return ClientTls(
+            ca_file=Path(self.mqtt_ca_file) if self.mqtt_ca_file else None,
+            cert_file=Path(self.mqtt_cert_file) if self.mqtt_cert_file else None,
+            key_file=Path(self.mqtt_key_file) if self.mqtt_key_file else None,
+        )
 
     def cloud_key_path(self) -> tuple[Path, bool]:
         """The cloud key's PEM file, and whether it may be generated when missing."""

@@ -116,3 +116,7 @@ class NothingToPickUp(ServiceError):
 
     status = 409
     code = "not_yet_deposited"
+
+
+class KioskNotFound(NotFound):
+    code = "kiosk_not_found"

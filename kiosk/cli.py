@@ -27,7 +27,7 @@ from typing import NoReturn
 
 from sqlite_utils import Database
 
-from kiosk.config import KioskConfig, KioskConfigError, bank_doors, load_config
+from kiosk.config import KioskConfig, KioskConfigError, SyncConfig, bank_doors, load_config
 from shared.states import AllocationStatus
 
 PROG = "locker-kiosk"
@@ -205,7 +205,7 @@ def _check_config(args: argparse.Namespace) -> int:
             if config.sync is None
             else f"{'mqtts' if config.sync.tls else 'mqtt'}://{config.sync.broker_host}:"
             f"{config.sync.broker_port}, kiosk key {config.sync.private_key_file} read, heartbeat"
-            f" every {config.sync.heartbeat_interval_s:g} s"
+            f" every {config.sync.heartbeat_interval_s:g} s" + _broker_identity(config.sync)
         ),
         f"rules: keypad locks after {rules.keypad_max_failures} wrong codes in"
         f" {rules.keypad_window.total_seconds():g} s for {rules.keypad_lockout.total_seconds():g}"
@@ -380,3 +380,13 @@ def _door_list(numbers: Sequence[int]) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _broker_identity(sync: SyncConfig) -> str:
+    """How check-config describes the kiosk's credentials at the broker (never the password)."""
+    shown = []
+    if sync.client_cert_file is not None:
+        shown.append(f"client certificate {sync.client_cert_file} loaded")
+    if sync.username is not None:
+        shown.append(f"user {sync.username!r}" + (" with a password" if sync.password else ""))
+    return "; " + ", ".join(shown) if shown else ""

@@ -22,13 +22,13 @@ checks it.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import PlainValidator, ValidationError, model_validator
 
@@ -52,6 +52,7 @@ from kiosk.hardware.config import (
 )
 from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S
 from kiosk.store.code_hash import MIN_SECRET_BYTES
+from shared.broker_url import BrokerUrl, BrokerUrlError, ClientTls, parse_broker_url
 from shared.signing import Signer, SigningError, Verifier
 from shared.sizes import Size, SizeError
 
@@ -94,6 +95,14 @@ class SyncConfig:
         ack_timeout_s: How long published events wait for an ack before being sent again.
         outbox_check_s: How often the outbox is checked for new events (besides wake-ups).
         event_retention_s: How long acknowledged events are kept before pruning.
+        username: The MQTT user name (from the broker URL), for a broker that takes passwords.
+        password: Its password (from the URL or ``password_file``).
+        client_cert_file: The kiosk's broker certificate (PEM, CN = kiosk id), for a broker that
+            requires client certificates (``deploy/mosquitto/``).
+        client_key_file: That certificate's private key (PEM).
+        rate_limit_per_s: Messages per second the kiosk reads from one cloud topic; a flood
+            beyond it (and its burst) is dropped unread, with one log line per 10 s.
+        rate_limit_burst: The burst allowed above that rate.
     """
 
     broker_host: str
@@ -110,6 +119,18 @@ class SyncConfig:
     ack_timeout_s: float = 5.0
     outbox_check_s: float = 1.0
     event_retention_s: float = 86_400.0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 1000
+
+    def client_tls(self) -> ClientTls | None:
+        """The TLS settings of the broker connection; None without TLS."""
+        if not self.tls:
+            return None
+        return ClientTls(self.ca_file, self.client_cert_file, self.client_key_file)
 
     def require_signer(self) -> Signer:
         """The kiosk's signing key.
@@ -195,9 +216,13 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "sync.ack_timeout_s",
     "sync.outbox_check_s",
     "sync.event_retention_s",
+    "sync.client_cert_file",
+    "sync.client_key_file",
+    "sync.password_file",
+    "sync.rate_limit_per_s",
+    "sync.rate_limit_burst",
 )
 
-_MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _SECRET_KEYS = ("code_secret", "code_secret_file", "code_secret_env")
 _RULE_DURATIONS = {
     "keypad_window_s": "keypad_window",
@@ -214,30 +239,22 @@ _SYNC_OPTIONS = (
     "ack_timeout_s",
     "outbox_check_s",
     "event_retention_s",
+    "rate_limit_per_s",
+    "rate_limit_burst",
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerUrl:
-    """A parsed ``sync.broker_url``: ``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]``."""
-
-    host: str
-    port: int
-    tls: bool
+def _positive_rate(value: object) -> float:
+    if not (is_int(value) or isinstance(value, float)) or not value > 0:  # type: ignore[operator]
+        raise problem(f"expected a positive number of messages per second, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def _broker_url(value: object) -> BrokerUrl:
-    url = _non_empty(value)
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
+        return parse_broker_url(_non_empty(value))
+    except BrokerUrlError as error:
         raise problem(str(error)) from None
-    if parts.scheme not in _MQTT_PORTS or not parts.hostname:
-        raise problem(f"expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise problem(f"only a scheme, host and port are understood, got {url!r}")
-    return BrokerUrl(parts.hostname, port or _MQTT_PORTS[parts.scheme], parts.scheme == "mqtts")
 
 
 def _verifier(value: object) -> Verifier:
@@ -379,11 +396,27 @@ class SyncTable(TableModel):
     ack_timeout_s: Seconds | None = None
     outbox_check_s: Seconds | None = None
     event_retention_s: Seconds | None = None
+    client_cert_file: Text | None = None
+    client_key_file: Text | None = None
+    password_file: Text | None = None
+    rate_limit_per_s: Annotated[float | None, PlainValidator(_positive_rate)] = None
+    rate_limit_burst: AtLeastOne | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SyncTable:
-        if self.ca_file is not None and not self.broker_url.tls:
-            raise problem("only used with an mqtts:// broker_url", key="ca_file")
+        for key in ("ca_file", "client_cert_file", "client_key_file"):
+            if getattr(self, key) is not None and not self.broker_url.tls:
+                raise problem("only used with an mqtts:// broker_url", key=key)
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            missing = "client_key_file" if self.client_key_file is None else "client_cert_file"
+            raise problem("a client certificate needs both its files", key=missing)
+        if self.password_file is not None and (
+            self.broker_url.username is None or self.broker_url.password is not None
+        ):
+            raise problem(
+                "needs a user name in broker_url (mqtts://USER@HOST) and no password there",
+                key="password_file",
+            )
         low = self.reconnect_min_s or _SYNC_DEFAULTS["reconnect_min_s"]
         high = self.reconnect_max_s or _SYNC_DEFAULTS["reconnect_max_s"]
         if high < low:
@@ -553,16 +586,46 @@ def _sync(table: SyncTable, base: Path, read: bool) -> SyncConfig:
             signer = Signer.from_file(key_file)
         except SigningError as error:
             raise KioskConfigError(f"sync.private_key_file: {error}") from None
-    return SyncConfig(
+    password = table.broker_url.password
+    if read and table.password_file is not None:
+        password = _read_password(_path(table.password_file, base))
+    sync = SyncConfig(
         broker_host=table.broker_url.host,
         broker_port=table.broker_url.port,
         cloud_key=table.cloud_public_key,
         private_key_file=key_file,
         signer=signer,
         tls=table.broker_url.tls,
-        ca_file=_path(table.ca_file, base) if table.ca_file is not None else None,
+        ca_file=_optional_path(table.ca_file, base),
+        username=table.broker_url.username,
+        password=password,
+        client_cert_file=_optional_path(table.client_cert_file, base),
+        client_key_file=_optional_path(table.client_key_file, base),
         **_given(table, *_SYNC_OPTIONS),
     )
+    tls = sync.client_tls()
+    if read and tls is not None and tls.cert_file is not None:
+        # A certificate that does not load (or does not match its key) stops the kiosk at boot,
+        # not at its first connection attempt, hours later, with a TLS error in a loop.
+        try:
+            tls.context()
+        except (OSError, ssl.SSLError) as error:
+            raise KioskConfigError(f"sync.client_cert_file: {error}") from None
+    return sync
+
+
+def _read_password(path: Path) -> str:
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise KioskConfigError(f"sync.password_file: cannot read {path}: {error}") from None
+    if not password:
+        raise KioskConfigError(f"sync.password_file: {path} is empty")
+    return password
+
+
+def _optional_path(value: str | None, base: Path) -> Path | None:
+    return None if value is None else _path(value, base)
 
 
 def _path(value: str, base: Path) -> Path:

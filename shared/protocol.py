@@ -30,6 +30,12 @@ TOPIC_ROOT = "locker/v1"
 CLOUD_SENDER = "cloud"
 CLOCK_SKEW = timedelta(seconds=60)
 SHARED_GROUP = "locker-cloud"
+# The deepest a protocol message nests is about six levels (envelope, body, changes, a change, its
+# allocation); and no field holds a number of more than about twenty digits. Anything past these
+# bounds is refused before `json.loads`, whose C scanner would otherwise recurse until a
+# RecursionError, or build an integer of thousands of digits (quadratic) before failing.
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_DIGITS = 40
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -170,6 +176,9 @@ class SnapshotBody(_Body):
 class AckBody(_Body):
     kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
     through_sequence: Annotated[int, Field(ge=0)]
+    # The store incarnation whose sequence numbers this counts (see `EventsBody`); a kiosk
+    # ignores an ack for another incarnation (one meant for the store it replaced).
+    incarnation: uuid.UUID | None = None
 
 
 class RemoteOpenBody(_Body):
@@ -200,6 +209,11 @@ class EventRecord(_Body):
 class EventsBody(_Body):
     kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
     events: Annotated[list[EventRecord], Field(min_length=1, max_length=100)]
+    # The kiosk store's incarnation: a random id made with the store. A kiosk whose store was
+    # replaced (a new SD card) starts its sequence again at 1 under a new incarnation, and the
+    # cloud counts that incarnation's sequences after the old one's. None: a kiosk from before
+    # incarnations (its one store).
+    incarnation: uuid.UUID | None = None
 
 
 class BirthBody(_Body):
@@ -364,9 +378,19 @@ def seal(
         "message_id": str(uuid.uuid4()),
         "issued_at": now.astimezone(UTC).isoformat(),
         "expires_at": (now + lifetime).astimezone(UTC).isoformat(),
-        "body": body.model_dump(mode="json"),
+        "body": _wire_body(body),
     }
     return json.dumps(signer.seal(envelope), separators=(",", ":")).encode()
+
+
+# Fields added after version 1 shipped: left out of the payload when unset, so that a receiver
+# from before them (whose bodies forbid unknown fields) still reads the message.
+_OMITTED_WHEN_NONE = frozenset({"incarnation"})
+
+
+def _wire_body(body: _Body) -> dict[str, Any]:
+    dumped = body.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if v is not None or k not in _OMITTED_WHEN_NONE}
 
 
 def open_message(
@@ -388,6 +412,7 @@ def open_message(
     if where is None:
         raise Rejected(RejectReason.WRONG_TOPIC, f"not a protocol topic: {topic_name!r}")
     location_id, channel = where
+    check_json_bounds(payload)
     try:
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -433,6 +458,43 @@ def open_message(
     ):
         raise Rejected(RejectReason.REPLAYED, f"message {envelope.message_id} was seen before")
     return Message(envelope, body, location_id, channel)  # type: ignore[arg-type]
+
+
+# A JSON string: a quote, then runs of plain characters or escapes, then a quote. Written as an
+# unrolled loop so that the regex engine never backtracks on a long string.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_LONG_NUMBER = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
+
+
+def check_json_bounds(payload: bytes) -> None:
+    """Refuses JSON nested deeper than `MAX_JSON_DEPTH` or with a number of more than
+    `MAX_NUMBER_DIGITS` digits, in linear time and without recursion.
+
+    Strings are cut out first (brackets and digits inside them are text); what is left is
+    structure and scalars. The depth is found by removing innermost empty pairs of brackets once
+    per level: a payload still holding brackets after `MAX_JSON_DEPTH` rounds nests deeper (or is
+    unbalanced, which is malformed too).
+
+    Raises:
+        Rejected: ``malformed_json``, saying which bound was passed.
+    """
+    outside_strings = _JSON_STRING.sub(b'""', payload)
+    if _LONG_NUMBER.search(outside_strings):
+        raise Rejected(
+            RejectReason.MALFORMED_JSON, f"a number of more than {MAX_NUMBER_DIGITS} digits"
+        )
+    brackets = outside_strings.translate(None, _NOT_A_BRACKET)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return
+        brackets = _INNERMOST.sub(b"", brackets)
+    if brackets:
+        raise Rejected(
+            RejectReason.MALFORMED_JSON,
+            f"nested deeper than {MAX_JSON_DEPTH} levels (or brackets do not balance)",
+        )
 
 
 def _check_times(envelope: Envelope, now: datetime) -> None:

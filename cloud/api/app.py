@@ -38,6 +38,7 @@ from cloud.sync.keys import load_cloud_signer
 from cloud.sync.presence import PresenceRule
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from shared.clock import Clock, SystemClock
+from shared.flood_gate import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,13 @@ def _make_sync_worker(
     return SyncWorker(
         pool,
         database_url=database_url,
-        broker=BrokerAddress.from_url(settings.mqtt_url),
+        broker=BrokerAddress.from_url(settings.mqtt_url, settings.mqtt_client_tls()),
         signer=load_cloud_signer(key_file, create=may_create),
         clock=clock,
         pickup_window=settings.pickup_window,
         shared_subscription=settings.mqtt_shared_subscription,
+        topic_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
+        kiosk_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
     )
 
 

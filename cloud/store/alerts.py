@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,3 +48,16 @@ async def raise_alert(
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (location_id, kiosk_id, kind, door_number, detail, now),
     )
+
+
+async def has_open_alert(
+    conn: Conn, *, kiosk_id: str, kind: str, detail_matches: dict[str, Any]
+) -> bool:
+    """Whether the kiosk has an unresolved alert of ``kind`` whose detail contains
+    ``detail_matches``: a kiosk resending the same message must not raise one alert per try."""
+    cur = await conn.execute(
+        "SELECT 1 FROM fleet_alerts WHERE kiosk_id = %s AND kind = %s AND resolved_at IS NULL"
+        " AND detail @> %s LIMIT 1",
+        (kiosk_id, kind, json.dumps(detail_matches)),
+    )
+    return await cur.fetchone() is not None

@@ -41,6 +41,7 @@ class Kiosk:
     death_at: datetime | None
     heartbeat_at: datetime | None
     heartbeat: dict[str, Any] | None
+    revoked_at: datetime | None = None  # issue 9: nothing it signs is accepted
 
     @classmethod
     def from_row(cls, row: DictRow) -> Kiosk:

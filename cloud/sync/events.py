@@ -4,12 +4,19 @@ One transaction per ``events`` message, under a row lock on the kiosk's ``kiosk_
 two workers never apply one kiosk's events concurrently (and one worker handles a location's
 messages in arrival order, `cloud.sync.worker`):
 
-- ``sequence <= cursor``: a duplicate, skipped (its event id is compared with the stored one, and
-  a mismatch logged: the kiosk's store was replaced without a new kiosk id);
+- ``sequence <= cursor``: a duplicate, skipped (its event id is compared with the stored one; a
+  mismatch is two events under one sequence number, a sign of a stolen key or a replaced store,
+  and raises an ``event_conflict`` security alert with both events);
 - ``sequence == cursor + 1``: applied (`cloud.sync.facts`), recorded in ``kiosk_events`` and the
   cursor advanced, in the message's transaction;
 - ``sequence > cursor + 1``: a gap: neither it nor anything after it in the message is applied;
   the kiosk sends them again after its earlier events.
+
+Sequences count per store incarnation (``EventsBody.incarnation``, `cloud.store.incarnations`):
+a kiosk whose store was replaced sends under a new incarnation from sequence 1; its events are
+applied after the old store's (a ``store_replaced`` alert tells operators), and its acks carry
+its incarnation. A replaced store speaking again is refused whole (a ``retired_store`` alert, no
+ack): only the kiosk's current store moves its cursor.
 
 Each event is checked on its own first (`shared.events.parse_event`): an unknown type, a payload
 version this cloud does not support, or a payload that does not fit its type's model is refused,
@@ -26,6 +33,7 @@ serialization failure, lost connection) roll the whole transaction back; the kio
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,14 +41,20 @@ from datetime import timedelta
 import psycopg
 
 from cloud import metrics
-from cloud.store import kiosk_events
+from cloud.store import alerts, incarnations, kiosk_events
 from cloud.store.database import Conn, Pool
+from cloud.store.incarnations import Standing
 from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
 from shared.clock import Clock
 from shared.events import InvalidEvent, KioskEvent, parse_event
 from shared.protocol import EventRecord, EventsBody
 
 log = logging.getLogger(__name__)
+
+# Alert kinds (``fleet_alerts.kind``) of this module; docs/cloud-sync.md lists them.
+EVENT_CONFLICT = "event_conflict"
+STORE_REPLACED = "store_replaced"
+RETIRED_STORE = "retired_store"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +66,14 @@ class EventsResult:
         applied: Events applied now (recorded as applied, unchanged, recorded or ignored).
         duplicates: Events at or below the cursor, skipped.
         gap: An event came after a missing one; it and the rest were not applied.
+        refused: The message came from a retired store incarnation: nothing applied, no ack.
     """
 
     through_sequence: int
     applied: int
     duplicates: int
     gap: bool
+    refused: bool = False
 
 
 class UnknownKiosk(Exception):
@@ -122,10 +138,19 @@ async def apply_events(
     counted: list[tuple[str, str]] = []
     async with pool.connection() as conn, conn.transaction():
         cursor = await _lock_cursor(conn, kiosk_id)
-        for event in sorted(body.events, key=lambda e: e.sequence):
+        where = await incarnations.resolve(conn, kiosk_id, body.incarnation, cursor, clock.now())
+        if where.standing is Standing.RETIRED:
+            await _retired_store_spoke(conn, kiosk_id, location_id, body, where, clock)
+            return EventsResult(0, 0, 0, gap=False, refused=True)
+        if where.standing is Standing.NEW:
+            await _store_replaced(conn, kiosk_id, location_id, body, where, cursor, clock)
+        offset = where.offset
+        for received in sorted(body.events, key=lambda e: e.sequence):
+            # From here on, sequences are the cursor's (offset + the store's own).
+            event = received.model_copy(update={"sequence": offset + received.sequence})
             if event.sequence <= cursor:
                 duplicates += 1
-                await _check_duplicate(conn, kiosk_id, event)
+                await _check_duplicate(conn, kiosk_id, location_id, event, received, clock)
                 continue
             if event.sequence > cursor + 1:
                 gap = True
@@ -170,7 +195,7 @@ async def apply_events(
             cursor,
             cursor + 1,
         )
-    return EventsResult(cursor, applied, duplicates, gap)
+    return EventsResult(cursor - offset, applied, duplicates, gap)
 
 
 async def _lock_cursor(conn: Conn, kiosk_id: str) -> int:
@@ -187,17 +212,124 @@ async def _read_cursor(conn: Conn, kiosk_id: str) -> int:
     return value
 
 
-async def _check_duplicate(conn: Conn, kiosk_id: str, event: EventRecord) -> None:
+async def _check_duplicate(
+    conn: Conn,
+    kiosk_id: str,
+    location_id: str,
+    event: EventRecord,
+    received: EventRecord,
+    clock: Clock,
+) -> None:
     applied = await kiosk_events.event_id_at(conn, kiosk_id, event.sequence)
-    if applied is not None and applied != event.event_id:
-        log.warning(
-            "kiosk %s: sequence %d arrived with event id %s, but %s was applied under it;"
-            " not applied (was the kiosk's store replaced?)",
-            kiosk_id,
-            event.sequence,
-            event.event_id,
-            applied,
-        )
+    if applied is None or applied == event.event_id:
+        return
+    # Two events under one sequence number: the kiosk's key signed both, so either someone
+    # else holds the key (and got in first) or the store was replaced without a new
+    # incarnation. Not applied (the sequence is taken) but never silent: an operator decides.
+    log.warning(
+        "SECURITY kiosk %s: sequence %d arrived with event id %s (%s), but %s was applied under"
+        " it; not applied, alert raised",
+        kiosk_id,
+        received.sequence,
+        event.event_id,
+        event.type,
+        applied,
+    )
+    if await alerts.has_open_alert(
+        conn,
+        kiosk_id=kiosk_id,
+        kind=EVENT_CONFLICT,
+        detail_matches={"received_event_id": str(event.event_id)},
+    ):
+        return
+    await alerts.raise_alert(
+        conn,
+        location_id=location_id,
+        kiosk_id=kiosk_id,
+        kind=EVENT_CONFLICT,
+        door_number=None,
+        detail=json.dumps(
+            {
+                "sequence": received.sequence,
+                "cursor_sequence": event.sequence,
+                "applied_event_id": str(applied),
+                "received_event_id": str(event.event_id),
+                "received_type": event.type,
+                "received_payload": event.payload,
+            },
+            default=str,
+        ),
+        now=clock.now(),
+    )
+
+
+async def _store_replaced(
+    conn: Conn,
+    kiosk_id: str,
+    location_id: str,
+    body: EventsBody,
+    where: incarnations.Incarnation,
+    cursor: int,
+    clock: Clock,
+) -> None:
+    log.warning(
+        "kiosk %s: a new store (incarnation %s) replaced %s; its events count from %d",
+        kiosk_id,
+        body.incarnation,
+        where.previous,
+        cursor + 1,
+    )
+    await alerts.raise_alert(
+        conn,
+        location_id=location_id,
+        kiosk_id=kiosk_id,
+        kind=STORE_REPLACED,
+        door_number=None,
+        detail=json.dumps(
+            {
+                "incarnation": str(body.incarnation),
+                "previous_incarnation": str(where.previous),
+                "first_cursor_sequence": cursor + 1,
+            }
+        ),
+        now=clock.now(),
+    )
+
+
+async def _retired_store_spoke(
+    conn: Conn,
+    kiosk_id: str,
+    location_id: str,
+    body: EventsBody,
+    where: incarnations.Incarnation,
+    clock: Clock,
+) -> None:
+    log.warning(
+        "SECURITY kiosk %s: events from its replaced store (incarnation %s) refused",
+        kiosk_id,
+        body.incarnation,
+    )
+    matches = {"incarnation": str(body.incarnation)}
+    if await alerts.has_open_alert(
+        conn, kiosk_id=kiosk_id, kind=RETIRED_STORE, detail_matches=matches
+    ):
+        return
+    await alerts.raise_alert(
+        conn,
+        location_id=location_id,
+        kiosk_id=kiosk_id,
+        kind=RETIRED_STORE,
+        door_number=None,
+        detail=json.dumps(
+            {
+                **matches,
+                "current_incarnation": str(where.previous),
+                "sequences": [e.sequence for e in body.events],
+                "types": [e.type for e in body.events],
+            }
+        ),
+        now=clock.now(),
+    )
 
 
 async def _apply_one(

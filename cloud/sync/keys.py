@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cloud import errors
-from cloud.store import kiosks
+from cloud.store import kiosk_keys, kiosks
 from cloud.store.database import Conn, Pool
 from shared.protocol import KeyResolver
 from shared.signing import Signer, SigningError, Verifier
@@ -102,26 +104,58 @@ class KioskKey:
     verifier: Verifier
 
 
-class KioskDirectory:
-    """Registered kiosks by id, cached for ``ttl`` seconds (unknown ids for a tenth of it)."""
+class KeyRing(Verifier):
+    """A kiosk's current key and the rotated-out ones still in their grace period: a message
+    verifies if any of them signed it."""
 
-    def __init__(self, pool: Pool, ttl: float = 60.0) -> None:
+    def __init__(self, current: Verifier, retired: tuple[Verifier, ...] = ()) -> None:
+        self._ring = (current, *retired)
+
+    def public_base64(self) -> str:
+        return self._ring[0].public_base64()
+
+    def verify(self, message: Mapping[str, Any]) -> None:
+        for older in self._ring[1:]:
+            try:
+                older.verify(message)
+            except SigningError:
+                continue
+            return
+        self._ring[0].verify(message)  # its error is the one to report
+
+
+class KioskDirectory:
+    """Registered kiosks by id, cached for ``ttl`` seconds (unknown ids for a tenth of it).
+
+    A revoked kiosk is unknown; a key past its grace period is gone (within ``ttl``).
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        ttl: float = 60.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._pool = pool
         self._ttl = ttl
+        self._now = now
         self._cache: dict[str, tuple[float, KioskKey | None]] = {}
 
     async def lookup(self, kiosk_id: str) -> KioskKey | None:
         hit = self._cache.get(kiosk_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        registered = await kiosks.registered_key(self._pool, kiosk_id)
+        registered = await kiosk_keys.accepted_keys(self._pool, kiosk_id, self._now())
         key = None
         if registered is not None:
             try:
                 key = KioskKey(
                     registered.kiosk_id,
                     registered.location_id,
-                    Verifier.from_base64(registered.public_key),
+                    KeyRing(
+                        Verifier.from_base64(registered.current),
+                        tuple(Verifier.from_base64(k) for k in registered.retired),
+                    ),
                 )
             except SigningError:
                 log.error("kiosk %s has an unusable public key registered", kiosk_id)

@@ -12,6 +12,12 @@ location's changes carry one code hash), writes the kiosk's files into a folder:
 
 and registers the public key and the code secret with the cloud, all or nothing: files written
 for a kiosk that could not be registered are removed.
+
+Given the fleet CA (`cloud.fleet_ca`), it also issues the kiosk's broker certificate (CN = kiosk
+id) and writes it beside the signing key: ``kiosk-cert.pem``, ``kiosk-cert-key.pem`` (mode
+0600) and ``fleet-ca.pem`` (the CA the broker's certificate chains to), all three named in
+``[sync]``. The broker URL written for the kiosk never carries a user or password (the cloud's
+own, in ``LOCKER_MQTT_URL``, must not travel to a kiosk).
 """
 
 from __future__ import annotations
@@ -25,14 +31,19 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud import errors
+from cloud.fleet_ca import FleetCa
 from cloud.store import kiosks
 from cloud.store.database import Conn
 from cloud.sync.keys import location_code_secret, register_kiosk, write_private
+from shared.broker_url import parse_broker_url
 from shared.signing import Signer, Verifier
 
 KEY_FILE = "kiosk-key.pem"
 SECRET_FILE = "code-secret"  # noqa: S105 (a file name)
 CONFIG_FILE = "kiosk.toml"
+CERT_FILE = "kiosk-cert.pem"
+CERT_KEY_FILE = "kiosk-cert-key.pem"
+CA_FILE = "fleet-ca.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +68,19 @@ async def provision_kiosk(
     broker_url: str,
     cloud_key: Verifier,
     now: datetime,
+    ca: FleetCa | None = None,
 ) -> ProvisionedKiosk:
     """Creates a kiosk's identity and files in ``folder`` and registers it.
 
     Raises:
         LocationNotFound, AlreadyExists (the kiosk id is registered, or the folder already
-        holds a kiosk's files), BadRequest.
+        holds a kiosk's files), BadRequest (a broker URL that does not parse, or one without
+        TLS while a certificate is to be issued).
     """
     files = [folder / KEY_FILE, folder / SECRET_FILE, folder / CONFIG_FILE]
+    if ca is not None:
+        files += [folder / CERT_FILE, folder / CERT_KEY_FILE, folder / CA_FILE]
+    broker_url = _kiosk_broker_url(broker_url, tls_required=ca is not None)
     taken = [f.name for f in files if f.exists()]
     if taken:
         raise errors.AlreadyExists(f"{folder} already holds {', '.join(taken)}: use another folder")
@@ -73,9 +89,17 @@ async def provision_kiosk(
     if secret is None:
         secret = secrets.token_urlsafe(32).encode()  # text, as kiosk.code_secret_file reads it
     signer = Signer.generate()
-    config = _config(location_id, kiosk_id, broker_url, cloud_key.public_base64(), layout)
+    config = _config(
+        location_id, kiosk_id, broker_url, cloud_key.public_base64(), layout, ca is not None
+    )
+    issued = None
     try:
         await asyncio.to_thread(_write_files, folder, signer, secret, config)
+        if ca is not None:
+            issued = await asyncio.to_thread(
+                ca.issue_kiosk, kiosk_id=kiosk_id, location_id=location_id, out=folder, now=now
+            )
+            await asyncio.to_thread((folder / CA_FILE).write_bytes, ca.cert_file.read_bytes())
         await register_kiosk(
             conn,
             kiosk_id=kiosk_id,
@@ -87,6 +111,9 @@ async def provision_kiosk(
     except BaseException:
         for written in files:
             written.unlink(missing_ok=True)
+        if ca is not None and issued is not None:
+            # The certificate's files are gone, but it was signed: it must not stay valid.
+            ca.revoke(now=now, serial=issued.certificate.serial)
         raise
     return ProvisionedKiosk(
         kiosk_id=kiosk_id,
@@ -95,6 +122,16 @@ async def provision_kiosk(
         public_key=signer.verifier.public_base64(),
         cloud_public_key=cloud_key.public_base64(),
     )
+
+
+def _kiosk_broker_url(url: str, *, tls_required: bool) -> str:
+    try:
+        parsed = parse_broker_url(url)
+    except ValueError as error:
+        raise errors.BadRequest(f"broker URL: {error}") from None
+    if tls_required and not parsed.tls:
+        raise errors.BadRequest("a kiosk with a broker certificate needs an mqtts:// broker URL")
+    return f"{'mqtts' if parsed.tls else 'mqtt'}://{parsed.host}:{parsed.port}"
 
 
 def _write_files(folder: Path, signer: Signer, secret: bytes, config: str) -> None:
@@ -125,6 +162,7 @@ def _config(
     broker_url: str,
     cloud_public_key: str,
     layout: list[tuple[str, str]],
+    with_certificate: bool = False,
 ) -> str:
     q = json.dumps  # a TOML basic string is a JSON string for these values
     lines = [
@@ -149,6 +187,15 @@ def _config(
         f"broker_url = {q(broker_url)}",
         f"cloud_public_key = {q(cloud_public_key)}",
         f"private_key_file = {q(KEY_FILE)}",
+        *(
+            [
+                f"ca_file = {q(CA_FILE)}",
+                f"client_cert_file = {q(CERT_FILE)}",
+                f"client_key_file = {q(CERT_KEY_FILE)}",
+            ]
+            if with_certificate
+            else []
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -197,8 +197,16 @@ class Publisher:
             total += await self.publish_pending(location_id)
         return total
 
-    async def send_ack(self, location_id: str, kiosk_id: str, through_sequence: int) -> None:
-        body = AckBody(kiosk_id=kiosk_id, through_sequence=through_sequence)
+    async def send_ack(
+        self,
+        location_id: str,
+        kiosk_id: str,
+        through_sequence: int,
+        incarnation: uuid.UUID | None = None,
+    ) -> None:
+        body = AckBody(
+            kiosk_id=kiosk_id, through_sequence=through_sequence, incarnation=incarnation
+        )
         await self._send(location_id, Channel.CLOUD_ACKS, MessageType.ACK, body)
 
     async def publish_commands(self) -> int:

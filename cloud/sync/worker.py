@@ -31,10 +31,9 @@ import re
 import ssl
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiomqtt
 import psycopg
@@ -47,8 +46,10 @@ from cloud.sync.events import UnknownKiosk, apply_events
 from cloud.sync.keys import KioskDirectory, resolver_for
 from cloud.sync.publisher import Publisher
 from shared.backoff import backoff_delay
+from shared.broker_url import ClientTls, parse_broker_url
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
+from shared.flood_gate import FloodGate, RateLimit
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
@@ -65,6 +66,7 @@ from shared.protocol import (
     Rejected,
     ReplayGuard,
     SyncRequestBody,
+    check_json_bounds,
     open_message,
     parse_topic,
 )
@@ -77,27 +79,46 @@ PLAIN_SUBSCRIPTION = f"{TOPIC_ROOT}/+/kiosk/#"
 assert f"$share/{SHARED_GROUP}/{PLAIN_SUBSCRIPTION}" == CLOUD_SUBSCRIPTION
 
 COMMANDS_CHANNEL = "locker_remote_commands"
+# A kiosk sends a heartbeat every 30 s and at most 10 events messages in flight; a location's
+# topics carry its few kiosks. Far above that, far below a flood (docs/cloud-sync.md).
+TOPIC_LIMIT = RateLimit(per_second=100.0, burst=1000)
+KIOSK_LIMIT = RateLimit(per_second=100.0, burst=1000)
 _SENDER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
+    """The broker and this worker's credentials there (see `shared.broker_url`)."""
+
     host: str
     port: int
     tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_tls: ClientTls = field(default_factory=ClientTls)
 
     @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """``mqtt://host:port`` or ``mqtts://host:port`` (ports default to 1883 and 8883).
+    def from_url(cls, url: str, client_tls: ClientTls | None = None) -> BrokerAddress:
+        """``mqtt(s)://[USER[:PASSWORD]@]HOST[:PORT]`` (ports default to 1883 and 8883).
 
         Raises:
-            ValueError: another scheme, or no host.
+            ValueError: not such a URL (`BrokerUrlError`), or TLS files without ``mqtts://``.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"not an mqtt:// or mqtts:// URL: {url!r}")
-        tls = parts.scheme == "mqtts"
-        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+        parsed = parse_broker_url(url)
+        if client_tls is not None and client_tls != ClientTls() and not parsed.tls:
+            raise ValueError("a CA file or client certificate needs an mqtts:// broker URL")
+        return cls(
+            parsed.host,
+            parsed.port,
+            parsed.tls,
+            parsed.username,
+            parsed.password,
+            client_tls or ClientTls(),
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The connection's TLS context; None for plain ``mqtt://``."""
+        return self.client_tls.context() if self.tls else None
 
 
 class SyncWorker:
@@ -125,6 +146,9 @@ class SyncWorker:
         client_id: str | None = None,
         backoff_first: float = 0.5,
         backoff_longest: float = 60.0,
+        key_cache_s: float = 60.0,
+        topic_limit: RateLimit = TOPIC_LIMIT,
+        kiosk_limit: RateLimit = KIOSK_LIMIT,
     ) -> None:
         self._pool = pool
         self._database_url = database_url
@@ -145,8 +169,12 @@ class SyncWorker:
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
         self._client_id = client_id or f"locker-cloud-{uuid.uuid4().hex[:12]}"
         self._backoff = (backoff_first, backoff_longest)
-        self._directory = KioskDirectory(pool)
+        # A revocation or the end of a key's grace takes effect within key_cache_s.
+        self._directory = KioskDirectory(pool, ttl=key_cache_s, now=clock.now)
         self._replays = ReplayGuard()
+        # Before anything costs (per topic), and per kiosk once its signature is checked.
+        self._topic_gate = FloodGate(topic_limit, what="sync: flood on a topic", logger=log)
+        self._kiosk_gate = FloodGate(kiosk_limit, what="sync: flood from a kiosk", logger=log)
         self.ready = asyncio.Event()
         self.stats: Counter[str] = Counter()
 
@@ -182,7 +210,9 @@ class SyncWorker:
             clean_session=True,
             keepalive=30,
             timeout=10,
-            tls_context=ssl.create_default_context() if self._broker.tls else None,
+            tls_context=self._broker.tls_context(),
+            username=self._broker.username,
+            password=self._broker.password,
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -205,6 +235,9 @@ class SyncWorker:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._publish_loop(listener, publisher))
                 async for message in client.messages:
+                    if not self._topic_gate.admit(message.topic.value):
+                        self.stats["rate_limited"] += 1
+                        continue
                     await self._slots.acquire()
                     task = group.create_task(self._handle_in_order(message, publisher))
                     task.add_done_callback(lambda _: self._slots.release())
@@ -285,6 +318,9 @@ class SyncWorker:
             log.exception("sync: could not check a message on %s", name)
             self.stats["failed"] += 1
             return
+        if not self._kiosk_gate.admit(opened.sender):
+            self.stats["rate_limited"] += 1
+            return
         try:
             await self._dispatch(opened, publisher)
             self.stats[opened.type.value] += 1
@@ -320,7 +356,12 @@ class SyncWorker:
             except UnknownKiosk:
                 log.warning("sync: events from %s, which has no cursor", body.kiosk_id)
                 return
-            await publisher.send_ack(message.location_id, body.kiosk_id, result.through_sequence)
+            if result.refused:
+                self.stats["events_refused"] += 1
+                return  # a retired store: no ack, so it learns nothing and moves nothing
+            await publisher.send_ack(
+                message.location_id, body.kiosk_id, result.through_sequence, body.incarnation
+            )
         elif message.type is MessageType.BIRTH:
             assert isinstance(body, BirthBody)
             if not await presence.record_birth(self._pool, body, now):
@@ -384,7 +425,10 @@ def _sender(payload: bytes) -> str | None:
     """The sender a payload claims, to look its key up before `open_message` checks it all."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return None
-    with contextlib.suppress(ValueError):
+    # The same bounds as open_message, first: json.loads on a 100,000-deep array raised a
+    # RecursionError here, logged as a failure with its traceback instead of a rejection.
+    with contextlib.suppress(Rejected, ValueError):
+        check_json_bounds(payload)
         raw = json.loads(payload)
         sender = raw.get("sender") if isinstance(raw, dict) else None
         if isinstance(sender, str) and sender != CLOUD_SENDER and _SENDER.match(sender):

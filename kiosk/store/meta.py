@@ -6,6 +6,8 @@ The identity keys (location, kiosk, code-secret fingerprint) are written and che
 
 from __future__ import annotations
 
+import uuid
+
 from sqlite_utils import Database
 
 from kiosk.store.database import Store, require_transaction
@@ -45,3 +47,19 @@ def next_epoch(store: Store) -> int:
 def current_epoch(db: Database) -> int:
     """The epoch of the latest connection (0 before the first)."""
     return int(get_value(db, SYNC_EPOCH) or 0)
+
+
+STORE_INCARNATION = "store_incarnation"
+"""The store's incarnation id, made by migration ``0006_store_incarnation``."""
+
+
+def store_incarnation(db: Database) -> uuid.UUID:
+    """This store's incarnation: the events it sends are numbered under it.
+
+    Raises:
+        LookupError: the store was not migrated (no incarnation).
+    """
+    value = get_value(db, STORE_INCARNATION)
+    if value is None:
+        raise LookupError("the store has no incarnation (not migrated?)")
+    return uuid.UUID(value)

@@ -12,6 +12,7 @@ per door, and another one active operation per door.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -238,6 +239,21 @@ def _outbox_payload_version(db: Database) -> None:
     )
 
 
+# Issue 9: the store incarnation.
+
+
+@migrations(name="0006_store_incarnation")
+def _store_incarnation(db: Database) -> None:
+    # A random id made with the store (or at the upgrade that brings it, for a store from
+    # before). A kiosk whose store is replaced restarts its event sequence at 1; it is the new
+    # incarnation that tells the cloud these are new events, not conflicting ones (see
+    # `kiosk.store.meta.store_incarnation`).
+    db.execute(
+        "INSERT OR IGNORE INTO kiosk_meta (key, value) VALUES ('store_incarnation', ?)",
+        [str(uuid.uuid4())],
+    )
+
+
 # Issue 14: cloud changes deferred until their blocker ends.
 
 
@@ -270,6 +286,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0003_door_maintenance_revision",
     "0004_applied_commands",
     "0005_outbox_payload_version",
+    "0006_store_incarnation",
     "0009_deferred_changes",
 )
 
@@ -293,6 +310,12 @@ def migrate(db: Database) -> list[str]:
         raise SchemaTooNew(
             f"the database has migrations this firmware does not know: {', '.join(unknown)}"
         )
-    pending = [m.name for m in migrations.pending(db)]
-    migrations.apply(db)
+    # In name order, whatever order the functions are defined in (several branches each add
+    # one after 0005), and with no harm from a missing number: a set of the same name holding
+    # the pending ones, sorted, records them where `migrations` looks.
+    ordered = Migrations(MIGRATION_SET)
+    for pending_one in sorted(migrations.pending(db), key=lambda m: m.name):
+        ordered(name=pending_one.name, transactional=pending_one.transactional)(pending_one.fn)
+    pending = [m.name for m in ordered.pending(db)]
+    ordered.apply(db)
     return pending

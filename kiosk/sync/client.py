@@ -43,6 +43,7 @@ from kiosk.sync import apply, commands, presence
 from kiosk.sync.pump import OutboxPump
 from shared.backoff import backoff_delay
 from shared.cancellation import cancel_and_wait, raise_if_cancelling
+from shared.flood_gate import FloodGate, RateLimit
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
@@ -70,6 +71,7 @@ from shared.protocol import (
 from shared.signing import Signer, Verifier
 
 log = logging.getLogger(__name__)
+FLOOD_QUIET_S = 1.0
 
 SYNC_REQUEST_REPEAT_AFTER = timedelta(seconds=5)
 """A gap asks again for the same revision only after this long (an answer may be on its way)."""
@@ -133,6 +135,7 @@ class KioskSync:
         self.location_id = ctx.store.identity.location_id
         self.kiosk_id = ctx.store.identity.kiosk_id
         self.status = SyncStatus(last_revision=changes.last_revision(ctx.store.db))
+        self._incarnation = meta.store_incarnation(ctx.store.db)
         self.outbox_changed = asyncio.Event()
         """Set it after committing outbox events to publish them at once (else within
         ``outbox_check_s``)."""
@@ -140,6 +143,12 @@ class KioskSync:
         self._cloud_key: Verifier = config.cloud_key
         self._board_error = board_error
         self._guard = ReplayGuard()
+        self._flood_seen_at: float | None = None
+        self._flood_gate = FloodGate(
+            RateLimit(per_second=config.rate_limit_per_s, burst=config.rate_limit_burst),
+            what="flood on a cloud topic",
+            logger=log,
+        )
         self._pump = OutboxPump(
             ctx.store,
             ack_timeout=timedelta(seconds=config.ack_timeout_s),
@@ -212,6 +221,8 @@ class KioskSync:
             keepalive=self.config.keepalive_s,
             timeout=10,
             tls_context=self._tls_context(),
+            username=self.config.username,
+            password=self.config.password,
         )
         async with client:
             try:
@@ -248,6 +259,7 @@ class KioskSync:
             self._serve(client),
             self._heartbeats(client, epoch),
             self._renew_will_later(),
+            self._recover_after_floods(client),
         )
 
     async def _say_goodbye(self, client: aiomqtt.Client, epoch: int) -> None:
@@ -277,15 +289,19 @@ class KioskSync:
         raise _RenewWill
 
     def _tls_context(self) -> ssl.SSLContext | None:
-        if not self.config.tls:
-            return None
-        ca = None if self.config.ca_file is None else str(self.config.ca_file)
-        return ssl.create_default_context(cafile=ca)
+        tls = self.config.client_tls()
+        return None if tls is None else tls.context()
 
     # Cloud to kiosk
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
+            if not self._flood_gate.admit(message.topic.value):
+                # Dropped unread: a flood must not delay the real changes behind it. What
+                # was real among the dropped comes back by a sync request once it is over.
+                self.status.rejected["rate_limited"] += 1
+                self._flood_seen_at = asyncio.get_running_loop().time()
+                continue
             payload = message.payload
             if isinstance(payload, bytes | bytearray):
                 data = bytes(payload)
@@ -334,6 +350,10 @@ class KioskSync:
         elif isinstance(body, AckBody):
             if body.kiosk_id != self.kiosk_id:
                 return  # another kiosk's at this location
+            if body.incarnation is not None and body.incarnation != self._incarnation:
+                # Counted for the store this one replaced: its numbers are not ours.
+                log.info("ack for another store incarnation (%s) ignored", body.incarnation)
+                return
             self._pump.acknowledged(body.through_sequence, now)
             self.outbox_changed.set()
         elif isinstance(body, RemoteOpenBody):
@@ -357,10 +377,23 @@ class KioskSync:
 
     # Kiosk to cloud
 
-    async def _request_sync(self, client: aiomqtt.Client) -> None:
+    async def _recover_after_floods(self, client: aiomqtt.Client) -> None:
+        """Asks for every change again once a flood has stopped for `FLOOD_QUIET_S`: the gate
+        dropped the messages of its topic unread, real changes among them perhaps."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(FLOOD_QUIET_S / 2)
+            if (
+                self._flood_seen_at is not None
+                and loop.time() - self._flood_seen_at > FLOOD_QUIET_S
+            ):
+                self._flood_seen_at = None
+                await self._request_sync(client, force=True)
+
+    async def _request_sync(self, client: aiomqtt.Client, *, force: bool = False) -> None:
         now = self.ctx.clock.now()
         since = changes.last_revision(self.ctx.store.db)
-        if self._last_sync_request is not None:
+        if self._last_sync_request is not None and not force:
             asked, at = self._last_sync_request
             if asked == since and now - at < SYNC_REQUEST_REPEAT_AFTER:
                 return
@@ -392,7 +425,7 @@ class KioskSync:
             )
             for event in batch
         ]
-        body = EventsBody(kiosk_id=self.kiosk_id, events=records)
+        body = EventsBody(kiosk_id=self.kiosk_id, events=records, incarnation=self._incarnation)
         payload = self._seal(MessageType.EVENTS, body)
         if len(payload) > MAX_PAYLOAD_BYTES and len(batch) > 1:
             # Large payloads: split rather than have the cloud reject the message unread.

@@ -226,6 +226,7 @@ async def running_worker(
     *,
     sweep_interval: float = 1.0,
     share_group: str = TEST_SHARE_GROUP,
+    key_cache_s: float = 60.0,
 ) -> AsyncIterator[SyncWorker]:
     host, port, shared = broker
     worker = SyncWorker(
@@ -238,6 +239,7 @@ async def running_worker(
         shared_subscription=shared,
         share_group=share_group,
         sweep_interval=sweep_interval,
+        key_cache_s=key_cache_s,
     )
     task = asyncio.create_task(worker.run())
     try:

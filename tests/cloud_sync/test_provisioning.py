@@ -7,8 +7,13 @@ import os
 import stat
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from cloud.fleet_ca import FleetCa
 from cloud.store.database import Pool
 from cloud.sync.keys import write_private
 from shared.signing import Signer
@@ -119,3 +124,65 @@ async def test_provisioning_writes_the_kiosks_files_and_registers_it(
     )
     assert code == 2
     assert "no location" in stderr
+
+
+async def test_provisioning_with_the_fleet_ca_writes_the_kiosks_broker_certificate(
+    pool: Pool, sync_db_url: str, tmp_path: Path
+) -> None:
+    site = await make_site(pool, register=False)
+    key_file = tmp_path / "cloud.pem"
+    write_private(key_file, Signer.generate().private_pem())
+    ca = FleetCa.create(tmp_path / "ca", name="fleet", now=datetime.now(UTC))
+    out = tmp_path / "kiosk"
+
+    code, stdout, stderr = await _provision(
+        sync_db_url,
+        key_file,
+        *("--location", site.location_id, "--kiosk", "k-ca", "--out", str(out)),
+        *("--ca", str(ca.folder), "--broker-url", "mqtts://worker:cloud-pw@broker.example"),
+    )
+
+    assert code == 0, stderr
+    assert "k-ca" in stdout
+    assert stat.S_IMODE((out / "kiosk-cert-key.pem").stat().st_mode) == 0o600
+    certificate = x509.load_pem_x509_certificate((out / "kiosk-cert.pem").read_bytes())
+    [cn] = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert cn.value == "k-ca"
+    assert (out / "fleet-ca.pem").read_bytes() == ca.cert_file.read_bytes()
+    sync = tomllib.loads((out / "kiosk.toml").read_text())["sync"]
+    # The cloud's own broker password never reaches a kiosk's files.
+    assert sync["broker_url"] == "mqtts://broker.example:8883"
+    assert "cloud-pw" not in (out / "kiosk.toml").read_text()
+    assert (sync["ca_file"], sync["client_cert_file"], sync["client_key_file"]) == (
+        "fleet-ca.pem",
+        "kiosk-cert.pem",
+        "kiosk-cert-key.pem",
+    )
+    [issued] = ca.issued()
+    assert (issued.identity, issued.location_id, issued.serial) == (
+        "k-ca",
+        site.location_id,
+        certificate.serial_number,
+    )
+
+
+async def test_a_kiosk_with_a_certificate_needs_a_tls_broker_url(
+    pool: Pool, sync_db_url: str, tmp_path: Path
+) -> None:
+    site = await make_site(pool, register=False)
+    key_file = tmp_path / "cloud.pem"
+    write_private(key_file, Signer.generate().private_pem())
+    ca = FleetCa.create(tmp_path / "ca", name="fleet", now=datetime.now(UTC))
+    out = tmp_path / "kiosk"
+
+    code, _, stderr = await _provision(
+        sync_db_url,
+        key_file,
+        *("--location", site.location_id, "--kiosk", "k-plain", "--out", str(out)),
+        *("--ca", str(ca.folder)),
+    )
+
+    assert code == 2
+    assert "needs an mqtts:// broker URL" in stderr
+    assert not out.exists() or list(out.iterdir()) == []
+    assert ca.issued() == []

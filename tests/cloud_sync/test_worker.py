@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import timedelta
 
@@ -348,3 +349,62 @@ async def test_a_burst_of_notifications_for_one_location_is_one_publishing_round
     assert rounds == [site.location_id] * 2  # the first change's, then one for the burst
     assert revisions() == list(range(1, 22))
     assert [m.type for m in peer.all_received] == [MessageType.CHANGES] * 2
+
+
+async def test_too_deep_json_and_huge_numbers_are_counted_as_rejections_not_failures(
+    pool: Pool, worker: SyncWorker, mqtt_broker: tuple[str, int, bool]
+) -> None:
+    site = await make_site(pool)
+    events_topic = topic(site.location_id, Channel.KIOSK_EVENTS)
+    deep = b'{"sender": "k", "body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    huge = b'{"v": 1, "sender": "k", "n": ' + b"9" * 5_000 + b"}"
+    before = worker.stats["rejected:malformed_json"]
+    host, port, _ = mqtt_broker
+    async with aiomqtt.Client(host, port, identifier=f"attacker-{uuid.uuid4().hex[:6]}") as raw:
+        await raw.publish(events_topic, deep, qos=1)
+        await raw.publish(events_topic, huge, qos=1)
+
+        async def both_rejected() -> bool:
+            return worker.stats["rejected:malformed_json"] >= before + 2
+
+        await eventually(both_rejected)
+    assert worker.stats["failed"] == 0
+
+
+async def test_a_flood_on_one_topic_is_dropped_with_one_log_line_and_others_go_through(
+    pool: Pool,
+    worker: SyncWorker,
+    mqtt_broker: tuple[str, int, bool],
+    cloud_signer: Signer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flooded, site = await make_site(pool), await make_site(pool)
+    parcel = await site.reserve()
+    caplog.set_level(logging.WARNING, logger="cloud.sync.worker")
+    host, port, _ = mqtt_broker
+    junk_topic = topic(flooded.location_id, Channel.KIOSK_HEARTBEAT)
+    async with aiomqtt.Client(host, port, identifier=f"flood-{uuid.uuid4().hex[:6]}") as raw:
+        for n in range(3_000):
+            await raw.publish(junk_topic, b"junk %d" % n, qos=0)
+
+        async def dropped() -> bool:
+            return worker.stats["rate_limited"] >= 1_000
+
+        await eventually(dropped)
+        async with kiosk_peer(site, mqtt_broker, cloud_signer) as peer:
+            deposit = peer.event(
+                "parcel_deposited",
+                {
+                    "allocation_id": str(parcel["allocation_id"]),
+                    "door": parcel["door_number"],
+                    "barcode": parcel["package_id"],
+                    "driver_id": "d",
+                },
+            )
+            await peer.send_events([deposit])
+            await peer.ack_through(1)
+
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "deposited"
+    floods = [r for r in caplog.records if "flood on a topic" in r.getMessage()]
+    assert 1 <= len(floods) <= 2, [r.getMessage() for r in floods]
+    assert junk_topic in floods[0].getMessage()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
 from kiosk.store import CodeHasher, KioskIdentity, NotInTransaction, Store, StoreError, outbox
 from kiosk.store.database import require_transaction
@@ -157,6 +159,7 @@ def test_migrate_raises_schema_too_new_for_an_unknown_migration(bare_store: Stor
 
 def test_the_database_remembers_its_kiosk_and_secret_fingerprint(bare_store: Store) -> None:
     meta = {row["key"]: row["value"] for row in bare_store.db.query("SELECT * FROM kiosk_meta")}
+    assert uuid.UUID(meta.pop("store_incarnation"))  # a store of its own (issue 9)
     assert meta == {
         "location_id": IDENTITY.location_id,
         "kiosk_id": IDENTITY.kiosk_id,
@@ -370,3 +373,26 @@ def test_a_failed_commit_leaves_no_transaction_open(store: Store) -> None:
             " VALUES ('x', 999, 'open', 'staff', 'completed', '2026-01-01')"
         )
     assert not store.db.conn.in_transaction
+
+
+def test_pending_migrations_apply_in_name_order_whatever_their_definition_order(
+    bare_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiosk.store import schema
+
+    ran: list[str] = []
+    later = Migrations(MIGRATION_SET)
+    for name in ("0099_later", "0098_earlier"):  # defined out of order, 0097 missing
+        later(name=name)(lambda db, name=name: ran.append(name))
+    for existing in schema.migrations.pending(bare_store.db):
+        later(name=existing.name)(existing.fn)
+    monkeypatch.setattr(schema, "migrations", later)
+    monkeypatch.setattr(
+        schema, "KNOWN_MIGRATIONS", (*KNOWN_MIGRATIONS, "0098_earlier", "0099_later")
+    )
+
+    applied = migrate(bare_store.db)
+
+    assert applied == ["0098_earlier", "0099_later"]
+    assert ran == ["0098_earlier", "0099_later"]
+    assert _applied(bare_store.db)[-2:] == ["0098_earlier", "0099_later"]

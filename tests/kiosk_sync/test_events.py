@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 
-from kiosk.store import outbox
+from kiosk.store import meta, outbox
 from shared.events import DoorClosed
 from shared.protocol import AckBody, EventsBody, MessageType
 
@@ -80,6 +81,31 @@ async def test_an_ack_for_another_kiosk_of_the_location_acknowledges_nothing(rig
     await rig.cloud.send(MessageType.ACK, AckBody(kiosk_id="kiosk-other", through_sequence=2))
     await rig.cloud.send(
         MessageType.ACK, AckBody(kiosk_id=kiosk.identity.kiosk_id, through_sequence=1)
+    )
+    await eventually(lambda: len(outbox.pending_events(kiosk.store.db)) == 1)
+    assert [e.sequence for e in outbox.pending_events(kiosk.store.db)] == [2]
+
+
+async def test_events_carry_the_stores_incarnation_and_an_ack_for_another_is_ignored(
+    rig: Rig,
+) -> None:
+    write_events(rig, 2)
+    kiosk = rig.kiosk
+    kiosk.start()
+    await eventually(lambda: published(rig))
+    mine = meta.store_incarnation(kiosk.store.db)
+    [first, *_] = rig.cloud.of_type(MessageType.EVENTS)
+    assert isinstance(first.body, EventsBody)
+    assert first.body.incarnation == mine
+
+    # An ack counted for the store this one replaced: its numbers are not this store's.
+    await rig.cloud.send(
+        MessageType.ACK,
+        AckBody(kiosk_id=kiosk.identity.kiosk_id, through_sequence=2, incarnation=uuid.uuid4()),
+    )
+    await rig.cloud.send(
+        MessageType.ACK,
+        AckBody(kiosk_id=kiosk.identity.kiosk_id, through_sequence=1, incarnation=mine),
     )
     await eventually(lambda: len(outbox.pending_events(kiosk.store.db)) == 1)
     assert [e.sequence for e in outbox.pending_events(kiosk.store.db)] == [2]

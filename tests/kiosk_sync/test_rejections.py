@@ -120,3 +120,28 @@ async def test_a_bad_message_is_rejected_with_its_reason_and_changes_nothing(
     await cloud.send(MessageType.CHANGES, BODY)
     await eventually(lambda: kiosk.last_revision == 1)
     assert sync.status.connected
+
+
+async def test_a_flood_is_dropped_unread_with_one_log_line_and_the_real_change_follows(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    kiosk, cloud = rig.kiosk, rig.cloud
+    cloud.answer_sync_requests = True
+    sync = kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    for n in range(3_000):
+        await cloud.publish_raw(Channel.CLOUD_CHANGES, b"junk %d" % n)
+    await eventually(lambda: sync.status.rejected["rate_limited"] >= 1_000)
+    await eventually(lambda: sync.status.rejected["malformed_json"] >= 1_000)
+
+    # The real change, right behind the junk: dropped with it, or read; either way it is
+    # applied, at the latest by the sync request the kiosk sends once the flood is over.
+    await cloud.changes(1, allocation("a1", door=1))
+    await eventually(lambda: kiosk.last_revision == 1, timeout_s=5)
+
+    floods = [r for r in caplog.records if "flood on a cloud topic" in r.getMessage()]
+    # One line per 10 s of flood (a slow machine may take more than 10 s over it), not 3,000.
+    assert 1 <= len(floods) <= 2, [r.getMessage() for r in floods]
+    # Every junk message is accounted for (and the real change, if it was dropped too).
+    seen = sync.status.rejected["malformed_json"] + sync.status.rejected["rate_limited"]
+    assert seen in (3_000, 3_001)

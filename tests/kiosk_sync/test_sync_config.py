@@ -110,3 +110,62 @@ def test_check_config_names_the_broker(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli.main(["check-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "sync: mqtts://broker.example.net:8883, kiosk key" in out
+
+
+def test_a_broker_url_with_a_user_and_password_loads(tmp_path: Path) -> None:
+    path = config_with(tmp_path, base(broker_url='"mqtts://kiosk-7:p%40ss%3Aword@broker:8884"'))
+
+    sync = load_config(path).sync
+
+    assert sync is not None
+    assert (sync.broker_host, sync.broker_port, sync.tls) == ("broker", 8884, True)
+    assert (sync.username, sync.password) == ("kiosk-7", "p@ss:word")
+    assert "p@ss" not in repr(sync)
+
+
+def test_the_password_can_come_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "broker-password").write_text("s3cret\n")
+    path = config_with(
+        tmp_path,
+        base(broker_url='"mqtts://kiosk-7@broker"') + '\npassword_file = "broker-password"',
+    )
+
+    sync = load_config(path).sync
+
+    assert sync is not None
+    assert (sync.username, sync.password) == ("kiosk-7", "s3cret")
+    unread = load_config(path, read_secret=False).sync
+    assert unread is not None
+    assert unread.password is None
+
+
+def test_a_client_certificate_that_does_not_load_stops_the_kiosk_at_boot(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    (tmp_path / "cert-key.pem").write_text("not a key")
+    path = config_with(
+        tmp_path,
+        base(broker_url='"mqtts://broker"')
+        + '\nclient_cert_file = "cert.pem"\nclient_key_file = "cert-key.pem"',
+    )
+
+    with pytest.raises(KioskConfigError, match=r"sync\.client_cert_file: "):
+        load_config(path)
+    sync = load_config(path, read_secret=False).sync
+    assert sync is not None
+    assert sync.client_cert_file == tmp_path / "cert.pem"
+
+
+@pytest.mark.parametrize(
+    ("sync", "message"),
+    [
+        (base() + '\nclient_cert_file = "c.pem"\nclient_key_file = "k.pem"', r"only used with"),
+        (base(broker_url='"mqtts://b"') + '\nclient_cert_file = "c.pem"', r"client_key_file: "),
+        (base(broker_url='"mqtts://b"') + '\nclient_key_file = "k.pem"', r"client_cert_file: "),
+        (base(broker_url='"mqtts://b"') + '\npassword_file = "p"', r"password_file: needs a user"),
+        (base(broker_url='"mqtts://u:p@b"') + '\npassword_file = "p"', r"password_file: needs"),
+        (base(broker_url='"mqtts://:p@b"'), r"broker_url: a password needs a user name"),
+    ],
+)
+def test_inconsistent_broker_credentials_are_named(tmp_path: Path, sync: str, message: str) -> None:
+    with pytest.raises(KioskConfigError, match=message):
+        load_config(config_with(tmp_path, sync), read_secret=False)

@@ -10,6 +10,8 @@ import pytest
 
 from shared.protocol import (
     CLOUD_SUBSCRIPTION,
+    MAX_JSON_DEPTH,
+    MAX_NUMBER_DIGITS,
     MAX_PAYLOAD_BYTES,
     AckBody,
     Channel,
@@ -290,3 +292,76 @@ def test_every_topic_and_message_type_is_in_the_protocol_doc(repo_root) -> None:
     missing += [r.value for r in RejectReason if f"`{r.value}`" not in doc]
     assert missing == []
     assert f"`{CLOUD_SUBSCRIPTION}`" in doc
+
+
+def deeply_nested(depth: int) -> bytes:
+    return b'{"v": 1, "sig": "x", "body": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+TOO_DEEP_OR_TOO_LONG = pytest.mark.parametrize(
+    "payload",
+    [
+        deeply_nested(100_000),
+        deeply_nested(MAX_JSON_DEPTH),  # with the envelope's own object, one level too deep
+        b'{"v": 1, "body": ' + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"}",
+        b'{"v": 1, "sig": "x", "body": {"n": ' + b"9" * 5_000 + b"}}",
+        b'{"v": 1, "sig": "x", "body": {"n": -' + b"1" * (MAX_NUMBER_DIGITS + 1) + b"}}",
+        b'{"v": 1, "sig": "x", "body": ' + b"[" * 40 + b"}",  # unbalanced
+    ],
+    ids=[
+        "deep-100000",
+        "deep-just-past",
+        "deep-objects",
+        "huge-int",
+        "long-negative",
+        "unbalanced",
+    ],
+)
+
+
+@TOO_DEEP_OR_TOO_LONG
+def test_too_deep_json_and_huge_numbers_are_refused_as_malformed(payload: bytes) -> None:
+    assert reason(payload, topic("loc-a", Channel.KIOSK_EVENTS)) is RejectReason.MALFORMED_JSON
+
+
+@TOO_DEEP_OR_TOO_LONG
+def test_too_deep_json_and_huge_numbers_are_refused_before_parsing(
+    payload: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def parse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("json.loads ran on a payload its bounds refuse")
+
+    monkeypatch.setattr("shared.protocol.json.loads", parse)
+
+    assert reason(payload, topic("loc-a", Channel.KIOSK_EVENTS)) is RejectReason.MALFORMED_JSON
+
+
+def test_brackets_and_digits_inside_strings_do_not_count_against_the_bounds() -> None:
+    text = '[{"\\"' + "[" * 200 + "9" * 200
+    body = EventsBody(
+        kiosk_id="kiosk-a",
+        events=[
+            EventRecord(
+                sequence=1,
+                event_id=uuid.uuid4(),
+                type="parcel_deposited",
+                created_at=NOW,
+                payload={"note": text, "nested": [[[[{"door": 3}]]]]},
+            )
+        ],
+    )
+    payload = seal(
+        KIOSK_A, MessageType.EVENTS, location_id="loc-a", sender="kiosk-a", body=body, now=NOW
+    )
+
+    message = open_message(payload, topic("loc-a", Channel.KIOSK_EVENTS), keys=kiosk_keys, now=NOW)
+
+    assert isinstance(message.body, EventsBody)
+    assert message.body.events[0].payload["note"] == text
+
+
+def test_nesting_up_to_the_bound_is_parsed() -> None:
+    payload = deeply_nested(MAX_JSON_DEPTH - 1)
+
+    # Past the bounds check, it fails the schema like any other body that is not an envelope.
+    assert reason(payload, topic("loc-a", Channel.KIOSK_EVENTS)) is RejectReason.SCHEMA

@@ -1,0 +1,146 @@
+"""``locker-cloud ca-*`` and ``mosquitto-config``: the fleet CA and the broker's configuration.
+
+Each command is a thin layer over `cloud.fleet_ca` and `cloud.broker_config`; the CA folder is
+``--ca DIR`` or ``LOCKER_FLEET_CA_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloud import broker_config
+from cloud.config import CloudSettings
+from cloud.fleet_ca import FleetCa, FleetCaError, IssuedFiles
+
+COMMANDS = (
+    "ca-init",
+    "ca-issue-kiosk",
+    "ca-issue-worker",
+    "ca-issue-broker",
+    "ca-rotate",
+    "ca-revoke",
+    "ca-refresh-crl",
+    "ca-list",
+    "mosquitto-config",
+)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds the CA's commands to ``locker-cloud``'s sub-commands."""
+
+    def with_ca(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        parser.add_argument("--ca", help="the fleet CA's folder (default: LOCKER_FLEET_CA_DIR)")
+        return parser
+
+    p = with_ca("ca-init", "create the fleet CA (key, certificate, empty CRL)")
+    p.add_argument("--name", default="locker fleet CA", help="the CA certificate's common name")
+    p = with_ca("ca-issue-kiosk", "issue a kiosk's broker certificate (CN = kiosk id)")
+    p.add_argument("--kiosk", required=True, help="the kiosk's id")
+    p.add_argument("--location", required=True, help="the location it serves")
+    p.add_argument("--out", required=True, help="folder to write the certificate and key into")
+    p = with_ca("ca-issue-worker", "issue a cloud worker's broker certificate")
+    p.add_argument("--name", required=True, help="the worker's identity (one per process)")
+    p.add_argument("--out", required=True, help="folder to write the certificate and key into")
+    p = with_ca("ca-issue-broker", "issue the broker's server certificate")
+    p.add_argument(
+        "--host", required=True, action="append", help="a DNS name or IP of the broker (repeat)"
+    )
+    p.add_argument("--out", required=True, help="folder to write the certificate and key into")
+    p = with_ca("ca-rotate", "issue a new certificate for an identity (old ones stay valid)")
+    p.add_argument("--identity", required=True, help="a kiosk id or worker name")
+    p.add_argument("--out", required=True, help="folder to write the new certificate and key")
+    p = with_ca("ca-revoke", "revoke a certificate, or every one of an identity")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--serial", type=int, help="the certificate's serial (see ca-list)")
+    target.add_argument("--identity", help="a kiosk id or worker name")
+    with_ca("ca-refresh-crl", "re-sign the CRL before it runs out (monthly)")
+    with_ca("ca-list", "list the certificates issued")
+    p = with_ca("mosquitto-config", "generate the fleet broker's Mosquitto configuration")
+    p.add_argument("--out", required=True, help="folder to write the configuration into")
+    p.add_argument("--port", type=int, default=8883, help="the TLS listener's port (8883)")
+    p.add_argument("--bind", help="the listener's address (default: all)")
+    p.add_argument("--broker-cert", required=True, help="the broker's certificate (PEM)")
+    p.add_argument("--broker-key", required=True, help="the broker's private key (PEM)")
+    p.add_argument("--user", help="the user Mosquitto runs as once started (its own default)")
+    p.add_argument(
+        "--plugin",
+        default=str(broker_config.DYNSEC_PLUGIN),
+        help="the dynamic-security plugin's path",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs one of `COMMANDS`; exit status 2 with a message on a CA error."""
+    now = datetime.now(UTC)
+    folder = args.ca or CloudSettings().fleet_ca_dir
+    if not folder:
+        print("locker-cloud: give --ca DIR (or set LOCKER_FLEET_CA_DIR)", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "ca-init":
+            ca = FleetCa.create(Path(folder), name=args.name, now=now)
+            print(f"fleet CA created in {folder}; its certificate is {ca.cert_file}")
+            return 0
+        ca = FleetCa(Path(folder))
+        return _run(ca, args, now)
+    except FleetCaError as error:
+        print(f"locker-cloud: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(ca: FleetCa, args: argparse.Namespace, now: datetime) -> int:
+    if args.command == "ca-issue-kiosk":
+        _print_issued(
+            ca.issue_kiosk(
+                kiosk_id=args.kiosk, location_id=args.location, out=Path(args.out), now=now
+            )
+        )
+    elif args.command == "ca-issue-worker":
+        _print_issued(ca.issue_worker(name=args.name, out=Path(args.out), now=now))
+    elif args.command == "ca-issue-broker":
+        _print_issued(ca.issue_broker(hosts=args.host, out=Path(args.out), now=now))
+    elif args.command == "ca-rotate":
+        _print_issued(ca.rotate(args.identity, out=Path(args.out), now=now))
+        print("the previous certificates stay valid until `locker-cloud ca-revoke --serial`")
+    elif args.command == "ca-revoke":
+        revoked = ca.revoke(now=now, serial=args.serial, identity=args.identity)
+        for certificate in revoked:
+            print(f"revoked {certificate.serial} ({certificate.role} {certificate.identity})")
+        print(f"CRL re-signed: {ca.crl_file}; send the broker SIGHUP to apply it")
+    elif args.command == "ca-refresh-crl":
+        ca.refresh_crl(now)
+        print(f"CRL re-signed: {ca.crl_file}")
+    elif args.command == "ca-list":
+        for c in ca.issued():
+            state = "revoked" if c.revoked_at else ("live" if c.live(now) else "expired")
+            where = f" at {c.location_id}" if c.location_id else ""
+            print(f"{c.serial} {c.role} {c.identity}{where} until {c.not_after:%Y-%m-%d} {state}")
+    else:
+        generated = broker_config.generate(
+            ca,
+            Path(args.out),
+            broker_cert_file=Path(args.broker_cert),
+            broker_key_file=Path(args.broker_key),
+            port=args.port,
+            now=now,
+            bind_address=args.bind,
+            user=args.user,
+            plugin=Path(args.plugin),
+        )
+        print(
+            f"wrote {generated.config_file} and {generated.security_file}"
+            f" ({generated.kiosks} kiosk(s), {generated.workers} worker(s));"
+            f" run: mosquitto -c {generated.config_file}"
+        )
+    return 0
+
+
+def _print_issued(files: IssuedFiles) -> None:
+    c = files.certificate
+    print(f"issued {c.serial} to {c.role} {c.identity} until {c.not_after:%Y-%m-%d}")
+    print(f"  certificate {files.cert_file}")
+    print(f"  key         {files.key_file} (mode 0600)")
