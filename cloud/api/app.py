@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cloud.api import routes_admin, routes_carrier
 from cloud.api.auth import KeyCache
@@ -24,7 +25,7 @@ from cloud.api.body_limit import BodySizeLimit
 from cloud.api.services import Services
 from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
-from cloud.errors import ServiceError
+from cloud.errors import ServiceError, TooManyAttempts
 from cloud.lifecycle import LifecycleRunner
 from cloud.parcels.batcher import AllocationBatcher
 from cloud.store import database as db
@@ -35,6 +36,9 @@ from shared.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
+    # The framework raises a 400 only when it cannot parse a body: not UTF-8, or JSON nested
+    # deeper than the parser goes (what it calls "There was an error parsing the body").
+    400: "malformed_json",
     404: "not_found",
     405: "method_not_allowed",
 }
@@ -47,9 +51,15 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
     )
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return _error(exc.status, exc.code, exc.message, exc.details)
+    response = _error(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -69,10 +79,30 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return _error(exc.status_code, code, str(exc.detail))
+    if exc.status_code == 400:
+        response = _error(400, code, "the request body is not valid UTF-8 JSON")
+    else:
+        response = _error(exc.status_code, code, str(exc.detail))
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers.
+
+    Each route holds one method, and included routers hide theirs, so each method is asked
+    of the routes as the router itself would (`matches`).
+    """
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -28,7 +28,7 @@ from cloud.api.schemas import (
 from cloud.api.services import Svc
 from cloud.api.sizing import resolve_size
 from cloud.parcels import deposit as deposits
-from cloud.parcels import finish, returns
+from cloud.parcels import finish, guessing, returns
 from cloud.parcels import pickup as pickups
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
@@ -142,11 +142,26 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
         409: {"model": ErrorOut},
         410: {"model": ErrorOut},
         422: {"model": ErrorOut},
+        429: {"model": ErrorOut, "description": "too_many_attempts (with Retry-After)"},
     },
 )
 async def pickup(body: PickupIn, who: AnyCaller, svc: Svc) -> PickupOut:
-    """Opens every deposited parcel of a pickup code at its location. A code works once."""
-    async with svc.pool.connection() as conn, unit(conn, svc.clock.now()) as work:
+    """Opens every deposited parcel of a pickup code at its location. A code works once.
+
+    Failed attempts are limited per carrier and per location (429 ``too_many_attempts``).
+    """
+    now = svc.clock.now()
+    async with (
+        svc.pool.connection() as conn,
+        guessing.guarded_attempt(
+            conn,
+            svc.settings.pickup_guess_limits,
+            carrier_id=who.carrier_id,
+            location_id=body.location_id,
+            now=now,
+        ),
+        unit(conn, now) as work,
+    ):
         opened = await pickups.pick_up(
             work,
             location_id=body.location_id,

@@ -10,15 +10,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from cloud.store.records import Allocation
 
 Identifier = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
 ]
-FreeText = Annotated[str, Field(min_length=1, max_length=500)]
+# PostgreSQL text cannot hold NUL; refused here, so it is a 422 rather than a failed write.
+_NO_NUL = r"^[^\x00]*$"
+FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=_NO_NUL)]
 SizeName = Annotated[str, Field(min_length=1, max_length=16)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")]
+ScanCode = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
 
 
 class Request(BaseModel):
@@ -53,7 +58,7 @@ class AllocationIn(SizedRequest):
 
 class DepositIn(Request):
     driver_id: Identifier
-    scan_code: Annotated[str, Field(min_length=1, max_length=128)]
+    scan_code: ScanCode
 
 
 class CancelIn(Request):
@@ -144,7 +149,9 @@ class ReturnOut(BaseModel):
 class CarrierIn(Request):
     carrier_id: Identifier
     name: FreeText
-    webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")] | None = None
+    webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s\x00]+$")] | None = (
+        None
+    )
 
 
 class CarrierOut(BaseModel):
@@ -165,7 +172,7 @@ class LocationIn(Request):
     address: FreeText
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
-    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    timezone: TimeZone = "UTC"
     operating_hours: dict[str, Any] | None = None
     doors: list[DoorIn] = Field(default_factory=list, max_length=1000)
     # Shorthand for standard doors, numbered on from the listed ones: {"small": 10, ...}
@@ -174,13 +181,22 @@ class LocationIn(Request):
 
 class LocationPatch(Request):
     """Fields to change; absent ones stay as they are. ``active: false`` stops allocations
-    there (parcels already in keep their doors)."""
+    there (parcels already in keep their doors). ``operating_hours: null`` means open around
+    the clock; the other fields cannot be null (leave them out to keep them)."""
 
-    name: FreeText | None = None
-    address: FreeText | None = None
-    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # None only as "not given": an explicit null is refused (the schema shows no null).
+    name: FreeText | SkipJsonSchema[None] = None
+    address: FreeText | SkipJsonSchema[None] = None
+    timezone: TimeZone | SkipJsonSchema[None] = None
     operating_hours: dict[str, Any] | None = None
-    active: bool | None = None
+    active: bool | SkipJsonSchema[None] = None
+
+    @field_validator("name", "address", "timezone", "active", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
 
 
 class DoorsIn(Request):
