@@ -62,6 +62,26 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+# Fields whose refusal has a code of its own (the codes the API had before the schema held
+# these rules): an unknown size, a string that is no code.
+_FIELD_CODES = {
+    "package_size": "invalid_size",
+    "size": "invalid_size",
+    "door_counts": "invalid_size",  # only for its keys
+    "pickup_code": "invalid_code",
+    "return_code": "invalid_code",
+}
+
+
+def _field_of(dotted: str) -> str:
+    """The field a problem is about: ``doors.0.size`` -> ``size``; a bad key of
+    ``door_counts`` (``door_counts.giant.[key]``) -> ``door_counts``."""
+    parts = dotted.split(".")
+    if "[key]" in parts and "door_counts" in parts:
+        return "door_counts"
+    return parts[-1]
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [
@@ -74,6 +94,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     if any(p["type"] == "json_invalid" for p in problems):
         return _error(400, "malformed_json", "the request body is not valid JSON")
+    codes = {_FIELD_CODES.get(_field_of(p["field"])) for p in problems}
+    if len(codes) == 1 and (code := codes.pop()) is not None:
+        message = problems[0]["problem"]
+        return _error(422, code, f"{problems[0]['field']}: {message}", {"errors": problems})
     return _error(
         422, "validation_error", "the request does not match the API", {"errors": problems}
     )

@@ -11,11 +11,13 @@ from cloud import errors, locations
 from cloud.api.auth import AnyCaller, CarrierId
 from cloud.api.location_view import location_view
 from cloud.api.schemas import (
+    COMMON_ERRORS,
     AllocationIn,
     AllocationOut,
     CancelIn,
     DepositIn,
     ErrorOut,
+    LocationIdPath,
     LocationOut,
     NearbyOut,
     OpenedDoor,
@@ -37,7 +39,7 @@ from cloud.store.transaction import unit
 from shared.sizes import Size
 from shared.states import AllocationStatus
 
-router = APIRouter(prefix="/api/v1", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 
 
 @router.post(
@@ -185,7 +187,7 @@ def _return_out(found: Return) -> ReturnOut:
     return ReturnOut(
         return_id=found.return_id,
         allocation_id=a.allocation_id,
-        status=a.status.value,
+        status=a.status,
         location_id=a.location_id,
         address=a.address,
         locker_number=a.door_number,
@@ -259,23 +261,19 @@ async def nearby_locations(
     svc: Svc,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lng: Annotated[float, Query(ge=-180, le=180)],
-    size: Annotated[str | None, Query(max_length=16)] = None,
+    size: Size | None = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> NearbyOut:
     """The nearest active locations with a free door (of ``size`` or larger), nearest first."""
-    try:
-        wanted = None if size is None else Size.parse(size)
-    except ValueError as exc:
-        raise errors.InvalidSize(str(exc)) from None
     async with svc.pool.connection() as conn:
         found = await locations.nearest_with_free_doors(
-            conn, latitude=lat, longitude=lng, size=wanted, limit=limit
+            conn, latitude=lat, longitude=lng, size=size, limit=limit
         )
     return NearbyOut.model_validate({"locations": found})
 
 
 @router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})
-async def read_location(location_id: str, who: AnyCaller, svc: Svc) -> LocationOut:
+async def read_location(location_id: LocationIdPath, who: AnyCaller, svc: Svc) -> LocationOut:
     async with svc.pool.connection() as conn:
         row = await location_view(conn, svc, location_id, admin=who.is_admin)
     return LocationOut.model_validate(row)
