@@ -86,10 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"locker-cloud: {exc}", file=sys.stderr)
         return 2
+    except db.DatabaseUnavailable as exc:
+        print(f"locker-cloud: {exc}", file=sys.stderr)
+        return 2
 
 
 async def _serve(args: argparse.Namespace) -> int:
     settings = CloudSettings()
+    if settings.database_url:
+        # Checked before the server starts: a failed lifespan is a traceback per layer.
+        await db.check_reachable(settings.database_url)
     sock = bind(
         args.host or settings.http_host, settings.http_port if args.port is None else args.port
     )

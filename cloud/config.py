@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.parcels.guessing import GuessLimits
 from shared.broker_url import ClientTls
 
 
@@ -90,6 +91,12 @@ class CloudSettings(BaseSettings):
     mqtt_rate_limit_per_s: float = Field(default=100.0, gt=0)
     mqtt_rate_limit_burst: int = Field(default=1000, ge=1)
 
+    # POST /api/v1/pickup: failed attempts allowed per window, per carrier and per location,
+    # before 429 too_many_attempts (and an operator alert).
+    pickup_failures_per_carrier: int = Field(default=100, ge=1)
+    pickup_failures_per_location: int = Field(default=10, ge=1)
+    pickup_failure_window_seconds: float = Field(default=600.0, gt=0)
+
     @property
     def reservation_hold(self) -> timedelta:
         return timedelta(hours=self.reservation_hold_hours)
@@ -97,6 +104,14 @@ class CloudSettings(BaseSettings):
     @property
     def pickup_window(self) -> timedelta:
         return timedelta(days=self.pickup_window_days)
+
+    @property
+    def pickup_guess_limits(self) -> GuessLimits:
+        return GuessLimits(
+            per_carrier=self.pickup_failures_per_carrier,
+            per_location=self.pickup_failures_per_location,
+            window=timedelta(seconds=self.pickup_failure_window_seconds),
+        )
 
     @property
     def change_retention(self) -> timedelta:

@@ -120,3 +120,16 @@ class NothingToPickUp(ServiceError):
 
 class KioskNotFound(NotFound):
     code = "kiosk_not_found"
+
+
+class TooManyAttempts(ServiceError):
+    """Too many failed pickup attempts for a carrier or a location: wait ``retry_after`` s."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(
+        self, message: str, *, retry_after: int, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cloud import metrics
 from cloud.api import routes_admin, routes_carrier
@@ -26,7 +27,7 @@ from cloud.api.body_limit import BodySizeLimit
 from cloud.api.services import Services
 from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
-from cloud.errors import ServiceError
+from cloud.errors import ServiceError, TooManyAttempts
 from cloud.fleet_health import FleetHealthRunner
 from cloud.lifecycle import LifecycleRunner
 from cloud.ops import actions as ops_actions
@@ -43,6 +44,9 @@ from shared.flood_gate import RateLimit
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
+    # The framework raises a 400 only when it cannot parse a body: not UTF-8, or JSON nested
+    # deeper than the parser goes (what it calls "There was an error parsing the body").
+    400: "malformed_json",
     404: "not_found",
     405: "method_not_allowed",
 }
@@ -55,9 +59,35 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
     )
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return _error(exc.status, exc.code, exc.message, exc.details)
+    response = _error(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+# Fields whose refusal has a code of its own (the codes the API had before the schema held
+# these rules): an unknown size, a string that is no code.
+_FIELD_CODES = {
+    "package_size": "invalid_size",
+    "size": "invalid_size",
+    "door_counts": "invalid_size",  # only for its keys
+    "pickup_code": "invalid_code",
+    "return_code": "invalid_code",
+}
+
+
+def _field_of(dotted: str) -> str:
+    """The field a problem is about: ``doors.0.size`` -> ``size``; a bad key of
+    ``door_counts`` (``door_counts.giant.[key]``) -> ``door_counts``."""
+    parts = dotted.split(".")
+    if "[key]" in parts and "door_counts" in parts:
+        return "door_counts"
+    return parts[-1]
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -72,15 +102,39 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     if any(p["type"] == "json_invalid" for p in problems):
         return _error(400, "malformed_json", "the request body is not valid JSON")
+    codes = {_FIELD_CODES.get(_field_of(p["field"])) for p in problems}
+    if len(codes) == 1 and (code := codes.pop()) is not None:
+        message = problems[0]["problem"]
+        return _error(422, code, f"{problems[0]['field']}: {message}", {"errors": problems})
     return _error(
         422, "validation_error", "the request does not match the API", {"errors": problems}
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return _error(exc.status_code, code, str(exc.detail))
+    if exc.status_code == 400:
+        response = _error(400, code, "the request body is not valid UTF-8 JSON")
+    else:
+        response = _error(exc.status_code, code, str(exc.detail))
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers.
+
+    Each route holds one method, and included routers hide theirs, so each method is asked
+    of the routes as the router itself would (`matches`).
+    """
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -3,20 +3,25 @@ opening. All need the admin key."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter, status
 
 from cloud import carriers, doors, errors, locations
 from cloud.api.auth import Admin
 from cloud.api.location_view import location_view, open_alerts
 from cloud.api.schemas import (
+    COMMON_ERRORS,
     AdminLocationOut,
     AlertOut,
     CarrierIn,
     CarrierOut,
     DoorIn,
+    DoorNumberPath,
     DoorOut,
     DoorsIn,
     ErrorOut,
+    LocationIdPath,
     LocationIn,
     LocationOut,
     LocationPatch,
@@ -31,11 +36,11 @@ from shared.sizes import Dimensions, Size, SizeError
 
 router = APIRouter(
     prefix="/api/v1/admin",
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=COMMON_ERRORS,
 )
 
 
-def _door_specs(body: list[DoorIn], counts: dict[str, int] | None) -> list[DoorSpec]:
+def _door_specs(body: list[DoorIn], counts: Mapping[Size, int] | None) -> list[DoorSpec]:
     try:
         specs = [
             DoorSpec(
@@ -99,7 +104,7 @@ async def create_location(body: LocationIn, _: Admin, svc: Svc) -> LocationOut:
 
 
 @router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})
-async def read_location(location_id: str, _: Admin, svc: Svc) -> AdminLocationOut:
+async def read_location(location_id: LocationIdPath, _: Admin, svc: Svc) -> AdminLocationOut:
     """The location with its change-log revision, each kiosk's presence and open alerts."""
     async with svc.pool.connection() as conn:
         row = await location_view(conn, svc, location_id, admin=True)
@@ -108,7 +113,7 @@ async def read_location(location_id: str, _: Admin, svc: Svc) -> AdminLocationOu
 
 
 @router.get("/locations/{location_id}/alerts", responses={404: {"model": ErrorOut}})
-async def list_alerts(location_id: str, _: Admin, svc: Svc) -> list[AlertOut]:
+async def list_alerts(location_id: LocationIdPath, _: Admin, svc: Svc) -> list[AlertOut]:
     """Unresolved alerts the location's kiosks raised (tamper, left open, ...), newest first."""
     async with svc.pool.connection() as conn:
         await locations.get_location(conn, location_id)  # 404 for an unknown location
@@ -122,7 +127,7 @@ async def list_alerts(location_id: str, _: Admin, svc: Svc) -> list[AlertOut]:
     responses={404: {"model": ErrorOut}},
 )
 async def remote_open(
-    location_id: str, door_number: int, body: RemoteOpenIn, _: Admin, svc: Svc
+    location_id: LocationIdPath, door_number: DoorNumberPath, body: RemoteOpenIn, _: Admin, svc: Svc
 ) -> RemoteCommandOut:
     """Asks the location's kiosk to open a door: a signed command that lives 30 s."""
     async with svc.pool.connection() as conn:
@@ -138,7 +143,9 @@ async def remote_open(
 
 
 @router.patch("/locations/{location_id}", responses={404: {"model": ErrorOut}})
-async def update_location(location_id: str, body: LocationPatch, _: Admin, svc: Svc) -> LocationOut:
+async def update_location(
+    location_id: LocationIdPath, body: LocationPatch, _: Admin, svc: Svc
+) -> LocationOut:
     """Renames, re-times or (de)activates a location. Only the fields given change."""
     async with svc.pool.connection() as conn:
         row = await locations.update_location(
@@ -152,7 +159,9 @@ async def update_location(location_id: str, body: LocationPatch, _: Admin, svc: 
     status_code=status.HTTP_201_CREATED,
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
 )
-async def add_doors(location_id: str, body: DoorsIn, _: Admin, svc: Svc) -> list[DoorOut]:
+async def add_doors(
+    location_id: LocationIdPath, body: DoorsIn, _: Admin, svc: Svc
+) -> list[DoorOut]:
     async with svc.pool.connection() as conn:
         await doors.add_doors(conn, location_id, _door_specs(body.doors, None), svc.clock.now())
         rows = await doors.list_doors(conn, location_id)
@@ -160,7 +169,7 @@ async def add_doors(location_id: str, body: DoorsIn, _: Admin, svc: Svc) -> list
 
 
 @router.get("/locations/{location_id}/doors", responses={404: {"model": ErrorOut}})
-async def list_doors(location_id: str, _: Admin, svc: Svc) -> list[DoorOut]:
+async def list_doors(location_id: LocationIdPath, _: Admin, svc: Svc) -> list[DoorOut]:
     async with svc.pool.connection() as conn:
         rows = await doors.list_doors(conn, location_id)
     return [DoorOut.model_validate(r) for r in rows]
@@ -171,7 +180,11 @@ async def list_doors(location_id: str, _: Admin, svc: Svc) -> list[DoorOut]:
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
 )
 async def set_maintenance(
-    location_id: str, door_number: int, _: Admin, svc: Svc, body: MaintenanceIn | None = None
+    location_id: LocationIdPath,
+    door_number: DoorNumberPath,
+    _: Admin,
+    svc: Svc,
+    body: MaintenanceIn | None = None,
 ) -> DoorOut:
     """Takes a door out of service. A reservation on it moves to another free door."""
     async with svc.pool.connection() as conn:
@@ -185,7 +198,9 @@ async def set_maintenance(
     "/locations/{location_id}/doors/{door_number}/maintenance",
     responses={404: {"model": ErrorOut}},
 )
-async def clear_maintenance(location_id: str, door_number: int, _: Admin, svc: Svc) -> DoorOut:
+async def clear_maintenance(
+    location_id: LocationIdPath, door_number: DoorNumberPath, _: Admin, svc: Svc
+) -> DoorOut:
     """Puts a door back in service."""
     async with svc.pool.connection() as conn:
         row = await doors.clear_maintenance(conn, location_id, door_number, svc.clock.now())

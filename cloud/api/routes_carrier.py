@@ -11,11 +11,13 @@ from cloud import errors, locations
 from cloud.api.auth import AnyCaller, CarrierId
 from cloud.api.location_view import location_view
 from cloud.api.schemas import (
+    COMMON_ERRORS,
     AllocationIn,
     AllocationOut,
     CancelIn,
     DepositIn,
     ErrorOut,
+    LocationIdPath,
     LocationOut,
     NearbyOut,
     OpenedDoor,
@@ -28,7 +30,7 @@ from cloud.api.schemas import (
 from cloud.api.services import Svc
 from cloud.api.sizing import resolve_size
 from cloud.parcels import deposit as deposits
-from cloud.parcels import finish, returns
+from cloud.parcels import finish, guessing, returns
 from cloud.parcels import pickup as pickups
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
@@ -37,7 +39,7 @@ from cloud.store.transaction import unit
 from shared.sizes import Size
 from shared.states import AllocationStatus
 
-router = APIRouter(prefix="/api/v1", responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 
 
 @router.post(
@@ -142,11 +144,26 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
         409: {"model": ErrorOut},
         410: {"model": ErrorOut},
         422: {"model": ErrorOut},
+        429: {"model": ErrorOut, "description": "too_many_attempts (with Retry-After)"},
     },
 )
 async def pickup(body: PickupIn, who: AnyCaller, svc: Svc) -> PickupOut:
-    """Opens every deposited parcel of a pickup code at its location. A code works once."""
-    async with svc.pool.connection() as conn, unit(conn, svc.clock.now()) as work:
+    """Opens every deposited parcel of a pickup code at its location. A code works once.
+
+    Failed attempts are limited per carrier and per location (429 ``too_many_attempts``).
+    """
+    now = svc.clock.now()
+    async with (
+        svc.pool.connection() as conn,
+        guessing.guarded_attempt(
+            conn,
+            svc.settings.pickup_guess_limits,
+            carrier_id=who.carrier_id,
+            location_id=body.location_id,
+            now=now,
+        ),
+        unit(conn, now) as work,
+    ):
         opened = await pickups.pick_up(
             work,
             location_id=body.location_id,
@@ -170,7 +187,7 @@ def _return_out(found: Return) -> ReturnOut:
     return ReturnOut(
         return_id=found.return_id,
         allocation_id=a.allocation_id,
-        status=a.status.value,
+        status=a.status,
         location_id=a.location_id,
         address=a.address,
         locker_number=a.door_number,
@@ -244,23 +261,19 @@ async def nearby_locations(
     svc: Svc,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lng: Annotated[float, Query(ge=-180, le=180)],
-    size: Annotated[str | None, Query(max_length=16)] = None,
+    size: Size | None = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> NearbyOut:
     """The nearest active locations with a free door (of ``size`` or larger), nearest first."""
-    try:
-        wanted = None if size is None else Size.parse(size)
-    except ValueError as exc:
-        raise errors.InvalidSize(str(exc)) from None
     async with svc.pool.connection() as conn:
         found = await locations.nearest_with_free_doors(
-            conn, latitude=lat, longitude=lng, size=wanted, limit=limit
+            conn, latitude=lat, longitude=lng, size=size, limit=limit
         )
     return NearbyOut.model_validate({"locations": found})
 
 
 @router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})
-async def read_location(location_id: str, who: AnyCaller, svc: Svc) -> LocationOut:
+async def read_location(location_id: LocationIdPath, who: AnyCaller, svc: Svc) -> LocationOut:
     async with svc.pool.connection() as conn:
         row = await location_view(conn, svc, location_id, admin=who.is_admin)
     return LocationOut.model_validate(row)

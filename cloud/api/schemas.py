@@ -10,31 +10,62 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from cloud.store.records import Allocation
+from cloud.store.records import Allocation, AllocationKind
+from shared.sizes import Size
+from shared.states import AllocationStatus, DoorStatus
 
-Identifier = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
+MAX_DOOR_NUMBER = 100_000
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
+# PostgreSQL text cannot hold NUL; refused here, so it is a 422 rather than a failed write.
+_NO_NUL = r"^[^\x00]*$"
+# Free text: no NUL, and something besides white space.
+FreeText = Annotated[
+    str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
 ]
-FreeText = Annotated[str, Field(min_length=1, max_length=500)]
-SizeName = Annotated[str, Field(min_length=1, max_length=16)]
+# What a customer types: six characters of the code alphabet (shared.codes), any case, with
+# spaces or dashes anywhere (``ab3-k7x``). Anything else is 422 invalid_code.
+CODE_PATTERN = r"^[ -]*([2-9A-HJKMNP-Za-hjkmnp-z][ -]*){6}$"
+CodeText = Annotated[str, Field(min_length=6, max_length=32, pattern=CODE_PATTERN)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")]
+ScanCode = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
+
+
+# Path parameters, with the rules of the fields they name.
+LocationIdPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN, description="a location id")
+]
+DoorNumberPath = Annotated[int, Path(gt=0, le=MAX_DOOR_NUMBER, description="a door number")]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Values are taken as sent (no stripping), so that the schema's lengths and patterns are
+    # exactly the rules the server applies.
+    model_config = ConfigDict(extra="forbid")
 
 
 class DimensionsIn(Request):
-    """Package dimensions in inches."""
+    """Package dimensions in inches: from a hundredth of an inch (below that a float the
+    database keeps underflows) to 1,000 inches."""
 
-    length: float = Field(gt=0)
-    width: float = Field(gt=0)
-    height: float = Field(gt=0)
+    length: float = Field(ge=0.01, le=1000, strict=True)
+    width: float = Field(ge=0.01, le=1000, strict=True)
+    height: float = Field(ge=0.01, le=1000, strict=True)
 
 
 class SizedRequest(Request):
-    package_size: SizeName | None = None
+    """``package_size`` or ``dimensions``, or both (the size must then hold the package)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["package_size"]}, {"required": ["dimensions"]}]}
+    )
+
+    package_size: Size | None = None
     dimensions: DimensionsIn | None = None
 
     @model_validator(mode="after")
@@ -53,7 +84,7 @@ class AllocationIn(SizedRequest):
 
 class DepositIn(Request):
     driver_id: Identifier
-    scan_code: Annotated[str, Field(min_length=1, max_length=128)]
+    scan_code: ScanCode
 
 
 class CancelIn(Request):
@@ -62,7 +93,7 @@ class CancelIn(Request):
 
 class PickupIn(Request):
     location_id: Identifier
-    pickup_code: Annotated[str, Field(min_length=1, max_length=32)]
+    pickup_code: CodeText
 
 
 class ReturnIn(SizedRequest):
@@ -74,7 +105,7 @@ class ReturnIn(SizedRequest):
 
 class ReturnDropOffIn(Request):
     location_id: Identifier
-    return_code: Annotated[str, Field(min_length=1, max_length=32)]
+    return_code: CodeText
 
 
 class Response(BaseModel):
@@ -85,15 +116,15 @@ class Response(BaseModel):
 
 class AllocationOut(Response):
     allocation_id: uuid.UUID
-    kind: str
-    status: str
+    kind: AllocationKind
+    status: AllocationStatus
     location_id: str
     location_name: str
     address: str
     # The store calls it the door number; carriers know it as the locker number.
     locker_number: int = Field(validation_alias=AliasChoices("door_number", "locker_number"))
-    door_size: str
-    size: str
+    door_size: Size
+    size: Size
     package_id: str
     order_id: str
     customer_id: str
@@ -131,7 +162,7 @@ class PickupOut(BaseModel):
 class ReturnOut(BaseModel):
     return_id: uuid.UUID
     allocation_id: uuid.UUID
-    status: str
+    status: AllocationStatus
     location_id: str
     address: str
     locker_number: int
@@ -144,7 +175,9 @@ class ReturnOut(BaseModel):
 class CarrierIn(Request):
     carrier_id: Identifier
     name: FreeText
-    webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")] | None = None
+    webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s\x00]+$")] | None = (
+        None
+    )
 
 
 class CarrierOut(BaseModel):
@@ -154,8 +187,8 @@ class CarrierOut(BaseModel):
 
 
 class DoorIn(Request):
-    door_number: int = Field(gt=0, le=100_000)
-    size: SizeName
+    door_number: int = Field(gt=0, le=MAX_DOOR_NUMBER, strict=True)
+    size: Size
     dimensions: DimensionsIn | None = None
 
 
@@ -163,24 +196,33 @@ class LocationIn(Request):
     location_id: Identifier
     name: FreeText
     address: FreeText
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    latitude: float = Field(ge=-90, le=90, strict=True)
+    longitude: float = Field(ge=-180, le=180, strict=True)
+    timezone: TimeZone = "UTC"
     operating_hours: dict[str, Any] | None = None
     doors: list[DoorIn] = Field(default_factory=list, max_length=1000)
     # Shorthand for standard doors, numbered on from the listed ones: {"small": 10, ...}
-    door_counts: dict[str, Annotated[int, Field(ge=0, le=1000)]] | None = None
+    door_counts: dict[Size, Annotated[int, Field(ge=0, le=1000, strict=True)]] | None = None
 
 
 class LocationPatch(Request):
     """Fields to change; absent ones stay as they are. ``active: false`` stops allocations
-    there (parcels already in keep their doors)."""
+    there (parcels already in keep their doors). ``operating_hours: null`` means open around
+    the clock; the other fields cannot be null (leave them out to keep them)."""
 
-    name: FreeText | None = None
-    address: FreeText | None = None
-    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # None only as "not given": an explicit null is refused (the schema shows no null).
+    name: FreeText | SkipJsonSchema[None] = None
+    address: FreeText | SkipJsonSchema[None] = None
+    timezone: TimeZone | SkipJsonSchema[None] = None
     operating_hours: dict[str, Any] | None = None
-    active: bool | None = None
+    active: Annotated[bool, Field(strict=True)] | SkipJsonSchema[None] = None
+
+    @field_validator("name", "address", "timezone", "active", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
 
 
 class DoorsIn(Request):
@@ -193,8 +235,8 @@ class MaintenanceIn(Request):
 
 class DoorOut(Response):
     door_number: int
-    size: str
-    status: str
+    size: Size
+    status: DoorStatus
     width_in: float
     height_in: float
     depth_in: float
@@ -287,3 +329,15 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+# The errors any endpoint may answer (docs/api.md), declared on every route so that a client
+# generated from the OpenAPI document knows their shape.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "malformed_json, bad_request"},
+    401: {"model": ErrorOut, "description": "missing_api_key, invalid_api_key"},
+    403: {"model": ErrorOut, "description": "admin_only, carrier_only"},
+    413: {"model": ErrorOut, "description": "payload_too_large"},
+    422: {"model": ErrorOut, "description": "validation_error (or the field's own code)"},
+    500: {"model": ErrorOut, "description": "internal_error"},
+}

@@ -14,9 +14,10 @@ batch see the changes of earlier ones (one transaction), so two parcels for one 
 two doors and two parcels for one customer share one code.
 
 Idempotency: (carrier, package id) is unique; a retried request returns the allocation made
-the first time, and a reuse of the package id with different details is refused. A statement
-that lost a race (its drawn code taken, a concurrent insert of the same package) changes
-nothing once rolled back, and the request is tried again.
+the first time (a retry racing the first request waits for it to commit, see
+`cloud.store.allocations.hold_packages`), and a reuse of the package id with different details
+is refused. A statement that lost a race (its drawn code taken, a concurrent insert of the same
+package) changes nothing once rolled back, and the request is tried again.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ async def reserve(
     for _ in range(MAX_DRAWS):
         try:
             async with unit(conn, now) as work:
+                await store_allocations.hold_packages(work, [(carrier_id, request.package_id)])
                 cur = await store_allocations.send_reserve(
                     work, _params(carrier_id, request, now, hold)
                 )
@@ -181,6 +183,9 @@ async def reserve_many(conn: Conn, jobs: Sequence[Job]) -> None:
         # The change log's appends are not waited for: they go to the server with the COMMIT.
         async with conn.pipeline(), unit(conn, max(job.now for job in jobs)) as work:
             await store_allocations.prefer_generic_plan(work)
+            await store_allocations.hold_packages(
+                work, [(job.carrier_id, job.request.package_id) for job in jobs]
+            )
             cursors = [
                 await store_allocations.send_reserve(
                     work, _params(job.carrier_id, job.request, job.now, job.hold)

@@ -10,6 +10,7 @@ Every writer notes the allocations it changed on its `Unit`, which logs them at 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -293,6 +294,28 @@ def reserve_params(
         "status": AllocationStatus.RESERVED.value,
         "door_to": door_transition(DoorStatus.AVAILABLE, DoorStatus.RESERVED).value,
     }
+
+
+async def hold_packages(work: Unit, packages: Sequence[tuple[str, str]]) -> None:
+    """Waits for, then holds to the end of the transaction, each (carrier, package id) given.
+
+    A retry of a package racing its first request would otherwise find no allocation (the
+    first one's is not committed yet) and no free door either (the first one holds it, and
+    `RESERVE_SQL` skips locked doors), and answer ``location_full``. Held first, the retry's
+    statement starts after the first request committed, sees its allocation and replays it.
+    Transaction-scoped advisory locks, taken in key order so two batches never deadlock.
+    """
+    keys = sorted({_package_key(carrier, package) for carrier, package in packages})
+    await work.conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, n)"
+        " ORDER BY n",
+        (keys,),
+    )
+
+
+def _package_key(carrier_id: str, package_id: str) -> int:
+    digest = hashlib.blake2b(f"{carrier_id}\x1f{package_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 async def send_reserve(work: Unit, params: Mapping[str, Any]) -> AsyncCursor[DictRow]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import psycopg.sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -51,6 +52,41 @@ def start_embedded_postgres(data_dir: str | Path) -> str:
     return url
 
 
+class DatabaseUnavailable(Exception):
+    """The configured database cannot be reached; the message says which one and what to do."""
+
+
+def _describe(conninfo: str, exc: psycopg.OperationalError) -> str:
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        parts = {}
+    where = (
+        f"database {parts.get('dbname', '?')!s} on {parts.get('host', 'localhost')!s}"
+        f":{parts.get('port', 5432)!s}"
+    )
+    # psycopg's message is several lines (one per address tried); its last line is the cause.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = lines[-1] if lines else type(exc).__name__
+    return (
+        f"cannot connect to {where}: {cause} (create it with `createdb`, or set"
+        " LOCKER_DATABASE_URL to a database that exists and accepts this user)"
+    )
+
+
+async def check_reachable(conninfo: str) -> None:
+    """Connects once, to fail early and clearly when the database is missing.
+
+    Raises:
+        DatabaseUnavailable: naming the database and what to do.
+    """
+    try:
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(_describe(conninfo, exc)) from None
+    await conn.close()
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every migration shipped with the package, in order."""
     found = []
@@ -71,9 +107,16 @@ async def migrate(conninfo: str) -> list[str]:
 
     Returns:
         The names of the migrations applied now.
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached.
     """
     applied_now: list[str] = []
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+    try:
+        first = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(_describe(conninfo, exc)) from None
+    async with first as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
             await conn.execute(

@@ -21,6 +21,7 @@ from shared.clock import ManualClock
 
 ADMIN_KEY = "test-admin-key"
 TABLES = "notifications, returns, allocations, pickup_codes, doors, locations, carriers, operators"
+TABLES += ", pickup_guesses"  # issue 10: counted pickup attempts
 
 
 @pytest.fixture(scope="session")
