@@ -101,6 +101,13 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "reason": "door_busy",
         "requested_by": "operator@example.com",
     },
+    EventType.DOOR_BANK_UNAVAILABLE: {"error": "PortError: serial port /dev/ttyUSB0 failed"},
+    EventType.DOOR_BANK_RESTORED: {"failed_polls": 4},
+    EventType.CODE_GIVEN_BACK: {
+        "code_ref": "3f2a9c1b",
+        "allocation_ids": ["a1"],
+        "reason": "interrupted before the pulse",
+    },
 }
 
 

@@ -68,6 +68,7 @@ ALERT_EVENTS = frozenset(
         EventType.DOOR_OPEN_NOT_DETECTED,
         EventType.KEYPAD_LOCKED,
         EventType.REMOTE_OPEN_REFUSED,
+        EventType.DOOR_BANK_UNAVAILABLE,
     }
 )
 # Events kept for the audit trail only: they change nothing the cloud keeps.
@@ -77,6 +78,7 @@ AUDIT_EVENTS = frozenset(
         EventType.DOOR_CLOSED,
         EventType.CODE_RELEASED,
         EventType.PARCEL_EXPIRED,
+        EventType.DOOR_BANK_RESTORED,
     }
 )
 

@@ -91,10 +91,15 @@ def begin_opening(
     """Commits (in the caller's transaction) to opening ``door``.
 
     Raises:
-        FlowRefused: DOOR_BUSY, when the door already has an operation under way.
+        FlowRefused: BOARDS_DOWN, when the door bank is known not to answer (a pulse would
+            fail, and whatever the caller's transaction spent would be stranded); DOOR_BUSY,
+            when the door already has an operation under way.
         NotInTransaction: called outside `Store.transaction`.
     """
     now = ctx.clock.now()
+    refused = boards_down_refusal(ctx)
+    if refused is not None:
+        raise refused
     if operations.active_operation(db, door) is not None:
         raise FlowRefused(
             Refusal.DOOR_BUSY, f"Locker {door} is being used right now. Please wait a moment."
@@ -120,6 +125,18 @@ def begin_opening(
         detail={"purpose": purpose.value, "allocation_id": allocation_id, **(detail or {})},
     )
     return PendingOpening(operation, audit_id)
+
+
+def boards_down_refusal(ctx: FlowContext) -> FlowRefused | None:
+    """The refusal for a flow while the door bank is known not to answer, else None."""
+    why = ctx.bank_health.unavailable
+    if why is None:
+        return None
+    return FlowRefused(
+        Refusal.BOARDS_DOWN,
+        "The lock boards are not responding, so no door can open right now. Nothing was "
+        "used: codes stay valid. Please come back later.",
+    )
 
 
 async def pulse(ctx: FlowContext, pending: PendingOpening) -> DoorOpening:

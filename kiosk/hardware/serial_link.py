@@ -14,6 +14,12 @@ thread, because a cancelled coroutine does not stop its thread and the next requ
 interleave with it on the wire.
 
 pyserial is imported when the port is first opened, so importing this module works on any laptop.
+
+A port that fails is a port failure whatever the library raises: pyserial's ``SerialException``
+is an ``OSError``, but ``reset_input_buffer`` on a port whose adapter was unplugged (or whose
+device went away) raises ``termios.error``, which is not. Both become `PortError`, the handle is
+dropped and the next exchange reopens the port, so the door monitor's backoff is the whole
+recovery and nothing above the link sees a library error.
 """
 
 from __future__ import annotations
@@ -37,6 +43,18 @@ from kiosk.hardware.protocols.framing import FrameReader, FrameSpec
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _port_failures() -> tuple[type[Exception], ...]:
+    try:
+        import termios  # POSIX only; elsewhere pyserial reports port failures as OSError
+    except ImportError:  # pragma: no cover - not on the kiosk's Linux
+        return (OSError,)
+    return (OSError, termios.error)
+
+
+PORT_FAILURES = _port_failures()
+"""What the port itself raises when it fails (unplugged adapter, board power, a gone pty)."""
 
 
 class SerialPort(Protocol):
@@ -188,7 +206,7 @@ class SerialLink:
                         self._listen(handle, listen_s)
                         return None
                     return self._await_reply(handle, reply, accept, what)
-                except OSError as error:
+                except PORT_FAILURES as error:
                     self._drop_handle()
                     failure = PortError(f"serial port {self.port} failed during {what}: {error}")
                 except (BoardTimeout, ChecksumError, MalformedFrame) as error:
@@ -254,5 +272,5 @@ class SerialLink:
         if handle is not None:
             try:
                 handle.close()
-            except OSError as error:
+            except PORT_FAILURES as error:
                 log.warning("closing %s: %s", self.port, error)
