@@ -16,6 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+DOWN_AFTER_FAILED_POLLS = 2
+"""Failed polls in a row (each after the link's own retries) before the bank counts as down.
+
+One failed poll can be a burst of line noise or a kiosk too busy to read its replies in time;
+the monitor's next try (after its backoff, half a second or more) confirms a real outage: an
+unplugged port fails at once, a silent board within its request timeouts."""
+
 
 @dataclass(slots=True)
 class BankHealth:
@@ -35,9 +42,14 @@ class BankHealth:
     reconciled: bool = True
 
     @property
+    def down(self) -> bool:
+        """Whether the bank is known not to answer (`DOWN_AFTER_FAILED_POLLS` failed polls)."""
+        return self.board_error is not None and self.failed_polls >= DOWN_AFTER_FAILED_POLLS
+
+    @property
     def unavailable(self) -> str | None:
         """Why no door can be opened now, or None when the bank answers."""
-        if self.board_error is not None:
+        if self.down:
             return self.board_error
         if not self.reconciled:
             return "the door bank has not answered since the kiosk started"

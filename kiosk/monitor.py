@@ -11,7 +11,8 @@ It runs for the daemon's whole life, beside the flows, on the same event loop an
 
 A board that stops answering, or a port that is lost (an unplugged adapter, board power), ends the
 watch; the monitor notes it in the kiosk's `BankHealth` (which the flows, the screens and the
-heartbeat read), records a ``door_bank_unavailable`` event for the cloud's operators, waits with
+heartbeat read), records a ``door_bank_unavailable`` event for the cloud's operators once the
+bank counts as down (a second failed poll in a row confirms the first), waits with
 jittered exponential backoff and watches again from the last readings it has, so a door that
 changed meanwhile is still seen as a change. When the bank answers again it records
 ``door_bank_restored``. A bank absent at boot is the same outage: the daemon starts the monitor
@@ -24,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from kiosk.bank_health import BankHealth
+from kiosk.bank_health import DOWN_AFTER_FAILED_POLLS, BankHealth
 from kiosk.flows import completion
 from kiosk.flows.context import FlowContext
 from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S, DoorState
@@ -179,10 +180,11 @@ class DoorMonitor:
 
     def _failed(self, error: LockBoardError) -> None:
         self.health.failed_polls += 1
-        first = self.health.board_error is None
-        self.health.board_error = f"{type(error).__name__}: {error}"
-        if first:
+        if self.health.board_error is None:
             log.warning("door bank stopped answering: %s", error)
+        self.health.board_error = f"{type(error).__name__}: {error}"
+        if self.health.failed_polls == DOWN_AFTER_FAILED_POLLS:
+            log.warning("door bank is down: no door opens until it answers (%s)", error)
             with self.ctx.store.transaction() as db:
                 now = self.ctx.clock.now()
                 outbox.append_event(db, DoorBankUnavailable(error=self.health.board_error), now)
@@ -252,8 +254,9 @@ class DoorMonitor:
 
     def _healthy(self) -> None:
         if self.health.board_error is not None:
+            log.info("door bank answers again after %d failed polls", self.health.failed_polls)
+        if self.health.down:
             failed = self.health.failed_polls
-            log.info("door bank answers again after %d failed polls", failed)
             with self.ctx.store.transaction() as db:
                 now = self.ctx.clock.now()
                 outbox.append_event(db, DoorBankRestored(failed_polls=failed), now)

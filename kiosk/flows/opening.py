@@ -149,8 +149,15 @@ async def pulse(ctx: FlowContext, pending: PendingOpening) -> DoorOpening:
     operation = pending.operation
     result: UnlockResult | None = None
     error: str | None = None
+
+    def pulse_started() -> None:
+        # Committed before the pulse gets the wire: a crash before this line leaves an
+        # operation that never reached its door (its pickup code is given back at boot).
+        with ctx.store.transaction() as db:
+            operations.mark_pulse_started(db, operation.operation_id, ctx.clock.now())
+
     try:
-        result = await ctx.bank.unlock(operation.door)
+        result = await ctx.bank.unlock(operation.door, on_pulse=pulse_started)
     except (LockBoardError, UnknownDoor) as problem:
         error = f"{type(problem).__name__}: {problem}"
     if result is None:

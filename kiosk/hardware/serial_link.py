@@ -25,10 +25,11 @@ recovery and nothing above the link sees a library error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, TypeVar, cast
 
 from kiosk.hardware.errors import (
@@ -132,6 +133,26 @@ class SerialLink:
         self._closed = False
         self._async_lock = asyncio.Lock()
         self._bus_lock = threading.Lock()
+        self._holder: asyncio.Task[object] | None = None
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Keeps the bus for the calling task: its exchanges in the block run one after the
+        other with no other request between them (others queue until the block ends)."""
+        async with self._async_lock:
+            self._holder = asyncio.current_task()
+            try:
+                yield
+            finally:
+                self._holder = None
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self._holder is not None and self._holder is asyncio.current_task():
+            yield  # inside this task's own `hold`
+            return
+        async with self._async_lock:
+            yield
 
     async def exchange(
         self,
@@ -162,7 +183,7 @@ class SerialLink:
             PortError: the port failed on the last attempt.
         """
         attempts = 1 + (self.retries if retries is None else retries)
-        async with self._async_lock:
+        async with self._turn():
             result = await asyncio.to_thread(self._run, request, reply, accept, what, attempts, 0.0)
         return cast(T, result)
 
@@ -176,7 +197,7 @@ class SerialLink:
         Raises:
             PortError: the port failed.
         """
-        async with self._async_lock:
+        async with self._turn():
             await asyncio.to_thread(self._run, request, None, None, what, 1, listen_s)
 
     async def aclose(self) -> None:

@@ -238,12 +238,25 @@ def _outbox_payload_version(db: Database) -> None:
     )
 
 
+# --- Issue 11: when a door's pulse started --------------------------------------------------
+
+
+@migrations(name="0008_operation_pulse_started")
+def _operation_pulse_started(db: Database) -> None:
+    # When the operation's pulse got the bus (committed just before the pulse bytes go out), so
+    # that boot reconciliation can tell "committed, never pulsed" (a kill -9 between the commit
+    # and the pulse, a frame queued behind timed-out polls) from "maybe pulsed": only the first
+    # gives a pickup code back (`kiosk.flows.completion.abandon`).
+    db.execute("ALTER TABLE door_operations ADD COLUMN pulse_started_at TEXT")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
     "0003_door_maintenance_revision",
     "0004_applied_commands",
     "0005_outbox_payload_version",
+    "0008_operation_pulse_started",
 )
 
 
@@ -266,6 +279,9 @@ def migrate(db: Database) -> list[str]:
         raise SchemaTooNew(
             f"the database has migrations this firmware does not know: {', '.join(unknown)}"
         )
+    # In name order, whatever order the functions are defined in (migrations of several
+    # branches meet here); a missing lower number is simply not among them.
+    migrations._migrations.sort(key=lambda migration: migration.name)
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
     return pending
