@@ -5,7 +5,9 @@ Boot order matters (``docs/kiosk.md``, "The daemon"):
 
 1. open the store (migrations, identity and code-secret check) and sync the door layout;
 2. build the door bank and run boot reconciliation, which settles whatever a crash or a power cut
-   interrupted from what the sensors read now, and gives the monitor its baseline;
+   interrupted from what the sensors read now, and gives the monitor its baseline; a bank that
+   does not answer at boot does not stop the daemon: the monitor runs reconciliation when the
+   bank first answers, and until then flows refuse (``boards_down``) before changing anything;
 3. start the door monitor on that baseline, and open the scanner;
 4. with a ``[sync]`` table, start cloud sync (`kiosk.sync.client.KioskSync`) beside the monitor:
    it connects in the background, and nothing it does, or fails to do, stops the daemon;
@@ -204,18 +206,28 @@ class Daemon:
             except (ImportError, OSError, ValueError) as error:
                 raise DaemonError(f"cannot build the door bank: {error}") from None
             ctx = self.ctx = FlowContext(store, bank, self.clock, config.rules)
+            baseline = None
             try:
                 report = await reconcile(ctx)
             except LockBoardError as error:
-                raise DaemonError(f"the door bank does not answer: {error}") from None
-            self.reconciliation = report
-            _log_reconciliation(report)
+                # A board absent at boot (unplugged adapter, no power) must not stop the
+                # scanner, the screen and sync: the monitor reconciles once the bank answers,
+                # and until then every flow refuses before changing anything.
+                log.warning(
+                    "the door bank does not answer at boot (%s); the kiosk runs without it and "
+                    "reconciles when it answers",
+                    error,
+                )
+            else:
+                self.reconciliation = report
+                baseline = report.states
+                _log_reconciliation(report)
             self.monitor = DoorMonitor(
                 ctx,
                 interval_s=config.monitor.poll_interval_s,
                 max_backoff_s=config.monitor.max_backoff_s,
             )
-            tasks.append(asyncio.create_task(self.monitor.run(report.states), name="monitor"))
+            tasks.append(asyncio.create_task(self.monitor.run(baseline), name="monitor"))
             if config.sync is not None:
                 # Not among the tasks whose end stops the daemon: sync's failures never stop
                 # the monitor or the flows (invariant 6).
@@ -269,9 +281,7 @@ class Daemon:
             self.sync = KioskSync(
                 ctx,
                 config,
-                board_error=lambda: (
-                    None if self.monitor is None else self.monitor.health.board_error
-                ),
+                board_error=lambda: ctx.bank_health.unavailable,
             )
             await self.sync.run()
         except Exception:

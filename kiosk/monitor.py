@@ -9,9 +9,14 @@ It runs for the daemon's whole life, beside the flows, on the same event loop an
   ``left_open_after`` (once per opening), and gives up operations whose door never opened after
   ``abandon_after`` (the person walked away from "door did not open").
 
-A board that stops answering ends the watch; the monitor notes it in `MonitorHealth`, waits with
+A board that stops answering, or a port that is lost (an unplugged adapter, board power), ends the
+watch; the monitor notes it in the kiosk's `BankHealth` (which the flows, the screens and the
+heartbeat read), records a ``door_bank_unavailable`` event for the cloud's operators once the
+bank counts as down (a second failed poll in a row confirms the first), waits with
 jittered exponential backoff and watches again from the last readings it has, so a door that
-changed meanwhile is still seen as a change.
+changed meanwhile is still seen as a change. When the bank answers again it records
+``door_bank_restored``. A bank absent at boot is the same outage: the daemon starts the monitor
+without a baseline, and the monitor runs boot reconciliation once the bank first answers.
 """
 
 from __future__ import annotations
@@ -19,37 +24,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 
+from kiosk.bank_health import DOWN_AFTER_FAILED_POLLS, BankHealth
 from kiosk.flows import completion
 from kiosk.flows.context import FlowContext
 from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S, DoorState
 from kiosk.hardware.errors import LockBoardError
+from kiosk.reconcile import Reconciliation, reconcile
 from kiosk.store import audit, doors, operations, outbox
 from kiosk.store.records import Actor, OperationState
 from kiosk.sync import deferred
 from shared.backoff import backoff_delay
-from shared.events import DoorLeftOpen
+from shared.events import DoorBankRestored, DoorBankUnavailable, DoorLeftOpen
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 1.0
 
-
-@dataclass(slots=True)
-class MonitorHealth:
-    """What the monitor knows about the hardware, for heartbeats and the staff screen.
-
-    Attributes:
-        board_error: The last error of a failed poll, while the bank is not answering.
-        failed_polls: Failed polls since the bank last answered.
-        last_poll_ok_at: When a poll last succeeded.
-    """
-
-    board_error: str | None = None
-    failed_polls: int = 0
-    last_poll_ok_at: datetime | None = None
+MonitorHealth = BankHealth
+"""The monitor's view of the hardware: the kiosk's `BankHealth` (the older name)."""
 
 
 def record_reading(ctx: FlowContext, door: int, state: DoorState) -> bool:
@@ -88,6 +81,9 @@ def sweep(ctx: FlowContext) -> None:
                 and now - door.sensor_changed_at >= rules.left_open_after
             ):
                 doors.mark_left_open_alerted(db, door.number, now)
+                log.warning(
+                    "door %d left open since %s", door.number, door.sensor_changed_at.isoformat()
+                )
                 active = operations.active_operation(db, door.number)
                 event = DoorLeftOpen(
                     door=door.number,
@@ -126,17 +122,51 @@ class DoorMonitor:
         self.ctx = ctx
         self.interval_s = interval_s
         self.max_backoff_s = max_backoff_s
-        self.health = MonitorHealth()
+        self.health = ctx.bank_health
         self.states: dict[int, DoorState] = {}
+        self.reconciliation: Reconciliation | None = None
 
-    async def run(self, baseline: Mapping[int, DoorState]) -> None:
-        """Watches and sweeps until cancelled; ``baseline`` is what boot reconciliation read."""
-        self.states = dict(baseline)
+    async def run(self, baseline: Mapping[int, DoorState] | None) -> None:
+        """Watches and sweeps until cancelled.
+
+        Args:
+            baseline: What boot reconciliation read; None when it could not run (the bank did
+                not answer at boot): the monitor then runs it as soon as the bank answers, and
+                until then the bank counts as unavailable.
+        """
+        if baseline is None:
+            self.health.reconciled = False
+        else:
+            self.states = dict(baseline)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._watch())
             group.create_task(self._sweep())
 
+    async def _reconcile_when_answering(self) -> None:
+        """Runs boot reconciliation once the bank answers, retrying with backoff until then."""
+        while True:
+            try:
+                report = await reconcile(self.ctx)
+            except LockBoardError as error:
+                self._failed(error)
+                await asyncio.sleep(self._backoff())
+                continue
+            self.reconciliation = report
+            self.states = dict(report.states)
+            self.health.reconciled = True
+            self._healthy()
+            log.info(
+                "the door bank answers: boot reconciliation ran late (%d completed, %d "
+                "abandoned, %d door(s) found open without a command)",
+                len(report.completed),
+                len(report.abandoned),
+                len(report.tampered),
+            )
+            return
+
     async def _watch(self) -> None:
+        if not self.health.reconciled:
+            await self._reconcile_when_answering()
         while True:
             try:
                 async for change in self.ctx.bank.watch(self.interval_s, baseline=self.states):
@@ -162,6 +192,19 @@ class DoorMonitor:
         if self.health.board_error is None:
             log.warning("door bank stopped answering: %s", error)
         self.health.board_error = f"{type(error).__name__}: {error}"
+        if self.health.failed_polls == DOWN_AFTER_FAILED_POLLS:
+            log.warning("door bank is down: no door opens until it answers (%s)", error)
+            with self.ctx.store.transaction() as db:
+                now = self.ctx.clock.now()
+                outbox.append_event(db, DoorBankUnavailable(error=self.health.board_error), now)
+                audit.record_entry(
+                    db,
+                    now,
+                    Actor.KIOSK,
+                    "door_bank",
+                    "unavailable",
+                    detail={"error": self.health.board_error},
+                )
 
     async def _resync(self) -> None:
         """Reads every door once after an outage and records what changed meanwhile.
@@ -179,6 +222,8 @@ class DoorMonitor:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
+            if not self.health.reconciled:
+                continue  # nothing is settled before boot reconciliation has run
             await self._catch_up()
             sweep(self.ctx)
 
@@ -219,6 +264,14 @@ class DoorMonitor:
     def _healthy(self) -> None:
         if self.health.board_error is not None:
             log.info("door bank answers again after %d failed polls", self.health.failed_polls)
+        if self.health.down:
+            failed = self.health.failed_polls
+            with self.ctx.store.transaction() as db:
+                now = self.ctx.clock.now()
+                outbox.append_event(db, DoorBankRestored(failed_polls=failed), now)
+                audit.record_entry(
+                    db, now, Actor.KIOSK, "door_bank", "restored", detail={"failed_polls": failed}
+                )
         self.health.board_error = None
         self.health.failed_polls = 0
         self.health.last_poll_ok_at = self.ctx.clock.now()

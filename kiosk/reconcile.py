@@ -14,8 +14,10 @@ the door's sensors read now:
 For a command found shut, occupancy sensors (where fitted) tell what happened: an empty pickup
 compartment was picked up, a full drop-off compartment deposited. Without that evidence the
 operation is abandoned as ``interrupted``: a drop-off's parcel stays reserved (the driver scans
-again), a return's code is released, and a pickup's code stays used, because the pulse may have
-gone out and a code opens its doors once. Without occupancy sensors a pickup door that was pulsed,
+again), a return's code is released, and a pickup's code stays used when the pulse may have gone
+out (a code opens its doors once), but is given back when the pulse never got the bus (no
+``pulse_started_at``: the crash came between the commit and the pulse; see
+`kiosk.flows.completion.abandon`). Without occupancy sensors a pickup door that was pulsed,
 opened and shut while the kiosk was down cannot be told from one never pulsed: the parcel stays
 ``deposited`` here and staff find the door empty at collection. This is the one case a kiosk
 without occupancy sensors cannot settle on its own.

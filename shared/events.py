@@ -61,6 +61,10 @@ class EventType(StrEnum):
     KEYPAD_LOCKED = "keypad_locked"
     REMOTE_OPEN_REFUSED = "remote_open_refused"
     CLOUD_CHANGE_REFUSED = "cloud_change_refused"
+    # Issue 11: hardware faults and pickup codes given back.
+    DOOR_BANK_UNAVAILABLE = "door_bank_unavailable"
+    DOOR_BANK_RESTORED = "door_bank_restored"
+    CODE_GIVEN_BACK = "code_given_back"
 
 
 # Field types. Ids as the sync protocol bounds them (`shared.protocol.AllocationState`); free
@@ -284,6 +288,37 @@ class CloudChangeRefused(PayloadModel):
     deferred: StrictBool = False
 
 
+# Issue 11: hardware faults and pickup codes given back.
+
+
+class DoorBankUnavailable(PayloadModel):
+    """The lock boards stopped answering (a lost port, a silent board): no door opens now."""
+
+    type: Literal[EventType.DOOR_BANK_UNAVAILABLE] = EventType.DOOR_BANK_UNAVAILABLE
+    error: Reason
+
+
+class DoorBankRestored(PayloadModel):
+    """The lock boards answer again after ``failed_polls`` failed polls."""
+
+    type: Literal[EventType.DOOR_BANK_RESTORED] = EventType.DOOR_BANK_RESTORED
+    failed_polls: Annotated[StrictInt, Field(ge=0)]
+
+
+class CodeGivenBack(PayloadModel):
+    """A spent pickup code works again: the doors it was spent on were never pulsed open.
+
+    Sent when every door operation of the code ended without its door being seen open and
+    without a pulse known to have gone out (a kill -9 between the commit and the pulse, a
+    pulse that could not be delivered). The parcels named are still deposited.
+    """
+
+    type: Literal[EventType.CODE_GIVEN_BACK] = EventType.CODE_GIVEN_BACK
+    code_ref: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    allocation_ids: Annotated[list[AllocationId], Field(min_length=1, max_length=100)]
+    reason: Reason
+
+
 KioskEvent = Annotated[
     CodeUsed
     | CodeReleased
@@ -304,7 +339,10 @@ KioskEvent = Annotated[
     | ReturnDeposited
     | KeypadLocked
     | RemoteOpenRefused
-    | CloudChangeRefused,
+    | CloudChangeRefused
+    | DoorBankUnavailable
+    | DoorBankRestored
+    | CodeGivenBack,
     Field(discriminator="type"),
 ]
 """Any kiosk event, told apart by its ``type``."""

@@ -108,6 +108,13 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "reason": "the kiosk has it deposited",
         "deferred": True,
     },
+    EventType.DOOR_BANK_UNAVAILABLE: {"error": "PortError: serial port /dev/ttyUSB0 failed"},
+    EventType.DOOR_BANK_RESTORED: {"failed_polls": 4},
+    EventType.CODE_GIVEN_BACK: {
+        "code_ref": "3f2a9c1b",
+        "allocation_ids": ["a1"],
+        "reason": "interrupted before the pulse",
+    },
 }
 
 

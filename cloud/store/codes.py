@@ -167,3 +167,27 @@ async def retire_orphaned(work: Unit, pickup_code_ids: Sequence[int]) -> None:
         """,
         {"ids": sorted(set(pickup_code_ids)), "now": work.now},
     )
+
+
+async def give_back(work: Unit, pickup_code_id: int) -> Code | None:
+    """Makes a spent code live again (issue 11: the kiosk spent it on doors never pulsed).
+
+    Refused (None) when the code is not spent, is retired, or another live code now holds its
+    six characters or its customer at the location (the live indexes allow one each).
+    """
+    cur = await work.conn.execute(
+        f"""
+        UPDATE pickup_codes c SET used_at = NULL
+        WHERE c.pickup_code_id = %s AND c.used_at IS NOT NULL AND c.retired_at IS NULL
+          AND NOT EXISTS (
+              SELECT 1 FROM pickup_codes o
+              WHERE o.location_id = c.location_id AND o.used_at IS NULL
+                AND o.retired_at IS NULL AND o.pickup_code_id <> c.pickup_code_id
+                AND (o.code = c.code OR (o.kind = 'pickup' AND c.kind = 'pickup'
+                     AND o.carrier_id = c.carrier_id AND o.customer_id = c.customer_id)))
+        RETURNING {_COLUMNS}
+        """,
+        (pickup_code_id,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else Code.from_row(row)

@@ -37,6 +37,7 @@ from cloud.store.database import Conn
 from cloud.store.records import Allocation, AllocationKind, Door, MaintenanceNote
 from cloud.store.transaction import Unit, unit
 from shared.events import (
+    CodeGivenBack,
     CodeUsed,
     DoorMaintenance,
     DoorSubstituted,
@@ -72,6 +73,7 @@ ALERT_EVENTS = frozenset(
         # the physical facts that win (deposit after cancel, pickup after expiry); an operator
         # sees what was refused and why.
         EventType.CLOUD_CHANGE_REFUSED,
+        EventType.DOOR_BANK_UNAVAILABLE,
     }
 )
 # Events kept for the audit trail only: they change nothing the cloud keeps.
@@ -81,6 +83,7 @@ AUDIT_EVENTS = frozenset(
         EventType.DOOR_CLOSED,
         EventType.CODE_RELEASED,
         EventType.PARCEL_EXPIRED,
+        EventType.DOOR_BANK_RESTORED,
     }
 )
 
@@ -165,6 +168,8 @@ async def _apply(ctx: FactContext, work: Unit) -> Outcome:
             return await _door_maintenance(ctx, work, fact)
         case CodeUsed() as fact:
             return await _code_used(ctx, work, fact)
+        case CodeGivenBack() as fact:
+            return await _code_given_back(ctx, work, fact)
     if ctx.fact.type in ALERT_EVENTS:
         await _raise_alert(ctx)
         return Outcome("recorded", "alert raised")
@@ -434,3 +439,18 @@ async def _code_used(ctx: FactContext, work: Unit, fact: CodeUsed) -> Outcome:
         if await pickup.spend(work, code, ctx.happened_at, opened=opened_ids):
             spent += 1
     return Outcome("applied", f"{spent} code(s) spent") if spent else Outcome("unchanged")
+
+
+async def _code_given_back(ctx: FactContext, work: Unit, fact: CodeGivenBack) -> Outcome:
+    """The kiosk spent a pickup code on doors it never pulsed: the code works again for its
+    parcels still deposited (the kiosk has made it live already)."""
+    parcels = [await _lock_allocation(ctx, value) for value in fact.allocation_ids]
+    waiting = [a for a in parcels if a.status is AllocationStatus.DEPOSITED]
+    given = 0
+    for code_id in sorted({a.pickup_code_id for a in waiting}):
+        if await codes.give_back(work, code_id) is not None:
+            given += 1
+    if not given:
+        return Outcome("unchanged", "no spent code of a deposited parcel could be given back")
+    work.changed(*(a.allocation_id for a in waiting))
+    return Outcome("applied", f"{given} code(s) given back")

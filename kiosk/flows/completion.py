@@ -15,12 +15,14 @@ Every function here writes inside the caller's transaction, with its outbox even
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlite_utils import Database
 
 from kiosk.flows.context import FlowContext
 from kiosk.store import allocations, audit, codes, doors, operations, outbox
+from kiosk.store.code_hash import code_reference
 from kiosk.store.records import (
     Actor,
     AllocationKind,
@@ -30,6 +32,7 @@ from kiosk.store.records import (
     from_json,
 )
 from shared.events import (
+    CodeGivenBack,
     CodeReleased,
     DoorClosed,
     DoorOpened,
@@ -42,11 +45,14 @@ from shared.events import (
 )
 from shared.states import AllocationStatus
 
+log = logging.getLogger(__name__)
+
 
 def door_seen_open(ctx: FlowContext, db: Database, door: int, now: datetime, how: str) -> None:
     """Records an opening: of its operation if it has one, else a tamper event."""
     operation = operations.active_operation(db, door)
     if operation is None:
+        log.warning("door %d opened without a command (tamper, seen by %s)", door, how)
         doors.set_fault(db, door, "opened without a command", now)
         outbox.append_event(db, DoorTampered(door=door, how=how), now)
         audit.record_entry(
@@ -109,9 +115,12 @@ def abandon(db: Database, operation: DoorOperation, outcome: str, now: datetime)
     """Gives up an operation whose door never opened (or whose result is lost).
 
     A return's code is released (it opens a door to put something in, so a second use loses
-    nothing). A pickup code is never released once its doors were pulsed: a door whose sensor
-    saw nothing may still have opened, and a code opens its doors once (invariant 4). The
-    customer gets a new code from the carrier.
+    nothing). A pickup code is given back (``code_given_back``) only when the operation never
+    reached its door (`DoorOperation.never_reached_door`: its pulse never got the bus, or could
+    not be delivered) and no other operation of the code is still under way; a pickup code
+    whose pulse was delivered stays used: a door whose sensor saw nothing may still have
+    opened, and a code opens its doors once (invariant 4). The customer of such a parcel gets
+    a new code from the carrier.
     """
     operations.transition(
         db, operation.operation_id, OperationState.ABANDONED, now, outcome=outcome
@@ -124,6 +133,43 @@ def abandon(db: Database, operation: DoorOperation, outcome: str, now: datetime)
     outbox.append_event(db, abandoned, now)
     if operation.purpose is Purpose.RETURN:
         _release_return_code(db, operation, outcome, now)
+    log.warning(
+        "door %d: operation %s abandoned (%s)", operation.door, operation.operation_id, outcome
+    )
+    if operation.purpose is Purpose.PICKUP and operation.never_reached_door:
+        _give_back_pickup_code(db, operation, outcome, now)
+
+
+def _give_back_pickup_code(
+    db: Database, operation: DoorOperation, reason: str, now: datetime
+) -> None:
+    code_id = operation.code_id
+    if code_id is None:
+        return
+    if any(other.state.is_active for other in operations.operations_for_code(db, code_id)):
+        return  # another door of the code may still open; its parcel decides nothing here
+    waiting = [
+        parcel.allocation_id
+        for parcel in allocations.allocations_with_code(db, code_id)
+        if parcel.kind is AllocationKind.DELIVERY and parcel.status is AllocationStatus.DEPOSITED
+    ]
+    if not waiting or not codes.release(db, code_id):
+        return
+    code_ref = code_reference(codes.get_code(db, code_id).code_hash)
+    why = f"never reached its door: {reason}"
+    event = CodeGivenBack(code_ref=code_ref, allocation_ids=waiting, reason=why)
+    outbox.append_event(db, event, now)
+    audit.record_entry(
+        db,
+        now,
+        Actor.KIOSK,
+        "code_given_back",
+        "done",
+        door=operation.door,
+        operation_id=operation.operation_id,
+        detail={"code_ref": code_ref, "allocation_ids": waiting, "reason": why},
+    )
+    log.info("door %d: pickup code given back (%s)", operation.door, why)
 
 
 def _complete(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from kiosk.bank_health import BankHealth
 from kiosk.hardware.door_bank import DoorBank
 from kiosk.store.database import Store
 from shared.clock import Clock, SystemClock
@@ -56,9 +57,14 @@ class FlowRules:
 
 @dataclass(frozen=True, slots=True)
 class FlowContext:
-    """The kiosk's store, door bank, clock and rules, as one argument for every flow."""
+    """The kiosk's store, door bank, clock and rules, as one argument for every flow.
+
+    ``bank_health`` is what the door monitor knows about the bank (healthy unless a monitor
+    says otherwise); flows refuse to commit to a door while it says the bank is unavailable.
+    """
 
     store: Store
     bank: DoorBank
     clock: Clock = field(default_factory=SystemClock)
     rules: FlowRules = field(default_factory=FlowRules)
+    bank_health: BankHealth = field(default_factory=BankHealth)

@@ -91,10 +91,15 @@ def begin_opening(
     """Commits (in the caller's transaction) to opening ``door``.
 
     Raises:
-        FlowRefused: DOOR_BUSY, when the door already has an operation under way.
+        FlowRefused: BOARDS_DOWN, when the door bank is known not to answer (a pulse would
+            fail, and whatever the caller's transaction spent would be stranded); DOOR_BUSY,
+            when the door already has an operation under way.
         NotInTransaction: called outside `Store.transaction`.
     """
     now = ctx.clock.now()
+    refused = boards_down_refusal(ctx)
+    if refused is not None:
+        raise refused
     if operations.active_operation(db, door) is not None:
         raise FlowRefused(
             Refusal.DOOR_BUSY, f"Locker {door} is being used right now. Please wait a moment."
@@ -122,6 +127,18 @@ def begin_opening(
     return PendingOpening(operation, audit_id)
 
 
+def boards_down_refusal(ctx: FlowContext) -> FlowRefused | None:
+    """The refusal for a flow while the door bank is known not to answer, else None."""
+    why = ctx.bank_health.unavailable
+    if why is None:
+        return None
+    return FlowRefused(
+        Refusal.BOARDS_DOWN,
+        "The lock boards are not responding, so no door can open right now. Nothing was "
+        "used: codes stay valid. Please come back later.",
+    )
+
+
 async def pulse(ctx: FlowContext, pending: PendingOpening) -> DoorOpening:
     """Pulses the committed door and records the result. Never raises for hardware faults.
 
@@ -132,8 +149,15 @@ async def pulse(ctx: FlowContext, pending: PendingOpening) -> DoorOpening:
     operation = pending.operation
     result: UnlockResult | None = None
     error: str | None = None
+
+    def pulse_started() -> None:
+        # Committed before the pulse gets the wire: a crash before this line leaves an
+        # operation that never reached its door (its pickup code is given back at boot).
+        with ctx.store.transaction() as db:
+            operations.mark_pulse_started(db, operation.operation_id, ctx.clock.now())
+
     try:
-        result = await ctx.bank.unlock(operation.door)
+        result = await ctx.bank.unlock(operation.door, on_pulse=pulse_started)
     except (LockBoardError, UnknownDoor) as problem:
         error = f"{type(problem).__name__}: {problem}"
     if result is None:

@@ -58,7 +58,8 @@ async def pick_up(ctx: FlowContext, raw_code: str, *, via: str = "keypad") -> Pi
 
     Raises:
         FlowRefused: KEYPAD_LOCKED, INVALID_CODE, UNKNOWN_CODE, WRONG_KIND_OF_CODE, CODE_USED,
-            CODE_EXPIRED or NOT_YET_DEPOSITED. Nothing was opened; the attempt is audited.
+            CODE_EXPIRED, NOT_YET_DEPOSITED or BOARDS_DOWN (the code stays valid). Nothing was
+            opened; the attempt is audited.
     """
     pending: list[PendingOpening] = []
     refusal: FlowRefused | None = None
@@ -76,6 +77,11 @@ async def pick_up(ctx: FlowContext, raw_code: str, *, via: str = "keypad") -> Pi
             expired = sum(1 for a in parcels if _expired(ctx, a))
             if not ready:
                 refusal = _nothing_to_open(parcels, expired)
+                code_entry.audit_attempt(db, now, refusal.refusal.value, code, via)
+            elif (down := opening.boards_down_refusal(ctx)) is not None:
+                # Before the code is spent: on a bank known not to answer the pulse would
+                # fail and strand the parcel behind a spent code.
+                refusal = down
                 code_entry.audit_attempt(db, now, refusal.refusal.value, code, via)
             else:
                 codes.mark_used(db, code.code_id, now)

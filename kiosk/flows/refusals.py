@@ -30,6 +30,8 @@ class Refusal(StrEnum):
     NOT_RETRYABLE = "not_retryable"
     NOT_COLLECTABLE = "not_collectable"
     DOOR_HAS_PARCEL = "door_has_parcel"
+    # Issue 11: the lock boards do not answer; nothing was committed (a code stays valid).
+    BOARDS_DOWN = "boards_down"
 
 
 class FlowRefused(Exception):

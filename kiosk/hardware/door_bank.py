@@ -16,9 +16,10 @@ Two rules from the field shape `DoorBank.unlock`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -176,6 +177,16 @@ class DoorBank(ABC):
         """
         return (await self.read_states())[door]
 
+    @contextlib.asynccontextmanager
+    async def _pulse_turn(self) -> AsyncIterator[None]:
+        """Waits until a pulse can go out at once, and keeps it so for the block.
+
+        A backend whose requests queue (a lock-board bus shared with the polls) overrides it
+        to hold the queue, so that `unlock`'s ``on_pulse`` runs when the pulse is next, not
+        while it waits behind requests that time out.
+        """
+        yield
+
     async def aclose(self) -> None:  # noqa: B027 - a backend with nothing to release keeps it
         """Releases the bank's ports or pins. Idempotent."""
 
@@ -195,12 +206,20 @@ class DoorBank(ABC):
         if door not in self.doors:
             raise UnknownDoor(door, self.doors)
 
-    async def unlock(self, door: int) -> UnlockResult:
+    async def unlock(
+        self, door: int, *, on_pulse: Callable[[], None] | None = None
+    ) -> UnlockResult:
         """Pulses ``door``'s lock, then polls its sensor until it reads open or time runs out.
 
         The pulse is sent even when the sensor already reads open. Sensor read errors after the
         pulse do not raise: the pulse was delivered, so the result is `OPEN_NOT_DETECTED` (unless
         a later read sees the door open) and the error is kept in `UnlockResult.sensor_error`.
+
+        Args:
+            door: The door.
+            on_pulse: Called once the pulse has its turn, just before it goes out (the kiosk
+                records there that the pulse may have reached the door). If it raises, nothing
+                is sent.
 
         Raises:
             UnknownDoor: ``door`` is not configured.
@@ -209,7 +228,10 @@ class DoorBank(ABC):
         """
         self.check_door(door)
         started = time.monotonic()
-        await self._pulse(door)
+        async with self._pulse_turn():
+            if on_pulse is not None:
+                on_pulse()
+            await self._pulse(door)
         deadline = started + self.timing.open_timeout_s
         sensor_error: str | None = None
         while True:

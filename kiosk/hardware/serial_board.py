@@ -15,7 +15,8 @@ confirmed by a status query. All IO goes through one `SerialLink`: one request o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from kiosk.hardware.door_bank import DoorBank, DoorState, UnlockTiming
@@ -110,6 +111,13 @@ class SerialBoardBank(DoorBank):
     @property
     def doors(self) -> tuple[int, ...]:
         return self.config.door_map.doors
+
+    @contextlib.asynccontextmanager
+    async def _pulse_turn(self) -> AsyncIterator[None]:
+        # The pulse's frames may queue behind polls that time out: its turn is when it holds
+        # the bus, which it keeps for all its exchanges.
+        async with self._link.hold():
+            yield
 
     async def _pulse(self, door: int) -> None:
         await self._dialect.pulse(self.config.door_map.address(door))

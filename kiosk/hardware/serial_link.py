@@ -14,15 +14,22 @@ thread, because a cancelled coroutine does not stop its thread and the next requ
 interleave with it on the wire.
 
 pyserial is imported when the port is first opened, so importing this module works on any laptop.
+
+A port that fails is a port failure whatever the library raises: pyserial's ``SerialException``
+is an ``OSError``, but ``reset_input_buffer`` on a port whose adapter was unplugged (or whose
+device went away) raises ``termios.error``, which is not. Both become `PortError`, the handle is
+dropped and the next exchange reopens the port, so the door monitor's backoff is the whole
+recovery and nothing above the link sees a library error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, TypeVar, cast
 
 from kiosk.hardware.errors import (
@@ -37,6 +44,18 @@ from kiosk.hardware.protocols.framing import FrameReader, FrameSpec
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _port_failures() -> tuple[type[Exception], ...]:
+    try:
+        import termios  # POSIX only; elsewhere pyserial reports port failures as OSError
+    except ImportError:  # pragma: no cover - not on the kiosk's Linux
+        return (OSError,)
+    return (OSError, termios.error)
+
+
+PORT_FAILURES = _port_failures()
+"""What the port itself raises when it fails (unplugged adapter, board power, a gone pty)."""
 
 
 class SerialPort(Protocol):
@@ -114,6 +133,26 @@ class SerialLink:
         self._closed = False
         self._async_lock = asyncio.Lock()
         self._bus_lock = threading.Lock()
+        self._holder: asyncio.Task[object] | None = None
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Keeps the bus for the calling task: its exchanges in the block run one after the
+        other with no other request between them (others queue until the block ends)."""
+        async with self._async_lock:
+            self._holder = asyncio.current_task()
+            try:
+                yield
+            finally:
+                self._holder = None
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self._holder is not None and self._holder is asyncio.current_task():
+            yield  # inside this task's own `hold`
+            return
+        async with self._async_lock:
+            yield
 
     async def exchange(
         self,
@@ -144,7 +183,7 @@ class SerialLink:
             PortError: the port failed on the last attempt.
         """
         attempts = 1 + (self.retries if retries is None else retries)
-        async with self._async_lock:
+        async with self._turn():
             result = await asyncio.to_thread(self._run, request, reply, accept, what, attempts, 0.0)
         return cast(T, result)
 
@@ -158,7 +197,7 @@ class SerialLink:
         Raises:
             PortError: the port failed.
         """
-        async with self._async_lock:
+        async with self._turn():
             await asyncio.to_thread(self._run, request, None, None, what, 1, listen_s)
 
     async def aclose(self) -> None:
@@ -188,7 +227,7 @@ class SerialLink:
                         self._listen(handle, listen_s)
                         return None
                     return self._await_reply(handle, reply, accept, what)
-                except OSError as error:
+                except PORT_FAILURES as error:
                     self._drop_handle()
                     failure = PortError(f"serial port {self.port} failed during {what}: {error}")
                 except (BoardTimeout, ChecksumError, MalformedFrame) as error:
@@ -254,5 +293,5 @@ class SerialLink:
         if handle is not None:
             try:
                 handle.close()
-            except OSError as error:
+            except PORT_FAILURES as error:
                 log.warning("closing %s: %s", self.port, error)

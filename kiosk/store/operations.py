@@ -196,11 +196,31 @@ def count_attempt(db: Database, operation_id: str, now: datetime) -> DoorOperati
     operation = get_operation(db, operation_id)
     if operation.state in (S.NOT_DETECTED, S.FAILED):
         transition(db, operation_id, S.UNLOCKING, now)
+    if operation.state is S.FAILED:
+        # The failed pulse was not delivered: until this retry's pulse gets the bus, the
+        # operation has not reached its door.
+        db.execute(
+            "UPDATE door_operations SET pulse_started_at = NULL WHERE operation_id = ?",
+            [operation_id],
+        )
     db.execute(
         "UPDATE door_operations SET attempts = attempts + 1 WHERE operation_id = ?",
         [operation_id],
     )
     return get_operation(db, operation_id)
+
+
+def mark_pulse_started(db: Database, operation_id: str, now: datetime) -> None:
+    """Records that the operation's pulse has the bus and is about to go out.
+
+    Raises:
+        NotInTransaction: called outside `Store.transaction`.
+    """
+    require_transaction(db)
+    db.execute(
+        "UPDATE door_operations SET pulse_started_at = ? WHERE operation_id = ?",
+        [to_db_time(now), operation_id],
+    )
 
 
 def _operation(row: Mapping[str, Any]) -> DoorOperation:
@@ -219,4 +239,5 @@ def _operation(row: Mapping[str, Any]) -> DoorOperation:
         opened_at=from_db_time(row["opened_at"]),
         finished_at=from_db_time(row["finished_at"]),
         outcome=row["outcome"],
+        pulse_started_at=from_db_time(row.get("pulse_started_at")),
     )

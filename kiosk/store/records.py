@@ -183,6 +183,22 @@ class DoorOperation:
     opened_at: datetime | None
     finished_at: datetime | None
     outcome: str | None
+    pulse_started_at: datetime | None = None
+
+    @property
+    def never_reached_door(self) -> bool:
+        """Whether no pulse of this operation can have reached its door.
+
+        True for an operation whose door was never seen open and whose pulse either could not
+        be delivered (``failed``) or never got the bus (``unlocking`` with no pulse started: a
+        crash between the commit and the pulse). Not for ``not_detected``: that pulse was
+        delivered, and the door may have opened unseen.
+        """
+        if self.opened_at is not None:
+            return False
+        if self.state is OperationState.FAILED:
+            return True
+        return self.state is OperationState.UNLOCKING and self.pulse_started_at is None
 
 
 @dataclass(frozen=True, slots=True)

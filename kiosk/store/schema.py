@@ -280,6 +280,18 @@ def _deferred_changes(db: Database) -> None:
     db.execute("CREATE INDEX deferred_changes_revision ON deferred_changes (revision, subject)")
 
 
+# --- Issue 11: when a door's pulse started --------------------------------------------------
+
+
+@migrations(name="0008_operation_pulse_started")
+def _operation_pulse_started(db: Database) -> None:
+    # When the operation's pulse got the bus (committed just before the pulse bytes go out), so
+    # that boot reconciliation can tell "committed, never pulsed" (a kill -9 between the commit
+    # and the pulse, a frame queued behind timed-out polls) from "maybe pulsed": only the first
+    # gives a pickup code back (`kiosk.flows.completion.abandon`).
+    db.execute("ALTER TABLE door_operations ADD COLUMN pulse_started_at TEXT")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
@@ -287,6 +299,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0004_applied_commands",
     "0005_outbox_payload_version",
     "0006_store_incarnation",
+    "0008_operation_pulse_started",
     "0009_deferred_changes",
 )
 

@@ -93,7 +93,7 @@ def daemon_ui(
             return None if daemon.sync is None else daemon.sync.status
 
         def board_error() -> str | None:
-            return None if daemon.monitor is None else daemon.monitor.health.board_error
+            return ctx.bank_health.unavailable
 
         def build() -> KioskApp:
             return make_app(

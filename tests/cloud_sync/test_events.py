@@ -415,3 +415,46 @@ async def test_a_deposit_into_a_door_holding_another_parcel_is_ignored_and_alert
         assert [(r["kind"], r["door_number"]) for r in await cur.fetchall()] == [
             ("door_conflict", theirs["door_number"])
         ]
+
+
+async def test_a_code_given_back_by_the_kiosk_works_again_and_a_lost_bank_is_an_alert(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    parcel = await site.reserve(customer="bea")
+    ident = str(parcel["allocation_id"])
+    used = {"kind": "pickup", "code_ref": "abcd", "allocation_ids": [ident], "doors": [1]}
+    await peer.send_events(
+        [
+            peer.event("parcel_deposited", _deposit(parcel)),
+            peer.event("door_bank_unavailable", {"error": "PortError: /dev/ttyUSB0 failed"}),
+            peer.event("code_used", {**used, "via": "keypad"}),
+            peer.event(
+                "code_given_back",
+                {"code_ref": "abcd", "allocation_ids": [ident], "reason": "interrupted"},
+            ),
+            peer.event("door_bank_restored", {"failed_polls": 3}),
+        ]
+    )
+    assert (await peer.ack_through(5)).through_sequence == 5
+    outcomes = [(e["type"], e["outcome"]) for e in await _events(site)]
+    assert outcomes == [
+        ("parcel_deposited", "applied"),
+        ("door_bank_unavailable", "recorded"),
+        ("code_used", "applied"),
+        ("code_given_back", "applied"),
+        ("door_bank_restored", "recorded"),
+    ]
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT used_at FROM pickup_codes WHERE pickup_code_id = %s",
+            ((await site.allocation(parcel["allocation_id"]))["pickup_code_id"],),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        assert row["used_at"] is None
+        cur = await conn.execute(
+            "SELECT kind FROM fleet_alerts WHERE location_id = %s", (site.location_id,)
+        )
+        assert [r["kind"] for r in await cur.fetchall()] == ["door_bank_unavailable"]
+    # The customer's code opens the parcel again, as at the kiosk.
+    assert (await site.allocation(parcel["allocation_id"]))["status"] == "deposited"

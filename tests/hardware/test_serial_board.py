@@ -271,3 +271,20 @@ def test_baudrate_defaults_to_the_protocols(protocol: str, baudrate: int) -> Non
         "/dev/ttyUSB0", BoardProtocol.parse(protocol), DoorMap.sequential([(1, 1)])
     )
     assert config.effective_baudrate == baudrate
+
+
+async def test_a_port_that_goes_away_is_a_port_error_and_the_link_reopens_it() -> None:
+    # A pty whose other end closes fails like an unplugged USB adapter: pyserial's
+    # reset_input_buffer raises termios.error (EIO), which is not an OSError.
+    sim = LockBoardSimulator(BoardProtocol.EIGHT_A, {1: 4}, spring_delay_s=0)
+    sim.start()
+    bank = _bank(sim, DoorMap.sequential([(1, 4)]))
+    try:
+        assert len(await bank.read_states()) == 4
+        sim.stop()
+        for _ in range(2):  # the failed handle is dropped; reopening fails as a PortError too
+            with pytest.raises(PortError):
+                await bank.read_states()
+    finally:
+        await bank.aclose()
+        sim.stop()

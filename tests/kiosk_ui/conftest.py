@@ -36,15 +36,14 @@ def kiosk_app(
 ) -> KioskApp:
     """The touchscreen app over ``kiosk``'s flows, with the staff PIN `STAFF_PIN`.
 
-    ``board_error`` defaults to the health of ``kiosk``'s door monitor when it has one.
+    ``board_error`` defaults to the health of ``kiosk``'s door bank (what its monitor noted).
     """
 
     def status() -> SyncState | None:
         return sync
 
     def monitor_error() -> str | None:
-        monitor = getattr(kiosk, "monitor", None)
-        return None if monitor is None else monitor.health.board_error
+        return kiosk.ctx.bank_health.unavailable
 
     return make_app(
         UiServices(

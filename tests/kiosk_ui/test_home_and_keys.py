@@ -45,3 +45,23 @@ async def test_in_service_the_quit_keys_do_nothing(kiosk: Kiosk, key: str) -> No
         await pilot.pause()
         assert app.is_running
         assert isinstance(app.screen, HomeScreen)
+
+
+async def test_the_home_screen_tells_customers_while_the_boards_do_not_answer(
+    kiosk: Kiosk,
+) -> None:
+    error: list[str] = ["PortError: serial port /dev/ttyUSB0 failed"]
+    services = UiServices(
+        kiosk.ctx,
+        pin_checker(None),
+        refresh_s=0.05,
+        board_error=lambda: error[0] if error else None,
+    )
+    app = make_app(services)
+    async with app.run_test(size=SIZE) as pilot:
+        notice = app.screen.query_one("#home-boards-down")
+        assert notice.has_class("-shown")
+        assert "come back later" in text(app, "#home-boards-down")
+        error.clear()
+        await pilot.pause(0.2)
+        assert not notice.has_class("-shown")

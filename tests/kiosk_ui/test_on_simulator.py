@@ -192,7 +192,8 @@ async def test_staff_grid_shows_the_simulated_doors_live_and_opens_one(
         k.sim_door(8).close()
         await wait_for(lambda: not app.screen.query_one("#door-8").has_class("-open"))
 
-        # Both boards lose power: the grid says so above the doors; opening a door fails.
+        # Both boards lose power: the grid says so above the doors; opening a door is refused
+        # before anything is committed (no pulse, no fault: the bank is known to be down).
         assert not app.screen.query_one("#board-banner").display
         for board in k.sim.boards.values():
             board.power_off()
@@ -201,14 +202,10 @@ async def test_staff_grid_shows_the_simulated_doors_live_and_opens_one(
         await tap(pilot, "#door-3")
         await tap(pilot, "#open-door")
         await settle(pilot)
-        assert text(app, "#staff-status") == (
-            "Locker 3 did not open. Touch Open door to try again."
-        )
+        assert text(app, "#staff-status").startswith("The lock boards are not responding")
         assert pulses(k) == {}
         assert not k.sim_door(3).is_open
-        await wait_for(lambda: door_label(app, 3).endswith("FAULT"))
-        assert app.screen.query_one("#door-3").has_class("-fault")
-        assert (k.door(3).fault or "").startswith("failed")
+        assert k.door(3).fault is None
 
         # Power back: the banner goes, and the same button opens the simulated door.
         for board in k.sim.boards.values():
