@@ -75,7 +75,7 @@ class CloudSettings(BaseSettings):
     metrics_token: str | None = None
     # How often the console's pages fetch their live parts (cloud.ops.pages).
     ops_refresh_seconds: float = Field(default=5.0, gt=0)
-    # How often the fleet's health alerts (kiosk offline, boards not answering) are swept.
+    # How often the fleet's health alerts (kiosk offline, keypad lockouts ending) are swept.
     fleet_health_interval_seconds: float = Field(default=15.0, gt=0)
     # TLS to the broker (mqtts:// only): the CA its certificate must chain to (the system's
     # when empty), and this worker's client certificate and key for a broker that requires one

@@ -3,10 +3,10 @@
 - ``kiosk_offline``: raised once a kiosk's outage is confirmed (`cloud.sync.presence`: silent or
   dead for ``LOCKER_KIOSK_OFFLINE_AFTER_SECONDS``, so a 30 s drop raises nothing), ended when it
   is heard from again.
-- ``board_not_answering``: raised when a heartbeat reports the lock boards silent, ended by a
-  later heartbeat that reports them answering.
 - ``keypad_locked`` (raised by the kiosk's event) ends at the lockout's end;
-  ``door_left_open`` ends when the kiosk reports the door shut (`cloud.sync.facts`).
+  ``door_left_open`` ends when the kiosk reports the door shut, and ``door_bank_unavailable``
+  (its lock boards stopped answering) when it reports them answering again
+  (``door_bank_restored``; `cloud.sync.facts`).
 - Tamper, security and the other event alerts end when an operator clears them, saying what was
   found (the console, `cloud.ops.actions`): a door forced open is not over because it shut.
 
@@ -40,10 +40,8 @@ async def sweep(pool: Pool, clock: Clock, rule: PresenceRule) -> HealthReport:
     offline_since = now - rule.offline_after
     async with pool.connection() as conn, conn.transaction():
         ended = await store.end_kiosks_offline(conn, now=now, offline_since=offline_since)
-        ended += await store.end_boards_not_answering(conn, now=now)
         ended += await store.end_keypad_lockouts(conn, now=now)
         raised = await store.raise_kiosks_offline(conn, now=now, offline_since=offline_since)
-        raised += await store.raise_boards_not_answering(conn, now=now, offline_since=offline_since)
     return HealthReport(raised=raised, ended=ended)
 
 

@@ -1,5 +1,5 @@
-"""The alerts the cloud raises and ends by itself from what it knows of each kiosk (presence
-and heartbeats), and the end of the alerts that a kiosk's later event closes.
+"""The alerts the cloud raises and ends by itself from what it knows of each kiosk (presence),
+and the end of the alerts that a kiosk's later event closes.
 
 Each statement is one set-based ``INSERT ... SELECT`` or ``UPDATE ... FROM`` over the kiosks,
 so a sweep over 100,000 kiosks is a handful of statements, and a second sweep changes nothing
@@ -21,7 +21,6 @@ CONFIRMED_OFFLINE: LiteralString = (
     " OR (k.status = 'online' AND greatest(k.heartbeat_at, k.birth_at) <= %(offline_since)s))"
 )
 KIOSK_OFFLINE = "kiosk_offline"
-BOARD_NOT_ANSWERING = "board_not_answering"
 
 
 async def raise_kiosks_offline(conn: Conn, *, now: datetime, offline_since: datetime) -> int:
@@ -47,34 +46,6 @@ async def end_kiosks_offline(conn: Conn, *, now: datetime, offline_since: dateti
         " AND greatest(k.heartbeat_at, k.birth_at) > a.raised_at"
         " AND NOT " + CONFIRMED_OFFLINE,
         {"kind": KIOSK_OFFLINE, "now": now, "offline_since": offline_since},
-    )
-    return cur.rowcount
-
-
-async def raise_boards_not_answering(conn: Conn, *, now: datetime, offline_since: datetime) -> int:
-    """An alert for each kiosk whose last heartbeat says its lock boards do not answer (a kiosk
-    that is itself offline has its own alert: its last heartbeat is no longer news)."""
-    cur = await conn.execute(
-        "INSERT INTO fleet_alerts (location_id, kiosk_id, kind, detail, raised_at)"
-        " SELECT k.location_id, k.kiosk_id, %(kind)s,"
-        "  jsonb_build_object('board_error', k.heartbeat->>'board_error',"
-        "   'heartbeat_at', k.heartbeat_at), %(now)s"
-        " FROM kiosks k WHERE k.heartbeat->>'board_error' IS NOT NULL"
-        " AND NOT " + CONFIRMED_OFFLINE + " AND NOT EXISTS (SELECT 1 FROM fleet_alerts a"
-        "  WHERE a.kiosk_id = k.kiosk_id AND a.kind = %(kind)s AND a.resolved_at IS NULL)",
-        {"kind": BOARD_NOT_ANSWERING, "now": now, "offline_since": offline_since},
-    )
-    return cur.rowcount
-
-
-async def end_boards_not_answering(conn: Conn, *, now: datetime) -> int:
-    """Ends the alert once a heartbeat after it reports the boards answering again."""
-    cur = await conn.execute(
-        "UPDATE fleet_alerts a SET resolved_at = %(now)s, resolution = 'boards answering'"
-        " FROM kiosks k WHERE a.kiosk_id = k.kiosk_id AND a.kind = %(kind)s"
-        " AND a.resolved_at IS NULL AND k.heartbeat_at > a.raised_at"
-        " AND k.heartbeat->>'board_error' IS NULL",
-        {"kind": BOARD_NOT_ANSWERING, "now": now},
     )
     return cur.rowcount
 
@@ -106,5 +77,17 @@ async def end_door_alerts(
         " WHERE location_id = %s AND door_number = %s AND kind = ANY(%s)"
         " AND resolved_at IS NULL",
         (now, resolution, location_id, door_number, list(kinds)),
+    )
+    return cur.rowcount
+
+
+async def end_kiosk_alerts(
+    conn: Conn, *, kiosk_id: str, kinds: tuple[str, ...], now: datetime, resolution: str
+) -> int:
+    """Ends a kiosk's open alerts of these kinds (its boards answering ends "unavailable")."""
+    cur = await conn.execute(
+        "UPDATE fleet_alerts SET resolved_at = %s, resolution = %s"
+        " WHERE kiosk_id = %s AND kind = ANY(%s) AND resolved_at IS NULL",
+        (now, resolution, kiosk_id, list(kinds)),
     )
     return cur.rowcount

@@ -183,6 +183,15 @@ async def _apply(ctx: FactContext, work: Unit) -> Outcome:
             now=ctx.now,
             resolution="door closed",
         )
+    if ctx.fact.type is EventType.DOOR_BANK_RESTORED:
+        # The boards answer again: the kiosk's "unavailable" alert ends (cloud.fleet_health).
+        await fleet_health.end_kiosk_alerts(
+            ctx.conn,
+            kiosk_id=ctx.kiosk_id,
+            kinds=(EventType.DOOR_BANK_UNAVAILABLE.value,),
+            now=ctx.now,
+            resolution="boards answering",
+        )
     if ctx.fact.type in AUDIT_EVENTS:
         return Outcome("recorded")
     raise Ignored(f"no handler for event type {ctx.fact.type.value!r}")

@@ -33,15 +33,6 @@ async def _sweep(site: Site, at: datetime) -> None:
     await fleet_health.sweep(site.pool, ManualClock(at), RULE)
 
 
-async def _heartbeat(site: Site, at: datetime, board_error: str | None) -> None:
-    figures = {"door_faults": {}, "outbox_depth": 0, "last_revision": 0}
-    figures |= {"disk_free_bytes": 1, "board_error": board_error}
-    kept = await kiosks.keep_heartbeat(
-        site.pool, kiosk_id=site.kiosk_id, epoch=1, figures=figures, last_revision=0, now=at
-    )
-    assert kept is not None
-
-
 async def test_a_confirmed_outage_raises_one_alert_that_ends_when_the_kiosk_is_back(
     site: Site,
 ) -> None:
@@ -95,20 +86,18 @@ async def test_a_30_second_drop_raises_no_offline_alert(site: Site) -> None:
     assert len(await _alerts(site, "kiosk_offline")) == 1
 
 
-async def test_boards_not_answering_start_and_end_with_the_heartbeats(site: Site) -> None:
-    t0 = now()
-    await kiosks.mark_born(
-        site.pool, kiosk_id=site.kiosk_id, epoch=1, firmware="1", last_revision=0, now=t0
+async def test_boards_not_answering_start_and_end_with_the_kiosks_events(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    await peer.send_events(
+        [peer.event("door_bank_unavailable", {"error": "PortError: /dev/ttyUSB0 gone"})]
     )
-    await _heartbeat(site, t0 + timedelta(seconds=1), "board 1 not answering on /dev/ttyUSB0")
-    await _sweep(site, t0 + timedelta(seconds=2))
-    await _sweep(site, t0 + timedelta(seconds=3))
-    [alert] = await _alerts(site, "board_not_answering")
-    assert alert["detail"]["board_error"] == "board 1 not answering on /dev/ttyUSB0"
+    await eventually(lambda: _has(site, "door_bank_unavailable"))
+    [alert] = await _alerts(site, "door_bank_unavailable")
     assert alert["resolved_at"] is None
-    await _heartbeat(site, t0 + timedelta(seconds=31), None)
-    await _sweep(site, t0 + timedelta(seconds=32))
-    [alert] = await _alerts(site, "board_not_answering")
+    await peer.send_events([peer.event("door_bank_restored", {"failed_polls": 4})])
+    assert (await peer.ack_through(2)).through_sequence == 2
+    [alert] = await _alerts(site, "door_bank_unavailable")
     assert alert["resolution"] == "boards answering"
 
 
