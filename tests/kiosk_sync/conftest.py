@@ -47,6 +47,7 @@ from shared.protocol import (
 from shared.signing import Signer
 from shared.sizes import Size
 from shared.states import AllocationStatus
+from tests import socket_guard
 
 SECRET = b"kiosk-sync-test-code-secret"
 LAYOUT = {1: Size.SMALL, 2: Size.SMALL, 3: Size.MEDIUM, 4: Size.MEDIUM, 5: Size.LARGE}
@@ -367,3 +368,10 @@ async def make_rig(
         await kiosk.stop()
         await cloud.stop()
         kiosk.store.close()
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_sockets() -> AsyncIterator[None]:
+    """Every test here fails when it leaves a socket open (`tests.socket_guard`)."""
+    async with socket_guard.no_socket_left():
+        yield
