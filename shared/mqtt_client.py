@@ -1,25 +1,74 @@
-"""The MQTT client both sides of sync use: aiomqtt's, made to keep a stop request.
+"""The MQTT client both sides of sync use: aiomqtt's, made to keep a stop request and to close
+what a failed connection attempt opened.
 
 aiomqtt waits for CONNACK, SUBACK and PUBACK with `asyncio.wait_for`, which on Python 3.11
 drops a cancellation that arrives in the same loop iteration as the acknowledgement (see
 `shared.cancellation`). A kiosk heartbeat loop cancelled during a publish then went back to
 sleep and never stopped. Each call here re-raises the cancellation after aiomqtt returns.
+
+aiomqtt 2.5 also leaves the socket of a connection attempt open when the attempt fails after
+the TCP connection was made: cancelled while paho connects in its executor thread or while
+waiting for CONNACK (a kiosk or worker stopped mid-reconnect), or CONNACK not arriving within
+``timeout``. The socket stays registered with the event loop, and aiomqtt's keepalive task
+keeps pinging the broker for a client nobody holds; the socket is finalised whenever the loop
+ends, as ``ResourceWarning: unclosed <socket.socket ...>`` (seen as a flaky test under
+warnings-as-errors). `MqttClient.__aenter__` closes it before it re-raises.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from typing import Any, Self
 
 import aiomqtt
 
 from shared.cancellation import raise_if_cancelling
 
+CONNECT_CALL_WAIT_S = 10.0
+"""How long a failed attempt waits for paho's blocking connect (in aiomqtt's executor thread)
+to return before closing its socket; paho's own TCP connect timeout is 5 s."""
+
 
 class MqttClient(aiomqtt.Client):
-    """`aiomqtt.Client` whose calls never swallow a cancellation of the calling task."""
+    """`aiomqtt.Client` whose calls never swallow a cancellation of the calling task, and whose
+    failed connection attempts leave no socket open."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connect_returned = asyncio.Event()
+        # Whether paho's connect call has started (it may never: a cancelled
+        # `run_in_executor` cancels a call still queued for a worker thread), or been called
+        # off by a failed attempt before it started; under the lock, so exactly one happens.
+        self._connect_state_lock = threading.Lock()
+        self._connect_started = False
+        self._connect_called_off = False
+
+    def _client_connect(self) -> None:
+        # Runs in aiomqtt's executor thread; a cancelled `run_in_executor` does not stop a call
+        # already running, so a failed attempt must know when the socket it may open exists.
+        # Set through the loop, after paho's own call_soon_threadsafe registrations of that
+        # socket.
+        with self._connect_state_lock:
+            if self._connect_called_off:
+                return
+            self._connect_started = True
+        try:
+            super()._client_connect()
+        finally:
+            self._loop.call_soon_threadsafe(self._connect_returned.set)
 
     async def __aenter__(self) -> Self:
-        await super().__aenter__()
+        if self._lock.locked():
+            return await super().__aenter__()  # aiomqtt refuses a reentrant use
+        self._connect_returned = asyncio.Event()
+        self._connect_started = self._connect_called_off = False
+        try:
+            await super().__aenter__()
+        except BaseException:
+            await self._close_attempt()
+            raise
         try:
             raise_if_cancelling()
         except BaseException:
@@ -27,6 +76,29 @@ class MqttClient(aiomqtt.Client):
             await super().__aexit__(None, None, None)
             raise
         return self
+
+    async def _close_attempt(self) -> None:
+        """Closes the socket of an attempt that failed (no DISCONNECT: its will is due)."""
+        loop = asyncio.get_running_loop()
+        with self._connect_state_lock:
+            started = self._connect_started
+            self._connect_called_off = not started
+        if started:
+            returned = asyncio.ensure_future(self._connect_returned.wait())
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([returned], timeout=CONNECT_CALL_WAIT_S)
+            finally:
+                returned.cancel()
+        sock = self._client.socket()
+        if sock is not None:
+            fileno = sock.fileno()
+            if fileno >= 0:
+                loop.remove_reader(fileno)
+                loop.remove_writer(fileno)
+            sock.close()
+        if self._misc_task is not None:
+            self._misc_task.cancel()
 
     async def publish(self, /, *args: Any, **kwargs: Any) -> None:
         await super().publish(*args, **kwargs)

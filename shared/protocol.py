@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.signing import Signer, SigningError, Verifier
 from shared.sizes import Size
@@ -65,10 +65,13 @@ class MessageType(StrEnum):
     BIRTH = "birth"
     DEATH = "death"
     HEARTBEAT = "heartbeat"
+    SNAPSHOT_PART = "snapshot_part"
 
 
 CHANNEL_TYPES: dict[Channel, frozenset[MessageType]] = {
-    Channel.CLOUD_CHANGES: frozenset({MessageType.CHANGES, MessageType.SNAPSHOT}),
+    Channel.CLOUD_CHANGES: frozenset(
+        {MessageType.CHANGES, MessageType.SNAPSHOT, MessageType.SNAPSHOT_PART}
+    ),
     Channel.CLOUD_ACKS: frozenset({MessageType.ACK}),
     Channel.CLOUD_COMMANDS: frozenset({MessageType.REMOTE_OPEN}),
     Channel.KIOSK_SYNC: frozenset({MessageType.SYNC_REQUEST}),
@@ -173,6 +176,33 @@ class SnapshotBody(_Body):
     maintenance: list[MaintenanceState]
 
 
+MAX_SNAPSHOT_PARTS = 10_000
+"""The most parts one snapshot may be split into (about 2.5 million allocations)."""
+
+
+class SnapshotPartBody(_Body):
+    """One part of a snapshot too large for one message (``docs/protocol.md``, "snapshot_part").
+
+    Every part is a message of its own, signed; the parts of one snapshot share its
+    ``snapshot_id`` and ``revision`` and are numbered ``1..parts``. The kiosk applies the
+    snapshot only once it holds every part (PowerSync's rule: a checkpoint is applied complete
+    or not at all), as one `SnapshotBody` of all their allocations and maintenance.
+    """
+
+    snapshot_id: uuid.UUID
+    revision: Annotated[int, Field(ge=0)]
+    part: Annotated[int, Field(ge=1, le=MAX_SNAPSHOT_PARTS)]
+    parts: Annotated[int, Field(ge=1, le=MAX_SNAPSHOT_PARTS)]
+    allocations: list[AllocationState]
+    maintenance: list[MaintenanceState]
+
+    @model_validator(mode="after")
+    def _part_within_parts(self) -> SnapshotPartBody:
+        if self.part > self.parts:
+            raise ValueError(f"part {self.part} of {self.parts}")
+        return self
+
+
 class AckBody(_Body):
     kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
     through_sequence: Annotated[int, Field(ge=0)]
@@ -248,6 +278,7 @@ Body = (
     | BirthBody
     | DeathBody
     | HeartbeatBody
+    | SnapshotPartBody
 )
 
 BODY_MODELS: dict[MessageType, type[_Body]] = {
@@ -260,6 +291,7 @@ BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.BIRTH: BirthBody,
     MessageType.DEATH: DeathBody,
     MessageType.HEARTBEAT: HeartbeatBody,
+    MessageType.SNAPSHOT_PART: SnapshotPartBody,
 }
 
 

@@ -24,7 +24,10 @@ Code hashes: an allocation change carries ``code_hash``, the HMAC-SHA256 of its 
 code under the code secret of the location's kiosk (`shared.codes.code_hash`). Before a kiosk is
 registered there is no secret, so changes are logged without a hash; registering a kiosk records
 the location's revision then (``kiosks.registered_revision``) and a kiosk asking for revisions at
-or below it gets a snapshot, whose code hashes are computed afresh.
+or below it gets a snapshot, whose code hashes are computed afresh. A transaction that read the
+secret before a registration and appends after it (the registration race) logs changes without
+a hash past that revision: its append raises the kiosk's ``registered_revision`` to its own last
+revision, in the same statement, so those changes are never served as they are.
 """
 
 from __future__ import annotations
@@ -89,6 +92,15 @@ _APPEND_SQL = """
         UPDATE locations SET revision = revision + %(n)s
         WHERE location_id = %(loc)s
         RETURNING revision
+    ), unhashed AS (
+        -- Entries without a code hash, and a kiosk registered meanwhile (between this
+        -- transaction's read of the code secret and this append, which waited for the
+        -- registration's lock on the location): its kiosk must not take them as they are.
+        -- Raising its floor makes a request from before them get a snapshot, hashed afresh.
+        UPDATE kiosks SET registered_revision = bump.revision
+        FROM bump
+        WHERE %(unhashed)s AND kiosks.location_id = %(loc)s
+          AND kiosks.registered_revision < bump.revision
     )
     INSERT INTO location_changes (location_id, revision, change, created_at)
     SELECT %(loc)s, bump.revision - %(n)s + t.ord, t.change, %(now)s
@@ -128,7 +140,16 @@ async def append(
         # Not waited for: a failure surfaces at COMMIT and rolls the transaction back.
         await conn.execute(
             _APPEND_SQL,
-            {"loc": location_id, "n": len(entries), "changes": json.dumps(entries), "now": now},
+            {
+                "loc": location_id,
+                "n": len(entries),
+                "changes": json.dumps(entries),
+                "now": now,
+                "unhashed": any(
+                    e["kind"] == "allocation" and e["allocation"]["code_hash"] is None
+                    for e in entries
+                ),
+            },
         )
 
 

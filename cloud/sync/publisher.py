@@ -51,6 +51,7 @@ from shared.protocol import (
     topic,
 )
 from shared.signing import Signer
+from shared.snapshot_parts import split_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,34 @@ class Publisher:
             await self._send(location_id, Channel.CLOUD_CHANGES, MessageType.CHANGES, body)
 
     async def send_snapshot(self, location_id: str) -> int:
-        """Publishes the location's snapshot; returns its revision."""
+        """Publishes the location's snapshot; returns its revision.
+
+        One ``snapshot`` message when it fits the payload limit, else ``snapshot_part``
+        messages (`shared.snapshot_parts`), each signed, which the kiosk applies only together.
+        """
         body = await build_snapshot(self._pool, location_id)
-        await self._send(location_id, Channel.CLOUD_CHANGES, MessageType.SNAPSHOT, body)
-        log.info("sent a snapshot of %s at revision %d", location_id, body.revision)
+        whole = seal(
+            self._signer,
+            MessageType.SNAPSHOT,
+            location_id=location_id,
+            sender=CLOUD_SENDER,
+            body=body,
+            now=self._clock.now(),
+        )
+        if len(whole) <= MAX_PAYLOAD_BYTES:
+            await self._publish(topic(location_id, Channel.CLOUD_CHANGES), whole, 1, False)
+            log.info("sent a snapshot of %s at revision %d", location_id, body.revision)
+            return body.revision
+        parts = split_snapshot(body)
+        for part in parts:
+            await self._send(location_id, Channel.CLOUD_CHANGES, MessageType.SNAPSHOT_PART, part)
+        log.info(
+            "sent a snapshot of %s at revision %d in %d parts (%d allocations)",
+            location_id,
+            body.revision,
+            len(parts),
+            len(body.allocations),
+        )
         return body.revision
 
     async def answer_sync_request(self, location_id: str, since: int) -> str:

@@ -62,6 +62,7 @@ from shared.protocol import (
     RemoteOpenBody,
     ReplayGuard,
     SnapshotBody,
+    SnapshotPartBody,
     SyncRequestBody,
     kiosk_subscription,
     open_message,
@@ -69,6 +70,7 @@ from shared.protocol import (
     topic,
 )
 from shared.signing import Signer, Verifier
+from shared.snapshot_parts import InconsistentPart, SnapshotAssembly
 
 log = logging.getLogger(__name__)
 FLOOD_QUIET_S = 1.0
@@ -155,6 +157,7 @@ class KioskSync:
             retention=timedelta(seconds=config.event_retention_s),
         )
         self._last_sync_request: tuple[int, datetime] | None = None
+        self._snapshot_parts = SnapshotAssembly()
         self._commands: set[asyncio.Task[object]] = set()
         self._failures = 0
         self.will_renewal = WILL_RENEWAL
@@ -347,6 +350,8 @@ class KioskSync:
             result = apply.apply_snapshot(store, body, now)
             self.status.last_revision = result.last_revision
             self.outbox_changed.set()
+        elif isinstance(body, SnapshotPartBody):
+            self._snapshot_part(body, now)
         elif isinstance(body, AckBody):
             if body.kiosk_id != self.kiosk_id:
                 return  # another kiosk's at this location
@@ -362,6 +367,22 @@ class KioskSync:
             )
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)
+
+    def _snapshot_part(self, part: SnapshotPartBody, now: datetime) -> None:
+        """Keeps one part of a large snapshot; applies the snapshot once every part is in."""
+        if part.revision <= changes.last_revision(self.ctx.store.db):
+            return  # a late copy: the kiosk is at or past it
+        try:
+            whole = self._snapshot_parts.add(part)
+        except InconsistentPart as error:
+            log.warning("snapshot part refused: %s", error)
+            return
+        if whole is None:
+            log.debug("snapshot %s: part %d of %d", part.snapshot_id, part.part, part.parts)
+            return
+        result = apply.apply_snapshot(self.ctx.store, whole, now)
+        self.status.last_revision = result.last_revision
+        self.outbox_changed.set()
 
     async def _remote_open(self, body: RemoteOpenBody, expires_at: datetime) -> None:
         try:

@@ -44,7 +44,7 @@ from shared.protocol import (
 )
 from shared.signing import Signer
 from shared.sizes import Size
-from tests import parcel_ops
+from tests import parcel_ops, socket_guard
 
 HOLD = timedelta(hours=24)
 WINDOW = timedelta(days=3)
@@ -380,3 +380,10 @@ async def peer(
 ) -> AsyncIterator[KioskPeer]:
     async with kiosk_peer(site, mqtt_broker, cloud_signer) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_sockets() -> AsyncIterator[None]:
+    """Every test here fails when it leaves a socket open (`tests.socket_guard`)."""
+    async with socket_guard.no_socket_left():
+        yield

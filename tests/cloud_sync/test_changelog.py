@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from cloud.parcels.requests import AllocationRequest, ReturnRequest
 from cloud.parcels.reserve import Job, reserve_many
 from cloud.store import changelog
 from cloud.store.database import Pool
+from cloud.sync.snapshot import build_snapshot
 from kiosk.store.code_hash import CodeHasher
 from shared.codes import PickupCode, code_hash
 from shared.sizes import Size
@@ -295,3 +297,35 @@ async def test_compaction_keeps_a_consecutive_suffix_and_older_requests_need_a_s
     assert [c.revision for c in kept.changes] == [3]
     assert current.changes == []
     assert not current.needs_snapshot
+
+
+async def test_a_kiosk_registering_between_the_secret_read_and_the_append_gets_no_unhashed_change(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registration race: the reservation reads the location's code secret (none yet) with
+    its allocation; a kiosk registers before the reservation appends to the log. The entry has
+    no code hash, above the kiosk's registered revision: served as it is, the kiosk would hold a
+    parcel whose code it cannot check."""
+    site = await make_site(pool, register=False)
+    original = changelog.append
+    raced: list[int] = []
+
+    async def register_meanwhile(conn: psycopg.AsyncConnection, *args: object) -> None:
+        if not raced:
+            await asyncio.wait_for(site.register_kiosk(), 10)
+            raced.append(await site.revision())
+        await original(conn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(changelog, "append", register_meanwhile)
+    reserved = await site.reserve()
+    monkeypatch.undo()
+    [entry] = await site.changes()
+    assert _allocation(entry)["allocation_id"] == str(reserved["allocation_id"])
+    assert _allocation(entry)["code_hash"] is None  # the race happened: hashed before the secret
+    [registered_at] = raced
+    async with pool.connection() as conn:
+        catchup = await changelog.changes_since(conn, site.location_id, registered_at)
+    assert catchup.needs_snapshot  # a snapshot, whose hashes are computed with the secret
+    snapshot = await build_snapshot(pool, site.location_id)
+    [state] = snapshot.allocations
+    assert state.code_hash == code_hash(site.code_secret, PickupCode(reserved["pickup_code"]))

@@ -47,6 +47,7 @@ from shared.protocol import (
 from shared.signing import Signer
 from shared.sizes import Size
 from shared.states import AllocationStatus
+from tests import socket_guard
 
 SECRET = b"kiosk-sync-test-code-secret"
 LAYOUT = {1: Size.SMALL, 2: Size.SMALL, 3: Size.MEDIUM, 4: Size.MEDIUM, 5: Size.LARGE}
@@ -124,9 +125,17 @@ class TcpProxy:
         await asyncio.sleep(0)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Registered before the upstream connect: a kill while it is under way must abort this
+        # connection too, not let it relay on after the "outage" began.
+        self._transports.add(writer.transport)
+        server = self._server
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
+            writer.transport.abort()
+            return
+        if self._server is not server or writer.transport.is_closing():
+            up_writer.transport.abort()  # killed meanwhile
             writer.transport.abort()
             return
         self._transports |= {writer.transport, up_writer.transport}
@@ -262,6 +271,7 @@ class Cloud:
 _CHANNELS = {
     MessageType.CHANGES: Channel.CLOUD_CHANGES,
     MessageType.SNAPSHOT: Channel.CLOUD_CHANGES,
+    MessageType.SNAPSHOT_PART: Channel.CLOUD_CHANGES,
     MessageType.ACK: Channel.CLOUD_ACKS,
     MessageType.REMOTE_OPEN: Channel.CLOUD_COMMANDS,
 }
@@ -367,3 +377,10 @@ async def make_rig(
         await kiosk.stop()
         await cloud.stop()
         kiosk.store.close()
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_sockets() -> AsyncIterator[None]:
+    """Every test here fails when it leaves a socket open (`tests.socket_guard`)."""
+    async with socket_guard.no_socket_left():
+        yield

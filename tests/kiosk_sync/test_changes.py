@@ -19,6 +19,7 @@ from shared.protocol import (
     SnapshotBody,
 )
 from shared.sizes import Size
+from shared.snapshot_parts import split_snapshot
 from shared.states import AllocationStatus, DoorStatus
 
 from .conftest import LAYOUT, SECRET, Rig, allocation, eventually, hashed
@@ -171,3 +172,30 @@ async def test_a_snapshot_replaces_the_state_but_a_deposited_parcel_stays(rig: R
     )
     await asyncio.sleep(0.3)
     assert state_of(rig)["kept"] == ("reserved", 1)
+
+
+async def test_a_snapshot_in_parts_applies_only_once_every_part_is_in(rig: Rig) -> None:
+    kiosk, cloud = rig.kiosk, rig.cloud
+    kiosk.start()
+    await eventually(lambda: kiosk.connected)
+    await cloud.changes(1, allocation("gone", door=1))
+    await eventually(lambda: kiosk.last_revision == 1)
+    whole = SnapshotBody(
+        revision=50,
+        allocations=[allocation(f"p{n}", door=n) for n in (2, 3, 4)],
+        maintenance=[],
+    )
+    first, second, third = split_snapshot(whole, per_part=1)
+    for part in (third, first, third):  # out of order, repeated; the second is not there yet
+        await cloud.send(MessageType.SNAPSHOT_PART, part)
+    await asyncio.sleep(0.5)
+    assert kiosk.last_revision == 1  # incomplete: nothing of it applied
+    assert state_of(rig) == {"gone": ("reserved", 1)}
+    await cloud.send(MessageType.SNAPSHOT_PART, second)
+    await eventually(lambda: kiosk.last_revision == 50)
+    assert state_of(rig) == {
+        "gone": ("cancelled", 1),  # its door kept as history; free again
+        "p2": ("reserved", 2),
+        "p3": ("reserved", 3),
+        "p4": ("reserved", 4),
+    }

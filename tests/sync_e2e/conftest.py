@@ -10,8 +10,16 @@ import pytest
 
 from cloud.store import database as db
 from shared.signing import Signer
+from tests import socket_guard
 
 from .harness import Cloud, Site, make_site, running_site
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_sockets() -> AsyncIterator[None]:
+    """Every test here fails when it leaves a socket open (`tests.socket_guard`)."""
+    async with socket_guard.no_socket_left():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,120 @@
+"""`shared.mqtt_client.MqttClient`: a connection attempt that fails after the TCP connection was
+made (cancelled, or no CONNACK in time) leaves no socket open.
+
+aiomqtt 2.5 left it open, registered with the event loop and pinged by its keepalive task; it
+was finalised whenever the loop ended, as a ResourceWarning in whichever test ran then. The
+broker here is a real TCP listener that accepts and never answers (a broker hanging, or a
+proxy whose far side is gone), which holds the attempt in the phase that leaked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import aiomqtt
+import pytest
+
+from shared.mqtt_client import MqttClient
+from tests.socket_guard import open_sockets
+
+
+class SilentBroker:
+    """Accepts TCP connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.accepted: list[asyncio.StreamWriter] = []
+        self.connected = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted.append(writer)
+        self.connected.set()
+
+    def own_sockets(self) -> set[str]:
+        """The listening socket and the accepted ones, as `open_sockets` names them."""
+        sockets = [] if self._server is None else list(self._server.sockets)
+        sockets += [writer.get_extra_info("socket") for writer in self.accepted]
+        names: set[str] = set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                names.add(os.readlink(f"/proc/self/fd/{sock.fileno()}"))
+        return names
+
+    async def stop(self) -> None:
+        for writer in self.accepted:
+            writer.transport.abort()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await asyncio.sleep(0.05)  # the aborted transports close on the next loop turns
+
+
+@pytest.fixture
+async def silent() -> AsyncIterator[tuple[SilentBroker, int]]:
+    broker = SilentBroker()
+    port = await broker.start()
+    yield broker, port
+    await broker.stop()
+
+
+async def _client_sockets_left(broker: SilentBroker, before: set[str]) -> set[str]:
+    """The sockets opened since ``before`` that are not the broker's: the client's.
+
+    Counted while the broker's side is still open: closing it would make paho read the end of
+    the stream and close its socket itself, hiding the leak.
+    """
+    await asyncio.sleep(0.2)  # a closing under way finishes on the loop's next turns
+    return open_sockets() - before - broker.own_sockets()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc")
+async def test_an_attempt_cancelled_while_waiting_for_connack_leaves_no_socket(
+    silent: tuple[SilentBroker, int],
+) -> None:
+    broker, port = silent
+    before = open_sockets()
+    client = MqttClient("127.0.0.1", port, identifier="silent-1", timeout=30)
+    attempt = asyncio.create_task(client.__aenter__())
+    await asyncio.wait_for(broker.connected.wait(), 10)
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    assert await _client_sockets_left(broker, before) == set()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc")
+async def test_an_attempt_without_connack_in_time_leaves_no_socket(
+    silent: tuple[SilentBroker, int],
+) -> None:
+    broker, port = silent
+    before = open_sockets()
+    client = MqttClient("127.0.0.1", port, identifier="silent-2", timeout=0.3)
+    with pytest.raises(aiomqtt.MqttError):
+        await client.__aenter__()
+    assert await _client_sockets_left(broker, before) == set()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc")
+async def test_attempts_cancelled_at_any_moment_against_a_real_broker_leave_no_socket(
+    mqtt_broker: tuple[str, int, bool],
+) -> None:
+    host, port, _ = mqtt_broker
+    before = open_sockets()
+    for step in range(30):
+        client = MqttClient(host, port, identifier=f"cancelled-{step}", timeout=10)
+        attempt = asyncio.create_task(client.__aenter__())
+        await asyncio.sleep(step * 0.0004)
+        attempt.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await attempt
+            await client.__aexit__(None, None, None)
+    await asyncio.sleep(0.3)  # clean disconnects close on the loop's next turns
+    assert open_sockets() - before == set()
