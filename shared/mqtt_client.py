@@ -31,6 +31,18 @@ CONNECT_CALL_WAIT_S = 10.0
 to return before closing its socket; paho's own TCP connect timeout is 5 s."""
 
 
+class SubscriptionRefused(aiomqtt.MqttError):
+    """The broker refused a subscription (its ACL): the client reconnects with backoff, and
+    logs why each time."""
+
+
+def _refused(code: object) -> bool:
+    failure = getattr(code, "is_failure", None)
+    if isinstance(failure, bool):
+        return failure
+    return isinstance(code, int) and code >= 0x80
+
+
 class MqttClient(aiomqtt.Client):
     """`aiomqtt.Client` whose calls never swallow a cancellation of the calling task, and whose
     failed connection attempts leave no socket open."""
@@ -105,8 +117,17 @@ class MqttClient(aiomqtt.Client):
         raise_if_cancelling()
 
     async def subscribe(self, /, *args: Any, **kwargs: Any) -> Any:
+        """Subscribes; a filter the broker refuses (SUBACK 0x80, an ACL) raises.
+
+        Raises:
+            SubscriptionRefused: the broker refused a filter; silently receiving nothing
+                would look like a quiet fleet.
+        """
         granted = await super().subscribe(*args, **kwargs)
         raise_if_cancelling()
+        codes = granted if isinstance(granted, list | tuple) else [granted]
+        if any(_refused(code) for code in codes):
+            raise SubscriptionRefused(f"the broker refused the subscription {args[:1]!r}")
         return granted
 
     async def unsubscribe(self, /, *args: Any, **kwargs: Any) -> None:

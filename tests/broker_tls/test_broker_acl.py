@@ -12,6 +12,7 @@ import pytest
 
 from cloud.fleet_ca import FleetCa
 from shared.broker_url import ClientTls
+from shared.mqtt_client import MqttClient, SubscriptionRefused
 from shared.protocol import CLOUD_SUBSCRIPTION, MAX_PAYLOAD_BYTES, Channel, topic
 from tests.broker_tls.conftest import NOW, Fleet, first_message
 
@@ -224,3 +225,13 @@ async def test_a_kiosk_in_the_shared_group_takes_no_message_from_the_workers(
 
     assert stolen is None
     assert sorted(received) == sorted(b"%d" % n for n in range(20))
+
+
+async def test_the_sync_clients_raise_on_a_refused_subscription(fleet: Fleet) -> None:
+    client = MqttClient(
+        "localhost", fleet.port, identifier="kiosk-a", tls_context=fleet.tls("kiosk-a"), timeout=5
+    )
+    async with client:
+        await client.subscribe("locker/v1/loc-a/cloud/#", qos=1)
+        with pytest.raises(SubscriptionRefused, match="refused the subscription"):
+            await client.subscribe("locker/v1/loc-b/cloud/#", qos=1)
