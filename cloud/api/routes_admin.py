@@ -49,6 +49,9 @@ def _door_specs(body: list[DoorIn], counts: Mapping[Size, int] | None) -> list[D
                 dimensions=None
                 if d.dimensions is None
                 else Dimensions(d.dimensions.length, d.dimensions.width, d.dimensions.height),
+                label=d.label,
+                column=d.column,
+                row=d.row,
             )
             for d in body
         ]

@@ -172,10 +172,13 @@ async def pickup(body: PickupIn, who: AnyCaller, svc: Svc) -> PickupOut:
         )
     return PickupOut(
         location_id=body.location_id,
-        locker_numbers=[a.door_number for a in opened],
+        locker_numbers=[a.door_label for a in opened],
         opened=[
             OpenedDoor(
-                allocation_id=a.allocation_id, package_id=a.package_id, locker_number=a.door_number
+                allocation_id=a.allocation_id,
+                package_id=a.package_id,
+                locker_number=a.door_label,
+                door_number=a.door_number,
             )
             for a in opened
         ],
@@ -190,7 +193,8 @@ def _return_out(found: Return) -> ReturnOut:
         status=a.status,
         location_id=a.location_id,
         address=a.address,
-        locker_number=a.door_number,
+        locker_number=a.door_label,
+        door_number=a.door_number,
         order_id=a.order_id,
         customer_id=a.customer_id,
         return_code=a.pickup_code,

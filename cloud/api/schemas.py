@@ -31,6 +31,7 @@ FreeText = Annotated[
 # What a customer types: six characters of the code alphabet (shared.codes), any case, with
 # spaces or dashes anywhere (``ab3-k7x``). Anything else is 422 invalid_code.
 CODE_PATTERN = r"^[ -]*([2-9A-HJKMNP-Za-hjkmnp-z][ -]*){6}$"
+DoorLabelText = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,8}$")]
 CodeText = Annotated[str, Field(min_length=6, max_length=32, pattern=CODE_PATTERN)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")]
 ScanCode = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
@@ -121,8 +122,10 @@ class AllocationOut(Response):
     location_id: str
     location_name: str
     address: str
-    # The store calls it the door number; carriers know it as the locker number.
-    locker_number: int = Field(validation_alias=AliasChoices("door_number", "locker_number"))
+    # The door's label ("B5"), what carriers and customers call the locker; the kiosk's door
+    # number is ``door_number``.
+    locker_number: str = Field(validation_alias=AliasChoices("door_label", "locker_number"))
+    door_number: int
     door_size: Size
     size: Size
     package_id: str
@@ -150,12 +153,13 @@ class AllocationOut(Response):
 class OpenedDoor(BaseModel):
     allocation_id: uuid.UUID
     package_id: str
-    locker_number: int
+    locker_number: str
+    door_number: int
 
 
 class PickupOut(BaseModel):
     location_id: str
-    locker_numbers: list[int]
+    locker_numbers: list[str]
     opened: list[OpenedDoor]
 
 
@@ -165,7 +169,8 @@ class ReturnOut(BaseModel):
     status: AllocationStatus
     location_id: str
     address: str
-    locker_number: int
+    locker_number: str
+    door_number: int
     order_id: str
     customer_id: str
     return_code: str
@@ -187,9 +192,15 @@ class CarrierOut(BaseModel):
 
 
 class DoorIn(Request):
+    """A door. Its label (``locker_number``) is ``label``, else column letter and row
+    (``column: 2, row: 5`` is ``B5``), else the door number."""
+
     door_number: int = Field(gt=0, le=MAX_DOOR_NUMBER, strict=True)
     size: Size
     dimensions: DimensionsIn | None = None
+    label: DoorLabelText | None = None
+    column: int | None = Field(default=None, ge=1, le=26, strict=True)
+    row: int | None = Field(default=None, ge=1, le=999, strict=True)
 
 
 class LocationIn(Request):
@@ -235,6 +246,7 @@ class MaintenanceIn(Request):
 
 class DoorOut(Response):
     door_number: int
+    label: str
     size: Size
     status: DoorStatus
     width_in: float

@@ -59,7 +59,7 @@ _VIEW = f"""
            a.reserved_at, a.reservation_expires_at, a.deposited_at, a.driver_id,
            a.pickup_expires_at, a.picked_up_at, a.expired_at, a.collected_at, a.cancelled_at,
            a.cancel_reason,
-           d.door_number, d.size AS door_size,
+           d.door_number, d.label AS door_label, d.size AS door_size,
            l.name AS location_name, l.address, l.timezone,
            c.code AS pickup_code, r.reason AS return_reason,
            {code_secret_sql("a.location_id")} AS code_secret
@@ -222,7 +222,7 @@ claimed AS (
     UPDATE doors d SET status = %(door_to)s, status_changed_at = %(now)s
     FROM free
     WHERE d.door_id = free.door_id AND EXISTS (SELECT 1 FROM code)
-    RETURNING d.door_id, d.door_number, d.size
+    RETURNING d.door_id, d.door_number, d.label, d.size
 ),
 ins AS (
     INSERT INTO allocations (
@@ -245,7 +245,7 @@ SELECT EXISTS (SELECT 1 FROM loc) AS location_found,
        ins.request_fingerprint, ins.reserved_at, ins.reservation_expires_at, ins.deposited_at,
        ins.driver_id, ins.pickup_expires_at, ins.picked_up_at, ins.expired_at, ins.collected_at,
        ins.cancelled_at, ins.cancel_reason,
-       claimed.door_number, claimed.size AS door_size,
+       claimed.door_number, claimed.label AS door_label, claimed.size AS door_size,
        loc.name AS location_name, loc.address, loc.timezone,
        code.code AS pickup_code, NULL::text AS return_reason,
        CASE WHEN ins.allocation_id IS NOT NULL THEN """

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud import errors
+from cloud.doors import announce_labels
 from cloud.store import kiosks
 from cloud.store.database import Conn
 from cloud.sync.keys import location_code_secret, register_kiosk, write_private
@@ -88,6 +89,9 @@ async def provision_kiosk(
         for written in files:
             written.unlink(missing_ok=True)
         raise
+    # issue 10: the doors' labels, for the kiosk's first catch-up (doors added from now on
+    # log their own).
+    await announce_labels(conn, location_id, now)
     return ProvisionedKiosk(
         kiosk_id=kiosk_id,
         location_id=location_id,

@@ -238,12 +238,23 @@ def _outbox_payload_version(db: Database) -> None:
     )
 
 
+# issue 10: door labels.
+
+
+@migrations(name="0007_door_labels")
+def _door_labels(db: Database) -> None:
+    # The label the cloud gave the door ("A1", "B5"), what the screen calls it; NULL until the
+    # cloud sent one (the screen shows the door number then).
+    db.execute("ALTER TABLE doors ADD COLUMN label TEXT")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
     "0003_door_maintenance_revision",
     "0004_applied_commands",
     "0005_outbox_payload_version",
+    "0007_door_labels",
 )
 
 

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlite_utils import Database
 
-from kiosk.store import allocations, changes, doors
+from kiosk.store import allocations, changes, door_labels, doors
 from kiosk.store.changes import AllocationUpdate, ApplyOutcome, ApplyResult
 from kiosk.store.database import Store
 from kiosk.store.records import Actor, AllocationKind
@@ -32,6 +32,7 @@ from shared.protocol import (
     AllocationChange,
     AllocationState,
     ChangesBody,
+    DoorLabelChange,
     MaintenanceChange,
     SnapshotBody,
 )
@@ -114,6 +115,9 @@ def apply_changes(store: Store, body: ChangesBody, now: datetime) -> CheckpointR
             if isinstance(change, AllocationChange):
                 subject = f"allocation {change.allocation.allocation_id}"
                 result = _apply_allocation(store, change.allocation, change.revision, now)
+            elif isinstance(change, DoorLabelChange):
+                subject = f"door {change.door}"
+                result = door_labels.set_label(store, change.door, change.label)
             else:
                 subject = f"door {change.door}"
                 result = _apply_maintenance(store, change, now)
@@ -195,6 +199,9 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
         for state in body.allocations:
             result = _apply_allocation(store, state, revision, now)
             _note(refused, revision, f"allocation {state.allocation_id}", result)
+        for entry in body.labels:
+            result = door_labels.set_label(store, entry.door, entry.label)
+            _note(refused, revision, f"door {entry.door}", result)
         changes.advance_revision(db, revision, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"

@@ -1,0 +1,20 @@
+-- issue 10 (carrier API). Failed pickup attempts counted per carrier and per location, in fixed windows, so
+-- that guessing codes through POST /api/v1/pickup is throttled (cloud.parcels.guessing).
+-- One row per (scope, key): the window restarts in place, so the table stays as small as the
+-- number of carriers and locations that were tried.
+CREATE TABLE pickup_guesses (
+    scope         text NOT NULL CHECK (scope IN ('carrier', 'location')),
+    key           text NOT NULL,
+    window_start  timestamptz NOT NULL,
+    attempts      integer NOT NULL CHECK (attempts >= 0),
+    PRIMARY KEY (scope, key)
+);
+
+-- issue 10: door labels ("A1", "B5"), what carriers and customers call a door (`locker_number`
+-- in the API). Set at creation (default: column letter and row, else the door number); unique
+-- per location, carried to the kiosk in the change log (kind door_label).
+ALTER TABLE doors ADD COLUMN label text;
+UPDATE doors SET label = door_number::text;
+ALTER TABLE doors ALTER COLUMN label SET NOT NULL;
+ALTER TABLE doors ADD CONSTRAINT doors_label_format CHECK (label ~ '^[A-Za-z0-9-]{1,8}$');
+ALTER TABLE doors ADD CONSTRAINT doors_label_unique UNIQUE (location_id, label);
