@@ -129,3 +129,9 @@ class TooManyAttempts(ServiceError):
     ) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
+
+
+class LimitReached(Conflict):
+    """A change allowed a limited number of times (a re-issued code, an extension) ran out."""
+
+    code = "limit_reached"

@@ -17,6 +17,7 @@ from cloud.api.schemas import (
     CancelIn,
     DepositIn,
     ErrorOut,
+    ExtendIn,
     LocationIdPath,
     LocationOut,
     NearbyOut,
@@ -30,7 +31,7 @@ from cloud.api.schemas import (
 from cloud.api.services import Svc
 from cloud.api.sizing import resolve_size
 from cloud.parcels import deposit as deposits
-from cloud.parcels import finish, guessing, returns
+from cloud.parcels import finish, guessing, pickup_changes, returns
 from cloud.parcels import pickup as pickups
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
@@ -134,6 +135,38 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
     async with svc.pool.connection() as conn:
         async with unit(conn, svc.clock.now()) as work:
             await finish.collect(work, await allocation_for(conn, allocation_id, who.carrier_id))
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
+
+
+@router.post(
+    "/allocations/{allocation_id}/pickup-code",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def reissue_pickup_code(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> AllocationOut:
+    """Gives a deposited parcel's customer a new pickup code; the old one stops working at once
+    (at the kiosk too, once it applied the change). The customer is told (``code_reissued``)."""
+    async with svc.pool.connection() as conn:
+        async with unit(conn, svc.clock.now()) as work:
+            found = await allocation_for(conn, allocation_id, who.carrier_id)
+            await pickup_changes.reissue_code(work, found, svc.settings.pickup_change_limits)
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
+
+
+@router.post(
+    "/allocations/{allocation_id}/extend",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def extend_pickup_deadline(
+    allocation_id: uuid.UUID, body: ExtendIn, who: AnyCaller, svc: Svc
+) -> AllocationOut:
+    """Moves a deposited parcel's pickup deadline later (limited in count and lateness). The
+    customer is told (``deadline_extended``)."""
+    async with svc.pool.connection() as conn:
+        async with unit(conn, svc.clock.now()) as work:
+            found = await allocation_for(conn, allocation_id, who.carrier_id)
+            await pickup_changes.extend_deadline(
+                work, found, body.pickup_expires_at, svc.settings.pickup_change_limits
+            )
         return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
 
 

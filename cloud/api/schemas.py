@@ -11,7 +11,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from cloud.store.records import Allocation, AllocationKind
@@ -90,6 +98,12 @@ class DepositIn(Request):
 
 class CancelIn(Request):
     reason: FreeText = "cancelled_by_carrier"
+
+
+class ExtendIn(Request):
+    """The parcel's new pickup deadline (later than the current one)."""
+
+    pickup_expires_at: AwareDatetime
 
 
 class PickupIn(Request):

@@ -496,3 +496,42 @@ async def set_code(work: Unit, allocation_ids: Sequence[uuid.UUID], pickup_code_
         (pickup_code_id, work.now, list(allocation_ids)),
     )
     work.changed(*allocation_ids)
+
+
+# issue 10: a deposited parcel's code re-issued, its pickup deadline extended.
+
+
+async def count_code_reissue(work: Unit, allocation_id: uuid.UUID) -> int:
+    """Counts one more re-issue of the allocation's code; returns how many there were."""
+    cur = await work.conn.execute(
+        "UPDATE allocations SET code_reissues = code_reissues + 1, updated_at = %s"
+        " WHERE allocation_id = %s RETURNING code_reissues",
+        (work.now, allocation_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None, "the caller holds the allocation"
+    count: int = row["code_reissues"]
+    return count
+
+
+async def extend_pickup(work: Unit, allocation_id: uuid.UUID, until: datetime) -> int:
+    """Moves a deposited parcel's pickup deadline to ``until``; returns the extensions so far."""
+    cur = await work.conn.execute(
+        "UPDATE allocations SET pickup_expires_at = %s, pickup_extensions = pickup_extensions + 1,"
+        " updated_at = %s WHERE allocation_id = %s AND status = 'deposited'"
+        " RETURNING pickup_extensions",
+        (until, work.now, allocation_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None, "the caller holds the deposited allocation"
+    work.changed(allocation_id)
+    count: int = row["pickup_extensions"]
+    return count
+
+
+async def pickup_extensions(conn: Conn, allocation_id: uuid.UUID) -> int:
+    cur = await conn.execute(
+        "SELECT pickup_extensions FROM allocations WHERE allocation_id = %s", (allocation_id,)
+    )
+    row = await cur.fetchone()
+    return 0 if row is None else int(row["pickup_extensions"])

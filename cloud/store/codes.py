@@ -167,3 +167,12 @@ async def retire_orphaned(work: Unit, pickup_code_ids: Sequence[int]) -> None:
         """,
         {"ids": sorted(set(pickup_code_ids)), "now": work.now},
     )
+
+
+async def retire(work: Unit, pickup_code_id: int) -> None:
+    """Retires a live code at once (it was re-issued): it opens nothing from now on."""
+    await work.conn.execute(
+        "UPDATE pickup_codes SET retired_at = %s"
+        " WHERE pickup_code_id = %s AND used_at IS NULL AND retired_at IS NULL",
+        (work.now, pickup_code_id),
+    )
