@@ -29,6 +29,7 @@ class DoorSpec:
     label: str | None = None  # None: see `default_label`
     column: int | None = None
     row: int | None = None
+    accessible: bool = False  # within reach (e.g. the lowest rows)
 
     def interior(self) -> Dimensions:
         return self.dimensions or self.size.dimensions
@@ -65,7 +66,10 @@ async def add_doors(conn: Conn, location_id: str, doors: Sequence[DoorSpec], now
         added = await store_doors.add(
             conn,
             location_id,
-            [(d.door_number, d.effective_label(), d.size, d.interior()) for d in doors],
+            [
+                (d.door_number, d.effective_label(), d.size, d.interior(), d.accessible)
+                for d in doors
+            ],
             now,
         )
         if not added:
@@ -89,6 +93,18 @@ async def announce_labels(conn: Conn, location_id: str, now: datetime) -> None:
     async with unit(conn, now) as work:
         for door in await store_doors.list_with_holders(conn, location_id):
             work.labelled(DoorLabelNote(location_id, door.door_number, door.label))
+
+
+async def set_accessible(conn: Conn, location_id: str, door_number: int, accessible: bool) -> Door:
+    """Flags a door as within reach (or not), for allocations that ask for one.
+
+    Raises:
+        DoorNotFound.
+    """
+    door = await store_doors.set_accessible(conn, location_id, door_number, accessible)
+    if door is None:
+        raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
+    return door
 
 
 async def list_doors(conn: Conn, location_id: str) -> list[Door]:

@@ -75,6 +75,12 @@ class LocationFull(Conflict):
     code = "location_full"
 
 
+class NoAccessibleDoor(Conflict):
+    """The allocation asked for a door within reach and none of those is free."""
+
+    code = "no_accessible_door"
+
+
 class WrongState(Conflict):
     """The allocation or door is not in a state that allows the request."""
 

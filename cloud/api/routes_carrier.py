@@ -15,6 +15,7 @@ from cloud.api.schemas import (
     AllocationIn,
     AllocationOut,
     CancelIn,
+    CapacityOut,
     DepositIn,
     ErrorOut,
     ExtendIn,
@@ -35,6 +36,7 @@ from cloud.parcels import finish, guessing, pickup_changes, returns
 from cloud.parcels import pickup as pickups
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
+from cloud.store import doors as store_doors
 from cloud.store.records import Return
 from cloud.store.transaction import unit
 from shared.sizes import Size
@@ -49,7 +51,11 @@ router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
     responses={
         200: {"model": AllocationOut, "description": "a retry: the existing allocation"},
         404: {"model": ErrorOut},
-        409: {"model": ErrorOut, "description": "location_full (with nearest alternatives)"},
+        409: {
+            "model": ErrorOut,
+            "description": "location_full (with alternatives within alternatives_within_km),"
+            " no_accessible_door, location_inactive, idempotency_conflict",
+        },
         422: {"model": ErrorOut},
     },
 )
@@ -65,6 +71,7 @@ async def create_allocation(
         customer_id=body.customer_id,
         size=size,
         dimensions=dims,
+        accessible=body.accessible,
     )
     try:
         reserved, created = await svc.allocator.reserve(
@@ -76,8 +83,9 @@ async def create_allocation(
     except errors.LocationFull as exc:
         async with svc.pool.connection() as conn:
             exc.details["nearest"] = await locations.nearest_alternatives(
-                conn, body.location_id, size
+                conn, body.location_id, size, within_km=body.alternatives_within_km
             )
+            exc.details["within_km"] = body.alternatives_within_km
         raise
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -307,6 +315,33 @@ async def nearby_locations(
             conn, latitude=lat, longitude=lng, size=size, limit=limit
         )
     return NearbyOut.model_validate({"locations": found})
+
+
+@router.get("/locations/{location_id}/capacity", responses={404: {"model": ErrorOut}})
+async def location_capacity(location_id: LocationIdPath, who: AnyCaller, svc: Svc) -> CapacityOut:
+    """Which parcel sizes the location can take right now (a pre-check: nothing is held, so a
+    reservation made after it can still find the location full)."""
+    async with svc.pool.connection() as conn:
+        row = await locations.get_location(conn, location_id)  # 404 for an unknown location
+        counts = await store_doors.free_counts(conn, location_id)
+    free = dict.fromkeys(Size, 0)
+    reachable = dict.fromkeys(Size, 0)
+    for size, accessible, n in counts:
+        free[size] += n
+        if accessible:
+            reachable[size] += n
+    return CapacityOut(
+        location_id=location_id,
+        active=row["active"],
+        free_doors=free,
+        free_accessible_doors=reachable,
+        can_take={
+            s: row["active"] and any(free[d] for d in Size if d.rank >= s.rank) for s in Size
+        },
+        can_take_accessible={
+            s: row["active"] and any(reachable[d] for d in Size if d.rank >= s.rank) for s in Size
+        },
+    )
 
 
 @router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})

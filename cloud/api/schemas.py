@@ -89,6 +89,10 @@ class AllocationIn(SizedRequest):
     package_id: Identifier
     order_id: Identifier
     customer_id: Identifier
+    # Only a door within reach (flagged accessible by the operator); 409 no_accessible_door.
+    accessible: bool = Field(default=False, strict=True)
+    # How far a 409 location_full looks for alternatives.
+    alternatives_within_km: float = Field(default=10.0, gt=0, le=1000, strict=True)
 
 
 class DepositIn(Request):
@@ -215,6 +219,8 @@ class DoorIn(Request):
     label: DoorLabelText | None = None
     column: int | None = Field(default=None, ge=1, le=26, strict=True)
     row: int | None = Field(default=None, ge=1, le=999, strict=True)
+    # Within reach (e.g. the lowest rows), for allocations that ask for one.
+    accessible: bool = Field(default=False, strict=True)
 
 
 class LocationIn(Request):
@@ -254,6 +260,23 @@ class DoorsIn(Request):
     doors: list[DoorIn] = Field(min_length=1, max_length=1000)
 
 
+class AccessibleIn(Request):
+    accessible: bool = Field(strict=True)
+
+
+class CapacityOut(BaseModel):
+    """What a location can take right now; nothing is held."""
+
+    location_id: str
+    active: bool
+    # Free doors per size, and of those the accessible ones.
+    free_doors: dict[Size, int]
+    free_accessible_doors: dict[Size, int]
+    # Per parcel size: whether a free door of that size or larger exists (any / accessible).
+    can_take: dict[Size, bool]
+    can_take_accessible: dict[Size, bool]
+
+
 class MaintenanceIn(Request):
     reason: FreeText = "maintenance"
 
@@ -261,6 +284,7 @@ class MaintenanceIn(Request):
 class DoorOut(Response):
     door_number: int
     label: str
+    accessible: bool
     size: Size
     status: DoorStatus
     width_in: float

@@ -35,3 +35,7 @@ ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
 ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN
     ('pickup_code', 'reminder', 'expires_today', 'expired', 'return_code', 'cancelled',
      'code_reissued', 'deadline_extended'));
+
+-- issue 10: doors within reach (an operator's flag, e.g. the lowest rows), for allocations that
+-- ask for one.
+ALTER TABLE doors ADD COLUMN accessible boolean NOT NULL DEFAULT false;

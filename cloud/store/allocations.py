@@ -191,6 +191,7 @@ dup AS MATERIALIZED (
 free AS MATERIALIZED (
     SELECT door_id FROM doors
     WHERE location_id = %(loc)s AND status = 'available' AND size_rank >= %(rank)s
+      AND (accessible OR NOT %(accessible)s::boolean)
       AND EXISTS (SELECT 1 FROM loc WHERE active) AND NOT EXISTS (SELECT 1 FROM dup)
       AND """
     + FIT_SQL
@@ -274,9 +275,11 @@ def reserve_params(
     fingerprint: str,
     now: datetime,
     hold: timedelta,
+    accessible: bool = False,
 ) -> dict[str, Any]:
     """The parameters of `RESERVE_SQL` for one request (``code``: the one issued if needed)."""
     return {
+        "accessible": accessible,
         "id": allocation_id,
         "loc": location_id,
         "carrier": carrier_id,

@@ -96,6 +96,7 @@ class Door:
     location_id: str
     door_number: int
     label: str
+    accessible: bool
     size: Size
     status: DoorStatus
     width_in: float

@@ -128,8 +128,13 @@ async def test_full_location_gets_409_with_nearest_locations_that_have_the_size(
     error = r.json()["error"]
     assert error["code"] == "location_full"
     nearest = [loc["location_id"] for loc in error["details"]["nearest"]]
-    assert nearest == ["NEAR", "FAR"]  # a large door takes a small parcel too
+    assert nearest == ["NEAR"]  # FAR is 250 km off: past the default 10 km (issue 10)
     assert error["details"]["nearest"][0]["distance_km"] < 2
+    r = await acme.post(
+        "/api/v1/allocations", json={**alloc_body("P2"), "alternatives_within_km": 500}
+    )
+    nearest = [loc["location_id"] for loc in r.json()["error"]["details"]["nearest"]]
+    assert nearest == ["NEAR", "FAR"]  # a large door takes a small parcel too
 
 
 async def test_two_parcels_for_one_customer_share_one_pickup_code(cloud):
