@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud.parcels.guessing import GuessLimits
+from cloud.parcels.pickup_changes import PickupChangeLimits
 from shared.broker_url import ClientTls
 
 
@@ -96,6 +97,21 @@ class CloudSettings(BaseSettings):
     pickup_failures_per_carrier: int = Field(default=100, ge=1)
     pickup_failures_per_location: int = Field(default=10, ge=1)
     pickup_failure_window_seconds: float = Field(default=600.0, gt=0)
+
+    # Re-issued pickup codes and extended pickup deadlines, per parcel: how many times, and the
+    # latest deadline, counted from the end of the first pickup window.
+    pickup_code_reissues_max: int = Field(default=3, ge=0)
+    pickup_extensions_max: int = Field(default=2, ge=0)
+    pickup_extension_max_days: float = Field(default=7.0, ge=0)
+
+    @property
+    def pickup_change_limits(self) -> PickupChangeLimits:
+        return PickupChangeLimits(
+            max_reissues=self.pickup_code_reissues_max,
+            max_extensions=self.pickup_extensions_max,
+            max_extension=timedelta(days=self.pickup_extension_max_days),
+            window=self.pickup_window,
+        )
 
     @property
     def reservation_hold(self) -> timedelta:

@@ -15,7 +15,7 @@ from cloud import errors
 from cloud.store import allocations
 from cloud.store import doors as store_doors
 from cloud.store.database import Conn
-from cloud.store.records import Door
+from cloud.store.records import Door, DoorLabelNote
 from cloud.store.transaction import Unit, unit
 from shared.sizes import Dimensions, Size
 from shared.states import DoorStatus, IllegalTransition, door_transition
@@ -26,9 +26,26 @@ class DoorSpec:
     door_number: int
     size: Size
     dimensions: Dimensions | None = None  # None: the standard interior for the size
+    label: str | None = None  # None: see `default_label`
+    column: int | None = None
+    row: int | None = None
+    accessible: bool = False  # within reach (e.g. the lowest rows)
 
     def interior(self) -> Dimensions:
         return self.dimensions or self.size.dimensions
+
+    def effective_label(self) -> str:
+        if self.label is not None:
+            return self.label
+        return default_label(self.door_number, self.column, self.row)
+
+
+def default_label(door_number: int, column: int | None, row: int | None) -> str:
+    """A door's label when none is given: column letter and row (``B5``: second column, fifth
+    row from the top), as printed on the doors of a lettered bank; else the door's number."""
+    if column is not None and row is not None:
+        return f"{chr(ord('A') + column - 1)}{row}"
+    return str(door_number)
 
 
 async def add_doors(conn: Conn, location_id: str, doors: Sequence[DoorSpec], now: datetime) -> None:
@@ -42,13 +59,52 @@ async def add_doors(conn: Conn, location_id: str, doors: Sequence[DoorSpec], now
     numbers = [d.door_number for d in doors]
     if len(set(numbers)) != len(numbers):
         raise errors.BadRequest("door numbers repeat within the request")
-    added = await store_doors.add(
-        conn, location_id, [(d.door_number, d.size, d.interior()) for d in doors], now
-    )
-    if not added:
-        raise errors.AlreadyExists(
-            f"location {location_id!r} already has one of doors {sorted(numbers)}"
+    labels = [d.effective_label() for d in doors]
+    if len(set(labels)) != len(labels):
+        raise errors.BadRequest("door labels repeat within the request")
+    async with unit(conn, now) as work:
+        added = await store_doors.add(
+            conn,
+            location_id,
+            [
+                (d.door_number, d.effective_label(), d.size, d.interior(), d.accessible)
+                for d in doors
+            ],
+            now,
         )
+        if not added:
+            raise errors.AlreadyExists(
+                f"location {location_id!r} already has one of doors {sorted(numbers)}"
+                f" or labels {sorted(labels)}"
+            )
+        # A registered kiosk learns each new door's label from the change log. Before one is
+        # registered nothing is logged: a kiosk's first sync is a snapshot, which has them all.
+        if await store_doors.has_kiosk(conn, location_id):
+            for d in doors:
+                work.labelled(DoorLabelNote(location_id, d.door_number, d.effective_label()))
+
+
+async def announce_labels(conn: Conn, location_id: str, now: datetime) -> None:
+    """Logs every door's label in the location's change log (a kiosk was just registered).
+
+    Labels of doors created before any kiosk was registered are not in the log, and a kiosk's
+    first catch-up is changes, not a snapshot, when the log is empty; this puts them there.
+    """
+    async with unit(conn, now) as work:
+        for door in await store_doors.list_with_holders(conn, location_id):
+            work.labelled(DoorLabelNote(location_id, door.door_number, door.label))
+
+
+async def set_accessible(conn: Conn, location_id: str, door_number: int, accessible: bool) -> Door:
+    """Flags a door as within reach (or not), for allocations that ask for one.
+
+    Raises:
+        DoorNotFound.
+    """
+    door = await store_doors.set_accessible(conn, location_id, door_number, accessible)
+    if door is None:
+        raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
+    return door
 
 
 async def list_doors(conn: Conn, location_id: str) -> list[Door]:

@@ -75,6 +75,12 @@ class LocationFull(Conflict):
     code = "location_full"
 
 
+class NoAccessibleDoor(Conflict):
+    """The allocation asked for a door within reach and none of those is free."""
+
+    code = "no_accessible_door"
+
+
 class WrongState(Conflict):
     """The allocation or door is not in a state that allows the request."""
 
@@ -133,3 +139,9 @@ class TooManyAttempts(ServiceError):
     ) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
+
+
+class LimitReached(Conflict):
+    """A change allowed a limited number of times (a re-issued code, an extension) ran out."""
+
+    code = "limit_reached"

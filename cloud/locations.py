@@ -190,13 +190,14 @@ def _present(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def nearest_alternatives(
-    conn: Conn, location_id: str, size: Size, limit: int = 5
+    conn: Conn, location_id: str, size: Size, limit: int = 5, within_km: float = 10.0
 ) -> list[dict[str, Any]]:
-    """Locations near ``location_id`` with a free door of the size, for a 409 location_full."""
+    """Locations within ``within_km`` of ``location_id`` with a free door of the size, for a 409
+    location_full (nearest first: whatever is farther is dropped, so none nearer is missed)."""
     here = await store_locations.get(conn, location_id)
     if here is None:
         return []
-    return await nearest_with_free_doors(
+    found = await nearest_with_free_doors(
         conn,
         latitude=here["latitude"],
         longitude=here["longitude"],
@@ -204,6 +205,7 @@ async def nearest_alternatives(
         limit=limit,
         exclude_location_id=location_id,
     )
+    return [alt for alt in found if alt["distance_km"] <= within_km]
 
 
 def sizes_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:

@@ -28,7 +28,11 @@ from zoneinfo import ZoneInfo
 from cloud.store import notifications as store
 from cloud.store.database import Conn
 
-KINDS = ("pickup_code", "reminder", "expires_today", "expired", "return_code", "cancelled")
+KINDS: tuple[str, ...] = (
+    "pickup_code", "reminder", "expires_today", "expired", "return_code", "cancelled"
+)  # fmt: skip
+# issue 10: told each time a carrier re-issues the code or extends the pickup deadline.
+KINDS += ("code_reissued", "deadline_extended")
 # Kinds that only make sense while the parcel waits in its door.
 WAITING_KINDS = ("reminder", "expires_today")
 
@@ -58,8 +62,10 @@ async def enqueue(
     payload: Mapping[str, Any],
     due_at: datetime,
     now: datetime,
+    round: int = 0,
 ) -> None:
-    """Adds one notification to the outbox; a second one of the same kind is ignored."""
+    """Adds one notification to the outbox; a second one of the same kind (and round) is
+    ignored."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     await store.enqueue(
@@ -73,6 +79,7 @@ async def enqueue(
         payload=payload,
         due_at=due_at,
         now=now,
+        round=round,
     )
 
 

@@ -107,7 +107,7 @@ async def reserve_parcels(base_url: str) -> list[DemoParcel]:
                     package_id=package_id,
                     customer_id=customer,
                     allocation_id=body["allocation_id"],
-                    locker_number=body["locker_number"],
+                    locker_number=body["door_number"],  # the kiosk's door number
                     pickup_code=body["pickup_code"],
                     status=body["status"],
                     deposit=deposit,

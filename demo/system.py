@@ -173,7 +173,7 @@ class DemoSystem:
                 await _until_async(synced, deadline, f"{parcel.package_id} never became {want}")
                 parcel.status = body["status"]
                 parcel.pickup_code = body.get("pickup_code") or parcel.pickup_code
-                parcel.locker_number = int(body["locker_number"])
+                parcel.locker_number = int(body["door_number"])
                 result.append(DemoParcelAtKiosk(parcel, parcel.locker_number))
         # Let the person shut the last door before the user starts.
         await _until(self._all_shut, deadline, "a door stayed open")

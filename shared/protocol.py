@@ -156,7 +156,27 @@ class MaintenanceChange(_Body):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
-Change = Annotated[AllocationChange | MaintenanceChange, Field(discriminator="kind")]
+# issue 10: door labels.
+DoorLabel = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,8}$")]
+
+
+class DoorLabelChange(_Body):
+    """A door's label ("A1", "B5"): what the kiosk shows for the door."""
+
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["door_label"] = "door_label"
+    door: Annotated[int, Field(gt=0)]
+    label: DoorLabel
+
+
+class DoorLabelState(_Body):
+    door: Annotated[int, Field(gt=0)]
+    label: DoorLabel
+
+
+Change = Annotated[
+    AllocationChange | MaintenanceChange | DoorLabelChange, Field(discriminator="kind")
+]
 
 
 class ChangesBody(_Body):
@@ -174,6 +194,7 @@ class SnapshotBody(_Body):
     revision: Annotated[int, Field(ge=0)]
     allocations: list[AllocationState]
     maintenance: list[MaintenanceState]
+    labels: list[DoorLabelState] = []  # issue 10: every door's label
 
 
 MAX_SNAPSHOT_PARTS = 10_000
@@ -195,6 +216,7 @@ class SnapshotPartBody(_Body):
     parts: Annotated[int, Field(ge=1, le=MAX_SNAPSHOT_PARTS)]
     allocations: list[AllocationState]
     maintenance: list[MaintenanceState]
+    labels: list[DoorLabelState] = []  # every door's label, in part 1 (as maintenance)
 
     @model_validator(mode="after")
     def _part_within_parts(self) -> SnapshotPartBody:

@@ -30,7 +30,8 @@ def split_snapshot(
     per_part: int = ALLOCATIONS_PER_PART,
     snapshot_id: uuid.UUID | None = None,
 ) -> list[SnapshotPartBody]:
-    """The parts of ``body``: its allocations ``per_part`` at a time, its maintenance in part 1.
+    """The parts of ``body``: its allocations ``per_part`` at a time, its maintenance and door
+    labels in part 1.
 
     Raises:
         ValueError: ``per_part`` is below 1, or the snapshot would need more than
@@ -53,6 +54,7 @@ def split_snapshot(
             parts=len(chunks),
             allocations=chunk,
             maintenance=body.maintenance if number == 1 else [],
+            labels=body.labels if number == 1 else [],
         )
         for number, chunk in enumerate(chunks, start=1)
     ]
@@ -110,6 +112,7 @@ class SnapshotAssembly:
             revision=current.revision,
             allocations=[state for piece in ordered for state in piece.allocations],
             maintenance=[entry for piece in ordered for entry in piece.maintenance],
+            labels=[entry for piece in ordered for entry in piece.labels],
         )
 
     def pending(self) -> dict[uuid.UUID, tuple[int, int]]:

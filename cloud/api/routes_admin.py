@@ -12,6 +12,7 @@ from cloud.api.auth import Admin
 from cloud.api.location_view import location_view, open_alerts
 from cloud.api.schemas import (
     COMMON_ERRORS,
+    AccessibleIn,
     AdminLocationOut,
     AlertOut,
     CarrierIn,
@@ -49,6 +50,10 @@ def _door_specs(body: list[DoorIn], counts: Mapping[Size, int] | None) -> list[D
                 dimensions=None
                 if d.dimensions is None
                 else Dimensions(d.dimensions.length, d.dimensions.width, d.dimensions.height),
+                label=d.label,
+                column=d.column,
+                row=d.row,
+                accessible=d.accessible,
             )
             for d in body
         ]
@@ -191,6 +196,23 @@ async def set_maintenance(
         row = await doors.set_maintenance(
             conn, location_id, door_number, (body or MaintenanceIn()).reason, svc.clock.now()
         )
+    return DoorOut.model_validate(row)
+
+
+@router.put(
+    "/locations/{location_id}/doors/{door_number}/accessible",
+    responses={404: {"model": ErrorOut}},
+)
+async def set_accessible(
+    location_id: LocationIdPath,
+    door_number: DoorNumberPath,
+    body: AccessibleIn,
+    _: Admin,
+    svc: Svc,
+) -> DoorOut:
+    """Flags a door as within reach (or not), for allocations asking for an accessible door."""
+    async with svc.pool.connection() as conn:
+        row = await doors.set_accessible(conn, location_id, door_number, body.accessible)
     return DoorOut.model_validate(row)
 
 

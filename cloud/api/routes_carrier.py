@@ -15,8 +15,10 @@ from cloud.api.schemas import (
     AllocationIn,
     AllocationOut,
     CancelIn,
+    CapacityOut,
     DepositIn,
     ErrorOut,
+    ExtendIn,
     LocationIdPath,
     LocationOut,
     NearbyOut,
@@ -30,10 +32,11 @@ from cloud.api.schemas import (
 from cloud.api.services import Svc
 from cloud.api.sizing import resolve_size
 from cloud.parcels import deposit as deposits
-from cloud.parcels import finish, guessing, returns
+from cloud.parcels import finish, guessing, pickup_changes, returns
 from cloud.parcels import pickup as pickups
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
+from cloud.store import doors as store_doors
 from cloud.store.records import Return
 from cloud.store.transaction import unit
 from shared.sizes import Size
@@ -48,7 +51,11 @@ router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
     responses={
         200: {"model": AllocationOut, "description": "a retry: the existing allocation"},
         404: {"model": ErrorOut},
-        409: {"model": ErrorOut, "description": "location_full (with nearest alternatives)"},
+        409: {
+            "model": ErrorOut,
+            "description": "location_full (with alternatives within alternatives_within_km),"
+            " no_accessible_door, location_inactive, idempotency_conflict",
+        },
         422: {"model": ErrorOut},
     },
 )
@@ -64,6 +71,7 @@ async def create_allocation(
         customer_id=body.customer_id,
         size=size,
         dimensions=dims,
+        accessible=body.accessible,
     )
     try:
         reserved, created = await svc.allocator.reserve(
@@ -75,8 +83,9 @@ async def create_allocation(
     except errors.LocationFull as exc:
         async with svc.pool.connection() as conn:
             exc.details["nearest"] = await locations.nearest_alternatives(
-                conn, body.location_id, size
+                conn, body.location_id, size, within_km=body.alternatives_within_km
             )
+            exc.details["within_km"] = body.alternatives_within_km
         raise
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -138,6 +147,38 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
 
 
 @router.post(
+    "/allocations/{allocation_id}/pickup-code",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def reissue_pickup_code(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> AllocationOut:
+    """Gives a deposited parcel's customer a new pickup code; the old one stops working at once
+    (at the kiosk too, once it applied the change). The customer is told (``code_reissued``)."""
+    async with svc.pool.connection() as conn:
+        async with unit(conn, svc.clock.now()) as work:
+            found = await allocation_for(conn, allocation_id, who.carrier_id)
+            await pickup_changes.reissue_code(work, found, svc.settings.pickup_change_limits)
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
+
+
+@router.post(
+    "/allocations/{allocation_id}/extend",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def extend_pickup_deadline(
+    allocation_id: uuid.UUID, body: ExtendIn, who: AnyCaller, svc: Svc
+) -> AllocationOut:
+    """Moves a deposited parcel's pickup deadline later (limited in count and lateness). The
+    customer is told (``deadline_extended``)."""
+    async with svc.pool.connection() as conn:
+        async with unit(conn, svc.clock.now()) as work:
+            found = await allocation_for(conn, allocation_id, who.carrier_id)
+            await pickup_changes.extend_deadline(
+                work, found, body.pickup_expires_at, svc.settings.pickup_change_limits
+            )
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
+
+
+@router.post(
     "/pickup",
     responses={
         404: {"model": ErrorOut},
@@ -172,10 +213,13 @@ async def pickup(body: PickupIn, who: AnyCaller, svc: Svc) -> PickupOut:
         )
     return PickupOut(
         location_id=body.location_id,
-        locker_numbers=[a.door_number for a in opened],
+        locker_numbers=[a.door_label for a in opened],
         opened=[
             OpenedDoor(
-                allocation_id=a.allocation_id, package_id=a.package_id, locker_number=a.door_number
+                allocation_id=a.allocation_id,
+                package_id=a.package_id,
+                locker_number=a.door_label,
+                door_number=a.door_number,
             )
             for a in opened
         ],
@@ -190,7 +234,8 @@ def _return_out(found: Return) -> ReturnOut:
         status=a.status,
         location_id=a.location_id,
         address=a.address,
-        locker_number=a.door_number,
+        locker_number=a.door_label,
+        door_number=a.door_number,
         order_id=a.order_id,
         customer_id=a.customer_id,
         return_code=a.pickup_code,
@@ -270,6 +315,33 @@ async def nearby_locations(
             conn, latitude=lat, longitude=lng, size=size, limit=limit
         )
     return NearbyOut.model_validate({"locations": found})
+
+
+@router.get("/locations/{location_id}/capacity", responses={404: {"model": ErrorOut}})
+async def location_capacity(location_id: LocationIdPath, who: AnyCaller, svc: Svc) -> CapacityOut:
+    """Which parcel sizes the location can take right now (a pre-check: nothing is held, so a
+    reservation made after it can still find the location full)."""
+    async with svc.pool.connection() as conn:
+        row = await locations.get_location(conn, location_id)  # 404 for an unknown location
+        counts = await store_doors.free_counts(conn, location_id)
+    free = dict.fromkeys(Size, 0)
+    reachable = dict.fromkeys(Size, 0)
+    for size, accessible, n in counts:
+        free[size] += n
+        if accessible:
+            reachable[size] += n
+    return CapacityOut(
+        location_id=location_id,
+        active=row["active"],
+        free_doors=free,
+        free_accessible_doors=reachable,
+        can_take={
+            s: row["active"] and any(free[d] for d in Size if d.rank >= s.rank) for s in Size
+        },
+        can_take_accessible={
+            s: row["active"] and any(reachable[d] for d in Size if d.rank >= s.rank) for s in Size
+        },
+    )
 
 
 @router.get("/locations/{location_id}", responses={404: {"model": ErrorOut}})

@@ -11,7 +11,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from cloud.store.records import Allocation, AllocationKind
@@ -31,6 +39,7 @@ FreeText = Annotated[
 # What a customer types: six characters of the code alphabet (shared.codes), any case, with
 # spaces or dashes anywhere (``ab3-k7x``). Anything else is 422 invalid_code.
 CODE_PATTERN = r"^[ -]*([2-9A-HJKMNP-Za-hjkmnp-z][ -]*){6}$"
+DoorLabelText = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,8}$")]
 CodeText = Annotated[str, Field(min_length=6, max_length=32, pattern=CODE_PATTERN)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")]
 ScanCode = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
@@ -80,6 +89,10 @@ class AllocationIn(SizedRequest):
     package_id: Identifier
     order_id: Identifier
     customer_id: Identifier
+    # Only a door within reach (flagged accessible by the operator); 409 no_accessible_door.
+    accessible: bool = Field(default=False, strict=True)
+    # How far a 409 location_full looks for alternatives.
+    alternatives_within_km: float = Field(default=10.0, gt=0, le=1000, strict=True)
 
 
 class DepositIn(Request):
@@ -89,6 +102,12 @@ class DepositIn(Request):
 
 class CancelIn(Request):
     reason: FreeText = "cancelled_by_carrier"
+
+
+class ExtendIn(Request):
+    """The parcel's new pickup deadline (later than the current one)."""
+
+    pickup_expires_at: AwareDatetime
 
 
 class PickupIn(Request):
@@ -121,8 +140,10 @@ class AllocationOut(Response):
     location_id: str
     location_name: str
     address: str
-    # The store calls it the door number; carriers know it as the locker number.
-    locker_number: int = Field(validation_alias=AliasChoices("door_number", "locker_number"))
+    # The door's label ("B5"), what carriers and customers call the locker; the kiosk's door
+    # number is ``door_number``.
+    locker_number: str = Field(validation_alias=AliasChoices("door_label", "locker_number"))
+    door_number: int
     door_size: Size
     size: Size
     package_id: str
@@ -150,12 +171,13 @@ class AllocationOut(Response):
 class OpenedDoor(BaseModel):
     allocation_id: uuid.UUID
     package_id: str
-    locker_number: int
+    locker_number: str
+    door_number: int
 
 
 class PickupOut(BaseModel):
     location_id: str
-    locker_numbers: list[int]
+    locker_numbers: list[str]
     opened: list[OpenedDoor]
 
 
@@ -165,7 +187,8 @@ class ReturnOut(BaseModel):
     status: AllocationStatus
     location_id: str
     address: str
-    locker_number: int
+    locker_number: str
+    door_number: int
     order_id: str
     customer_id: str
     return_code: str
@@ -187,9 +210,17 @@ class CarrierOut(BaseModel):
 
 
 class DoorIn(Request):
+    """A door. Its label (``locker_number``) is ``label``, else column letter and row
+    (``column: 2, row: 5`` is ``B5``), else the door number."""
+
     door_number: int = Field(gt=0, le=MAX_DOOR_NUMBER, strict=True)
     size: Size
     dimensions: DimensionsIn | None = None
+    label: DoorLabelText | None = None
+    column: int | None = Field(default=None, ge=1, le=26, strict=True)
+    row: int | None = Field(default=None, ge=1, le=999, strict=True)
+    # Within reach (e.g. the lowest rows), for allocations that ask for one.
+    accessible: bool = Field(default=False, strict=True)
 
 
 class LocationIn(Request):
@@ -229,12 +260,31 @@ class DoorsIn(Request):
     doors: list[DoorIn] = Field(min_length=1, max_length=1000)
 
 
+class AccessibleIn(Request):
+    accessible: bool = Field(strict=True)
+
+
+class CapacityOut(BaseModel):
+    """What a location can take right now; nothing is held."""
+
+    location_id: str
+    active: bool
+    # Free doors per size, and of those the accessible ones.
+    free_doors: dict[Size, int]
+    free_accessible_doors: dict[Size, int]
+    # Per parcel size: whether a free door of that size or larger exists (any / accessible).
+    can_take: dict[Size, bool]
+    can_take_accessible: dict[Size, bool]
+
+
 class MaintenanceIn(Request):
     reason: FreeText = "maintenance"
 
 
 class DoorOut(Response):
     door_number: int
+    label: str
+    accessible: bool
     size: Size
     status: DoorStatus
     width_in: float

@@ -19,10 +19,14 @@ class AllocationRequest:
     customer_id: str
     size: Size
     dimensions: Dimensions | None = None
+    # issue 10: only a door flagged accessible (within reach) will do.
+    accessible: bool = False
 
     def fingerprint(self) -> str:
         """What must match for a repeated request to count as a retry of this one."""
-        fields = [self.location_id, self.order_id, self.customer_id, self.size.value]
+        fields: list[object] = [self.location_id, self.order_id, self.customer_id, self.size.value]
+        if self.accessible:  # absent otherwise, so earlier fingerprints stay as they were
+            fields.append("accessible")
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:32]
 
 

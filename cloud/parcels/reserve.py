@@ -88,6 +88,7 @@ def _params(
         fingerprint=request.fingerprint(),
         now=now,
         hold=hold,
+        accessible=request.accessible,
     )
 
 
@@ -104,6 +105,11 @@ def _outcome(work: Unit, request: AllocationRequest, row: DictRow) -> Result | E
     if not row["location_active"]:
         return errors.LocationInactive(f"location {request.location_id!r} is not taking parcels")
     if not row["door_found"]:
+        if request.accessible:
+            return errors.NoAccessibleDoor(
+                f"no free accessible {request.size.value} or larger door at {request.location_id}",
+                details={"location_id": request.location_id, "size": request.size.value},
+            )
         return location_full(request.location_id, request.size)
     allocation = store_allocations.reserved_from(work, row)
     if allocation is None:

@@ -59,7 +59,7 @@ _VIEW = f"""
            a.reserved_at, a.reservation_expires_at, a.deposited_at, a.driver_id,
            a.pickup_expires_at, a.picked_up_at, a.expired_at, a.collected_at, a.cancelled_at,
            a.cancel_reason,
-           d.door_number, d.size AS door_size,
+           d.door_number, d.label AS door_label, d.size AS door_size,
            l.name AS location_name, l.address, l.timezone,
            c.code AS pickup_code, r.reason AS return_reason,
            {code_secret_sql("a.location_id")} AS code_secret
@@ -191,6 +191,7 @@ dup AS MATERIALIZED (
 free AS MATERIALIZED (
     SELECT door_id FROM doors
     WHERE location_id = %(loc)s AND status = 'available' AND size_rank >= %(rank)s
+      AND (accessible OR NOT %(accessible)s::boolean)
       AND EXISTS (SELECT 1 FROM loc WHERE active) AND NOT EXISTS (SELECT 1 FROM dup)
       AND """
     + FIT_SQL
@@ -222,7 +223,7 @@ claimed AS (
     UPDATE doors d SET status = %(door_to)s, status_changed_at = %(now)s
     FROM free
     WHERE d.door_id = free.door_id AND EXISTS (SELECT 1 FROM code)
-    RETURNING d.door_id, d.door_number, d.size
+    RETURNING d.door_id, d.door_number, d.label, d.size
 ),
 ins AS (
     INSERT INTO allocations (
@@ -245,7 +246,7 @@ SELECT EXISTS (SELECT 1 FROM loc) AS location_found,
        ins.request_fingerprint, ins.reserved_at, ins.reservation_expires_at, ins.deposited_at,
        ins.driver_id, ins.pickup_expires_at, ins.picked_up_at, ins.expired_at, ins.collected_at,
        ins.cancelled_at, ins.cancel_reason,
-       claimed.door_number, claimed.size AS door_size,
+       claimed.door_number, claimed.label AS door_label, claimed.size AS door_size,
        loc.name AS location_name, loc.address, loc.timezone,
        code.code AS pickup_code, NULL::text AS return_reason,
        CASE WHEN ins.allocation_id IS NOT NULL THEN """
@@ -274,9 +275,11 @@ def reserve_params(
     fingerprint: str,
     now: datetime,
     hold: timedelta,
+    accessible: bool = False,
 ) -> dict[str, Any]:
     """The parameters of `RESERVE_SQL` for one request (``code``: the one issued if needed)."""
     return {
+        "accessible": accessible,
         "id": allocation_id,
         "loc": location_id,
         "carrier": carrier_id,
@@ -496,3 +499,42 @@ async def set_code(work: Unit, allocation_ids: Sequence[uuid.UUID], pickup_code_
         (pickup_code_id, work.now, list(allocation_ids)),
     )
     work.changed(*allocation_ids)
+
+
+# issue 10: a deposited parcel's code re-issued, its pickup deadline extended.
+
+
+async def count_code_reissue(work: Unit, allocation_id: uuid.UUID) -> int:
+    """Counts one more re-issue of the allocation's code; returns how many there were."""
+    cur = await work.conn.execute(
+        "UPDATE allocations SET code_reissues = code_reissues + 1, updated_at = %s"
+        " WHERE allocation_id = %s RETURNING code_reissues",
+        (work.now, allocation_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None, "the caller holds the allocation"
+    count: int = row["code_reissues"]
+    return count
+
+
+async def extend_pickup(work: Unit, allocation_id: uuid.UUID, until: datetime) -> int:
+    """Moves a deposited parcel's pickup deadline to ``until``; returns the extensions so far."""
+    cur = await work.conn.execute(
+        "UPDATE allocations SET pickup_expires_at = %s, pickup_extensions = pickup_extensions + 1,"
+        " updated_at = %s WHERE allocation_id = %s AND status = 'deposited'"
+        " RETURNING pickup_extensions",
+        (until, work.now, allocation_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None, "the caller holds the deposited allocation"
+    work.changed(allocation_id)
+    count: int = row["pickup_extensions"]
+    return count
+
+
+async def pickup_extensions(conn: Conn, allocation_id: uuid.UUID) -> int:
+    cur = await conn.execute(
+        "SELECT pickup_extensions FROM allocations WHERE allocation_id = %s", (allocation_id,)
+    )
+    row = await cur.fetchone()
+    return 0 if row is None else int(row["pickup_extensions"])

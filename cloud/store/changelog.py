@@ -42,12 +42,13 @@ from typing import Any
 
 from cloud.store import allocations
 from cloud.store.database import Conn, Pool
-from cloud.store.records import Allocation, AllocationKind, MaintenanceNote
+from cloud.store.records import Allocation, AllocationKind, DoorLabelNote, MaintenanceNote
 from shared.codes import PickupCode, code_hash
 from shared.protocol import (
     AllocationChange,
     AllocationState,
     Change,
+    DoorLabelChange,
     MaintenanceChange,
 )
 
@@ -113,12 +114,13 @@ async def append(
     now: datetime,
     changed: Mapping[uuid.UUID, Allocation | None],
     maintenance: Sequence[MaintenanceNote],
+    labels: Sequence[DoorLabelNote] = (),
 ) -> None:
     """Appends a change per allocation (its final state) and per maintenance note.
 
     Only `cloud.store.transaction` calls this, last in the transaction. Allocation changes come
-    first, in the order noted, then maintenance. ``changed`` maps each allocation to its final
-    record, or to None to have it read back.
+    first, in the order noted, then maintenance, then door labels. ``changed`` maps each
+    allocation to its final record, or to None to have it read back.
     """
     unread = [i for i, a in changed.items() if a is None]
     read = await allocations.load(conn, unread) if unread else {}
@@ -135,6 +137,10 @@ async def append(
             {"kind": "door_maintenance", "door": note.door_number, "on": note.on,
              "reason": note.reason}
         )  # fmt: skip
+    for label in labels:
+        pending[label.location_id].append(
+            {"kind": "door_label", "door": label.door_number, "label": label.label}
+        )
     for location_id in sorted(pending):  # sorted: two transactions lock locations in one order
         entries = pending[location_id]
         # Not waited for: a failure surfaces at COMMIT and rolls the transaction back.
@@ -173,6 +179,8 @@ def parse_change(revision: int, change: dict[str, Any]) -> Change:
     """A stored entry as the protocol's change model."""
     if change["kind"] == "allocation":
         return AllocationChange.model_validate({"revision": revision, **change})
+    if change["kind"] == "door_label":
+        return DoorLabelChange.model_validate({"revision": revision, **change})
     return MaintenanceChange.model_validate({"revision": revision, **change})
 
 

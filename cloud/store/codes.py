@@ -191,3 +191,12 @@ async def give_back(work: Unit, pickup_code_id: int) -> Code | None:
     )
     row = await cur.fetchone()
     return None if row is None else Code.from_row(row)
+
+
+async def retire(work: Unit, pickup_code_id: int) -> None:
+    """Retires a live code at once (it was re-issued): it opens nothing from now on."""
+    await work.conn.execute(
+        "UPDATE pickup_codes SET retired_at = %s"
+        " WHERE pickup_code_id = %s AND used_at IS NULL AND retired_at IS NULL",
+        (work.now, pickup_code_id),
+    )

@@ -54,29 +54,59 @@ async def location_exists(conn: Conn, location_id: str) -> bool:
     return await cur.fetchone() is not None
 
 
+async def set_accessible(
+    conn: Conn, location_id: str, door_number: int, accessible: bool
+) -> Door | None:
+    cur = await conn.execute(
+        f"UPDATE doors d SET accessible = %s WHERE d.location_id = %s AND d.door_number = %s"
+        f" RETURNING {_DOOR_COLUMNS}, NULL::uuid AS allocation_id",
+        (accessible, location_id, door_number),
+    )
+    row = await cur.fetchone()
+    return None if row is None else Door.from_row(row)
+
+
+async def free_counts(conn: Conn, location_id: str) -> list[tuple[Size, bool, int]]:
+    """(size, accessible, how many) of the location's free doors."""
+    cur = await conn.execute(
+        "SELECT size, accessible, count(*) AS n FROM doors"
+        " WHERE location_id = %s AND status = 'available' GROUP BY size, accessible",
+        (location_id,),
+    )
+    return [(Size(r["size"]), r["accessible"], r["n"]) for r in await cur.fetchall()]
+
+
+async def has_kiosk(conn: Conn, location_id: str) -> bool:
+    """Whether a kiosk is registered at the location (it then follows its change log)."""
+    cur = await conn.execute("SELECT 1 FROM kiosks WHERE location_id = %s LIMIT 1", (location_id,))
+    return await cur.fetchone() is not None
+
+
 async def add(
     conn: Conn,
     location_id: str,
-    doors: Sequence[tuple[int, Size, Dimensions]],
+    doors: Sequence[tuple[int, str, Size, Dimensions, bool]],
     now: datetime,
 ) -> bool:
-    """Adds available doors (number, size, interior) to a location, all or none.
+    """Adds available doors (number, label, size, interior, accessible) to a location, all or
+    none.
 
     Returns:
-        False if one of the door numbers is taken (nothing added).
+        False if one of the door numbers or labels is taken (nothing added).
     """
     try:
         async with conn.transaction(), conn.cursor() as cur:
             await cur.executemany(
                 """
-                INSERT INTO doors (location_id, door_number, size, size_rank, status,
-                                   width_in, height_in, depth_in, status_changed_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                INSERT INTO doors (location_id, door_number, label, size, size_rank, status,
+                                   width_in, height_in, depth_in, status_changed_at, accessible)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 """,
                 [
-                    (location_id, number, size.value, size.rank, DoorStatus.AVAILABLE.value,
-                     inside.length, inside.width, inside.height, now)
-                    for number, size, inside in doors
+                    (location_id, number, label, size.value, size.rank,
+                     DoorStatus.AVAILABLE.value, inside.length, inside.width, inside.height, now,
+                     accessible)
+                    for number, label, size, inside, accessible in doors
                 ],
             )  # fmt: skip
     except UniqueViolation:
@@ -84,8 +114,8 @@ async def add(
     return True
 
 
-_DOOR_COLUMNS = """d.door_id, d.location_id, d.door_number, d.size, d.status, d.width_in,
-    d.height_in, d.depth_in, d.maintenance_reason, d.status_changed_at"""
+_DOOR_COLUMNS = """d.door_id, d.location_id, d.door_number, d.label, d.accessible, d.size,
+    d.status, d.width_in, d.height_in, d.depth_in, d.maintenance_reason, d.status_changed_at"""
 
 
 async def list_with_holders(conn: Conn, location_id: str) -> list[Door]:

@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cloud.store.database import Conn, Pool
@@ -42,17 +42,18 @@ async def enqueue(
     payload: Mapping[str, Any],
     due_at: datetime,
     now: datetime,
+    round: int = 0,
 ) -> None:
-    """Adds a pending notification due at ``due_at``; one of a kind per allocation.
+    """Adds a pending notification due at ``due_at``; one of a kind (and round) per allocation.
 
-    A second one of the same kind for the allocation is ignored, not an error.
+    A second one of the same kind and round for the allocation is ignored, not an error.
     """
     await conn.execute(
         """
         INSERT INTO notifications (idempotency_key, allocation_id, carrier_id, customer_id,
-                                   kind, payload, due_at, next_attempt_at, created_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (allocation_id, kind) DO NOTHING
+                                   kind, payload, due_at, next_attempt_at, created_at, round)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (allocation_id, kind, round) DO NOTHING
         """,
         (
             idempotency_key,
@@ -64,7 +65,35 @@ async def enqueue(
             due_at,
             due_at,
             now,
+            round,
         ),
+    )
+
+
+async def revise_pending(
+    conn: Conn,
+    allocation_ids: Sequence[uuid.UUID],
+    changes: Mapping[str, Any],
+    *,
+    shift: timedelta | None = None,
+) -> None:
+    """Rewrites fields of the pending messages of these allocations (``changes`` merged into
+    their payloads), and moves the waiting ones (reminders) by ``shift``."""
+    await conn.execute(
+        """
+        UPDATE notifications
+        SET payload = payload || %(changes)s::jsonb,
+            due_at = CASE WHEN kind = ANY(%(waiting)s) THEN due_at + %(shift)s ELSE due_at END,
+            next_attempt_at = CASE WHEN kind = ANY(%(waiting)s)
+                                   THEN next_attempt_at + %(shift)s ELSE next_attempt_at END
+        WHERE allocation_id = ANY(%(ids)s) AND status = 'pending'
+        """,
+        {
+            "changes": json.dumps(changes, default=str),
+            "waiting": ["reminder", "expires_today"],
+            "shift": shift or timedelta(0),
+            "ids": list(allocation_ids),
+        },
     )
 
 

@@ -41,6 +41,7 @@ class Allocation:
     status: AllocationStatus
     door_id: int
     door_number: int
+    door_label: str
     door_size: Size
     pickup_code_id: int
     pickup_code: str
@@ -94,6 +95,8 @@ class Door:
     door_id: int
     location_id: str
     door_number: int
+    label: str
+    accessible: bool
     size: Size
     status: DoorStatus
     width_in: float
@@ -143,6 +146,15 @@ class Return:
     return_id: uuid.UUID
     reason: str | None
     allocation: Allocation
+
+
+@dataclass(frozen=True, slots=True)
+class DoorLabelNote:
+    """A door's label, set (at the door's creation), as the change log records it."""
+
+    location_id: str
+    door_number: int
+    label: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,15 @@ async def read_one_moment(conn: Conn) -> None:
     await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
 
+async def door_labels(conn: Conn, location_id: str) -> list[tuple[int, str]]:
+    """(number, label) of every door of the location, by number."""
+    cur = await conn.execute(
+        "SELECT door_number, label FROM doors WHERE location_id = %s ORDER BY door_number",
+        (location_id,),
+    )
+    return [(row["door_number"], row["label"]) for row in await cur.fetchall()]
+
+
 async def maintenance_doors(conn: Conn, location_id: str) -> list[MaintenanceDoor]:
     """The location's doors in maintenance, by number."""
     cur = await conn.execute(

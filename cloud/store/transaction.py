@@ -20,7 +20,7 @@ from datetime import datetime
 
 from cloud.store import changelog
 from cloud.store.database import Conn
-from cloud.store.records import Allocation, MaintenanceNote
+from cloud.store.records import Allocation, DoorLabelNote, MaintenanceNote
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Unit:
     now: datetime
     _changed: dict[uuid.UUID, Allocation | None] = field(default_factory=dict)
     _maintenance: list[MaintenanceNote] = field(default_factory=list)
+    _labels: list[DoorLabelNote] = field(default_factory=list)
 
     def changed(self, *allocation_ids: uuid.UUID) -> None:
         """Notes allocations changed in this unit; their state is read back at its end."""
@@ -52,6 +53,10 @@ class Unit:
         """Notes a door put in or out of maintenance."""
         self._maintenance.append(note)
 
+    def labelled(self, note: DoorLabelNote) -> None:
+        """Notes a door's label set (a new door)."""
+        self._labels.append(note)
+
 
 @asynccontextmanager
 async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
@@ -63,5 +68,5 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
     async with conn.transaction():
         work = Unit(conn, now)
         yield work
-        if work._changed or work._maintenance:
-            await changelog.append(conn, now, work._changed, work._maintenance)
+        if work._changed or work._maintenance or work._labels:
+            await changelog.append(conn, now, work._changed, work._maintenance, work._labels)

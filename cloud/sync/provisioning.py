@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cloud import errors
+from cloud.doors import announce_labels
 from cloud.fleet_ca import FleetCa
 from cloud.store import kiosks
 from cloud.store.database import Conn
@@ -115,6 +116,9 @@ async def provision_kiosk(
             # The certificate's files are gone, but it was signed: it must not stay valid.
             ca.revoke(now=now, serial=issued.certificate.serial)
         raise
+    # issue 10: the doors' labels, for the kiosk's first catch-up (doors added from now on
+    # log their own).
+    await announce_labels(conn, location_id, now)
     return ProvisionedKiosk(
         kiosk_id=kiosk_id,
         location_id=location_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cloud.store import changelog, publications, snapshots
 from cloud.store.database import Pool
-from shared.protocol import MaintenanceState, SnapshotBody
+from shared.protocol import DoorLabelState, MaintenanceState, SnapshotBody
 
 
 async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
@@ -28,6 +28,15 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
             MaintenanceState(door=m.door, reason=m.reason)
             for m in await snapshots.maintenance_doors(conn, location_id)
         ]
+        labels = [
+            DoorLabelState(door=door, label=label)
+            for door, label in await snapshots.door_labels(conn, location_id)
+        ]
     return SnapshotBody.model_validate(
-        {"revision": revision, "allocations": allocations, "maintenance": maintenance}
+        {
+            "revision": revision,
+            "allocations": allocations,
+            "maintenance": maintenance,
+            "labels": labels,
+        }
     )

@@ -292,6 +292,16 @@ def _operation_pulse_started(db: Database) -> None:
     db.execute("ALTER TABLE door_operations ADD COLUMN pulse_started_at TEXT")
 
 
+# issue 10: door labels.
+
+
+@migrations(name="0007_door_labels")
+def _door_labels(db: Database) -> None:
+    # The label the cloud gave the door ("A1", "B5"), what the screen calls it; NULL until the
+    # cloud sent one (the screen shows the door number then).
+    db.execute("ALTER TABLE doors ADD COLUMN label TEXT")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
@@ -299,6 +309,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0004_applied_commands",
     "0005_outbox_payload_version",
     "0006_store_incarnation",
+    "0007_door_labels",
     "0008_operation_pulse_started",
     "0009_deferred_changes",
 )

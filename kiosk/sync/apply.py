@@ -32,6 +32,7 @@ from kiosk.sync import deferred
 from shared.protocol import (
     AllocationChange,
     ChangesBody,
+    DoorLabelChange,
     MaintenanceChange,
     SnapshotBody,
 )
@@ -186,6 +187,9 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
         for state in body.allocations:
             listed_change = AllocationChange(revision=revision, allocation=state)
             _note(refused, deferred.consider(store, listed_change, now))
+        for entry in body.labels:
+            label = DoorLabelChange(revision=revision, door=entry.door, label=entry.label)
+            _note(refused, deferred.consider(store, label, now))
         changes.advance_revision(db, revision, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"

@@ -28,12 +28,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlite_utils import Database
 
-from kiosk.store import changes, doors, outbox
+from kiosk.store import changes, door_labels, doors, outbox
 from kiosk.store.changes import AllocationUpdate, ApplyOutcome, ApplyResult
 from kiosk.store.database import Store, require_transaction
 from kiosk.store.records import Actor, AllocationKind, to_db_time
 from shared.events import CloudChangeRefused
-from shared.protocol import AllocationChange, AllocationState, MaintenanceChange
+from shared.protocol import (
+    AllocationChange,
+    AllocationState,
+    DoorLabelChange,
+    MaintenanceChange,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,8 @@ class SnapshotCancel(BaseModel):
 
 
 CloudChange = Annotated[
-    AllocationChange | MaintenanceChange | SnapshotCancel, Field(discriminator="kind")
+    AllocationChange | MaintenanceChange | DoorLabelChange | SnapshotCancel,
+    Field(discriminator="kind"),
 ]
 """One change of the cloud's as the kiosk keeps it while it waits."""
 
@@ -82,11 +88,14 @@ class Considered:
 
 
 def subject_of(change: CloudChange) -> str:
-    """What ``change`` changes: ``allocation:<id>`` or ``door:<n>``."""
+    """What ``change`` changes: ``allocation:<id>``, ``door:<n>`` or ``label:<n>`` (a door's
+    label is not held up by its maintenance, nor the other way round)."""
     if isinstance(change, AllocationChange):
         return f"allocation:{change.allocation.allocation_id}"
     if isinstance(change, SnapshotCancel):
         return f"allocation:{change.allocation_id}"
+    if isinstance(change, DoorLabelChange):
+        return f"label:{change.door}"
     return f"door:{change.door}"
 
 
@@ -172,6 +181,8 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
         return changes.cancel_allocation(
             store, change.allocation_id, change.reason, change.revision, now
         )
+    if isinstance(change, DoorLabelChange):
+        return door_labels.set_label(store, change.door, change.label)
     try:
         return changes.set_door_maintenance(
             store,

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kiosk.flows.context import FlowContext
+from kiosk.store.door_labels import door_namer
 from kiosk.ui.app import KioskApp, make_app
 from kiosk.ui.services import SyncState, UiServices, no_note, pin_checker
 
@@ -105,6 +106,7 @@ def daemon_ui(
                     idle_timeout_s=idle_timeout_s,
                     home_note=home_note,
                     on_quit=on_quit,
+                    door_name=door_namer(ctx.store),
                 )
             )
 

@@ -24,7 +24,7 @@ async def test_allocation_returns_door_address_code_and_hold_expiry(cloud):
     assert r.status_code == 201
     body = r.json()
     assert body["status"] == "reserved"
-    assert body["locker_number"] == 1
+    assert body["door_number"] == 1
     assert body["address"] == "LOC-1 street 1"
     assert len(body["pickup_code"]) == 6
     assert body["expires_at"] == "2026-03-03T09:00:00Z"  # 24 h hold from the test clock
@@ -80,7 +80,7 @@ async def test_door_interior_is_checked_against_dimensions(cloud):
         json=alloc_body(package_size=None, dimensions={"length": 10, "width": 10, "height": 17}),
     )
     assert r.status_code == 201
-    assert r.json()["locker_number"] == 2
+    assert r.json()["door_number"] == 2
 
 
 async def test_retry_with_same_package_returns_the_same_allocation(cloud):
@@ -128,8 +128,13 @@ async def test_full_location_gets_409_with_nearest_locations_that_have_the_size(
     error = r.json()["error"]
     assert error["code"] == "location_full"
     nearest = [loc["location_id"] for loc in error["details"]["nearest"]]
-    assert nearest == ["NEAR", "FAR"]  # a large door takes a small parcel too
+    assert nearest == ["NEAR"]  # FAR is 250 km off: past the default 10 km (issue 10)
     assert error["details"]["nearest"][0]["distance_km"] < 2
+    r = await acme.post(
+        "/api/v1/allocations", json={**alloc_body("P2"), "alternatives_within_km": 500}
+    )
+    nearest = [loc["location_id"] for loc in r.json()["error"]["details"]["nearest"]]
+    assert nearest == ["NEAR", "FAR"]  # a large door takes a small parcel too
 
 
 async def test_two_parcels_for_one_customer_share_one_pickup_code(cloud):

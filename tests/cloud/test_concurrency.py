@@ -35,7 +35,7 @@ async def test_250_concurrent_allocations_for_50_doors_fill_each_door_once(cloud
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {
         "location_full"
     }
-    doors = [r.json()["locker_number"] for r in responses if r.status_code == 201]
+    doors = [r.json()["door_number"] for r in responses if r.status_code == 201]
     assert sorted(doors) == list(range(1, 51))
     async with cloud.pool.connection() as conn:
         cur = await conn.execute(

@@ -113,7 +113,7 @@ async def test_door_in_maintenance_is_never_allocated(cloud):
     body = {"location_id": "LOC-1", "package_id": "P1", "order_id": "O", "customer_id": "C",
             "package_size": "small"}  # fmt: skip
     a = (await acme.post("/api/v1/allocations", json=body)).json()
-    assert a["locker_number"] == 2  # the small door is out, the medium one takes it
+    assert a["door_number"] == 2  # the small door is out, the medium one takes it
     r = await cloud.admin.delete("/api/v1/admin/locations/LOC-1/doors/1/maintenance")
     assert r.json()["status"] == "available"
 
@@ -124,11 +124,11 @@ async def test_maintenance_moves_a_reservation_to_another_door(cloud):
     body = {"location_id": "LOC-1", "package_id": "P1", "order_id": "O", "customer_id": "C",
             "package_size": "small"}  # fmt: skip
     a = (await acme.post("/api/v1/allocations", json=body)).json()
-    assert a["locker_number"] == 1
+    assert a["door_number"] == 1
     r = await cloud.admin.put("/api/v1/admin/locations/LOC-1/doors/1/maintenance")
     assert r.status_code == 200
     moved = (await acme.get(f"/api/v1/allocations/{a['allocation_id']}")).json()
-    assert moved["locker_number"] == 2
+    assert moved["door_number"] == 2
     assert moved["pickup_code"] == a["pickup_code"]
 
 

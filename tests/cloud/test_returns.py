@@ -14,7 +14,7 @@ async def test_return_gets_a_door_and_code_and_is_idempotent_per_order(cloud):
     r = await create_return(acme)
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["locker_number"] == 2  # medium
+    assert body["door_number"] == 2  # medium
     assert body["status"] == "reserved"
     assert len(body["return_code"]) == 6
     again = await create_return(acme)

@@ -150,3 +150,19 @@ async def test_door_names_come_from_the_service(kiosk: Kiosk) -> None:
         assert text(app, "#door-text-5") == (
             "Locker B5 is open: take your parcel and close the door."
         )
+
+
+async def test_the_door_label_from_the_cloud_is_shown(kiosk: Kiosk) -> None:
+    from kiosk.store.door_labels import door_namer, set_label
+    from kiosk.ui.app import make_app
+    from kiosk.ui.services import UiServices, pin_checker
+
+    deposit(kiosk, "a1", 5)
+    set_label(kiosk.ctx.store, 5, "C2")  # issue 10: what the cloud's change log set
+    app = make_app(UiServices(kiosk.ctx, pin_checker(None), door_name=door_namer(kiosk.ctx.store)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1", *CODE, "enter")
+        await settle(pilot)
+        assert text(app, "#door-text-5") == (
+            "Locker C2 is open: take your parcel and close the door."
+        )

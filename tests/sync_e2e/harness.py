@@ -250,7 +250,9 @@ class Site:
         return value
 
 
-async def make_cloud_location(cloud: Cloud, tag: str) -> tuple[str, str]:
+async def make_cloud_location(
+    cloud: Cloud, tag: str, specs: list[DoorSpec] | None = None
+) -> tuple[str, str]:
     location_id, carrier_id = f"loc-{tag}", f"carrier-{tag}"
     async with cloud.pool.connection() as conn, conn.transaction():
         await create_carrier(
@@ -268,20 +270,28 @@ async def make_cloud_location(cloud: Cloud, tag: str) -> tuple[str, str]:
             now=now(),
         )
         await doors.add_doors(
-            conn, location_id, [DoorSpec(n, size) for n, size in LAYOUT.items()], now()
+            conn,
+            location_id,
+            specs or [DoorSpec(n, size) for n, size in LAYOUT.items()],
+            now(),
         )
     return location_id, carrier_id
 
 
 async def make_site(
-    cloud: Cloud, folder: Path, *, proxy: bool = False, ack_timeout_s: float = 1.0
+    cloud: Cloud,
+    folder: Path,
+    *,
+    proxy: bool = False,
+    ack_timeout_s: float = 1.0,
+    specs: list[DoorSpec] | None = None,
 ) -> Site:
     """A location with doors, a kiosk provisioned for it (files in ``folder``), not started.
 
     With ``proxy``, the kiosk reaches the broker through a `TcpProxy` the test can kill.
     """
     tag = uuid.uuid4().hex[:10]
-    location_id, carrier_id = await make_cloud_location(cloud, tag)
+    location_id, carrier_id = await make_cloud_location(cloud, tag, specs)
     kiosk_id = f"kiosk-{tag}"
     relay = None
     host, port = cloud.broker
