@@ -59,6 +59,11 @@ def record_reading(ctx: FlowContext, door: int, state: DoorState) -> bool:
             completion.door_seen_open(ctx, db, door, now, "monitor")
         elif not state.is_open and before.sensor_open is True:
             completion.door_seen_shut(ctx, db, door, state.occupied, now)
+        elif not state.is_open and state.occupied != before.sensor_occupied:
+            # The compartment changed behind a door never seen open: the same rule as at boot.
+            active = operations.active_operation(db, door)
+            if active is not None:
+                completion.settle_unseen(ctx, db, active, state.occupied, now, "occupancy")
         return True
 
 
@@ -93,6 +98,11 @@ def sweep(ctx: FlowContext) -> None:
                 operation.state in (OperationState.NOT_DETECTED, OperationState.FAILED)
                 and now - operation.created_at >= rules.abandon_after
             ):
+                door = doors.get_door(db, operation.door)
+                if door.sensor_open is False and completion.settle_unseen(
+                    ctx, db, operation, door.sensor_occupied, now, "occupancy"
+                ):
+                    continue
                 completion.abandon(db, operation, "door never opened", now)
 
 
