@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from kiosk.flows.context import FlowContext
 from kiosk.ui.app import KioskApp, make_app
@@ -105,6 +106,7 @@ def daemon_ui(
                     idle_timeout_s=idle_timeout_s,
                     home_note=home_note,
                     on_quit=on_quit,
+                    time_zone=ZoneInfo(daemon.config.time_zone),
                 )
             )
 
