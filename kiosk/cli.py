@@ -28,6 +28,7 @@ from typing import NoReturn
 from sqlite_utils import Database
 
 from kiosk.config import KioskConfig, KioskConfigError, SyncConfig, bank_doors, load_config
+from kiosk.field_tools import FieldToolFailed, add_commands, check_config_lines
 from shared.states import AllocationStatus
 
 PROG = "locker-kiosk"
@@ -113,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     events = inspection("events", "the newest outbox events for the cloud", _events)
     events.add_argument("--pending", action="store_true", help="only unacknowledged events")
     events.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
+    # Issue 11: field tools on the real port with the daemon stopped, and clearing faults.
+    add_commands(sub, _load)
     return parser
 
 
@@ -122,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except _Failed as failure:
+        print(f"{PROG}: error: {failure}", file=sys.stderr)
+        return failure.status
+    except FieldToolFailed as failure:
         print(f"{PROG}: error: {failure}", file=sys.stderr)
         return failure.status
     except KeyboardInterrupt:
@@ -212,6 +218,7 @@ def _check_config(args: argparse.Namespace) -> int:
         f" s; left-open alert after {rules.left_open_after.total_seconds():g} s; operations"
         f" abandoned after {rules.abandon_after.total_seconds():g} s",
     ]
+    lines += check_config_lines(config)  # issue 11: an unstable port path, the door map
     print("\n".join(lines))
     return OK
 

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import PlainValidator, ValidationError, model_validator
+from pydantic import PlainValidator, ValidationError, field_validator, model_validator
 
 from kiosk.config_model import (
     AtLeastOne,
@@ -160,6 +161,7 @@ class KioskConfig:
         rules: The flows' rules.
         monitor: The door monitor's settings.
         sync: The ``[sync]`` table; None for a kiosk that does not talk to the cloud.
+        time_zone: The location's IANA time zone (the touchscreen's clock shows local time).
     """
 
     source: Path
@@ -175,6 +177,7 @@ class KioskConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     sync: SyncConfig | None = None
+    time_zone: str = "UTC"
 
     def require_secret(self) -> bytes:
         """The code secret.
@@ -196,6 +199,7 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "kiosk.code_secret_file",
     "kiosk.code_secret_env",
     "kiosk.scanner_driver_id",
+    "kiosk.time_zone",
     "layout",
     "rules.keypad_max_failures",
     "rules.keypad_window_s",
@@ -332,6 +336,17 @@ class KioskTable(TableModel):
     code_secret_file: Text | None = None
     code_secret_env: Text | None = None
     scanner_driver_id: Text = DEFAULT_SCANNER_DRIVER_ID
+    # Issue 11: the location's time zone, for the clock on the touchscreen.
+    time_zone: Text = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise problem(f"{value!r} is not an IANA time zone (e.g. Europe/Warsaw)") from None
+        return value
 
     @model_validator(mode="after")
     def _one_secret_source(self) -> KioskTable:
@@ -522,6 +537,7 @@ def parse_config(
         rules=document.rules.rules(),
         monitor=document.monitor.monitor(),
         sync=_sync(document.sync, base, read_secret) if document.sync is not None else None,
+        time_zone=kiosk.time_zone,
     )
 
 

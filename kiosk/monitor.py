@@ -58,13 +58,17 @@ def record_reading(ctx: FlowContext, door: int, state: DoorState) -> bool:
             return False
         if state.is_open and before.sensor_open is not True:
             completion.door_seen_open(ctx, db, door, now, "monitor")
-        elif (
-            not state.is_open
-            and before.sensor_open is True
-            and completion.door_seen_shut(ctx, db, door, state.occupied, now) is not None
-        ):
-            # Its operation settled: cloud changes that waited for it apply now.
-            deferred.retry(ctx.store, now)
+        elif not state.is_open and before.sensor_open is True:
+            if completion.door_seen_shut(ctx, db, door, state.occupied, now) is not None:
+                # Its operation settled: cloud changes that waited for it apply now.
+                deferred.retry(ctx.store, now)
+        elif not state.is_open and state.occupied != before.sensor_occupied:
+            # The compartment changed behind a door never seen open: the same rule as at boot.
+            active = operations.active_operation(db, door)
+            if active is not None and completion.settle_unseen(
+                ctx, db, active, state.occupied, now, "occupancy"
+            ):
+                deferred.retry(ctx.store, now)
         return True
 
 
@@ -99,6 +103,11 @@ def sweep(ctx: FlowContext) -> None:
                 operation.state in (OperationState.NOT_DETECTED, OperationState.FAILED)
                 and now - operation.created_at >= rules.abandon_after
             ):
+                door = doors.get_door(db, operation.door)
+                if door.sensor_open is False and completion.settle_unseen(
+                    ctx, db, operation, door.sensor_occupied, now, "occupancy"
+                ):
+                    continue
                 completion.abandon(db, operation, "door never opened", now)
         # The net under the closings' own retries: whatever else ended a blocker (a problem
         # report, a flow's failure), kept cloud changes never wait longer than a sweep.

@@ -22,20 +22,28 @@ opened and shut while the kiosk was down cannot be told from one never pulsed: t
 ``deposited`` here and staff find the door empty at collection. This is the one case a kiosk
 without occupancy sensors cannot settle on its own.
 
-A door found open with no operation, that was shut when last seen, is recorded as a tamper.
+A door found open with no operation, that was shut when last seen, is recorded as a tamper. A
+door never seen before (the first boot, a door new in the layout) found open is not: nobody can
+say it was shut, so it is only audited (``found_open_at_first_sight``). When most doors read open
+at once the likely cause is the lock-bit polarity or the sensor wiring, not people: the kiosk says
+so (a warning in the log, a ``door_bank`` audit entry, `Reconciliation.wiring_suspect`) and raises
+no tamper for them.
 Audit entries still ``pending`` after all this are closed as ``interrupted``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from kiosk.flows import completion
 from kiosk.flows.context import FlowContext
 from kiosk.hardware.door_bank import DoorState
 from kiosk.store import audit, doors, operations
-from kiosk.store.records import DoorOperation, OperationState, Purpose
+from kiosk.store.records import Actor, OperationState
 from kiosk.sync import deferred
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -57,6 +65,14 @@ class Reconciliation:
     abandoned: list[str] = field(default_factory=list)
     tampered: list[int] = field(default_factory=list)
     closed_audit_entries: int = 0
+    found_open_at_first_sight: list[int] = field(default_factory=list)
+    wiring_suspect: bool = False
+
+
+WIRING_HINT = (
+    "{open} of {total} doors read open at once: the lock-bit polarity "
+    "(doors.serial.lock_bit_polarity) or the sensor wiring is the likely cause, not people"
+)
 
 
 async def reconcile(ctx: FlowContext) -> Reconciliation:
@@ -81,7 +97,9 @@ async def reconcile(ctx: FlowContext) -> Reconciliation:
                     completion.door_seen_open(ctx, db, operation.door, now, "boot")
                     report.opened.append(operation.operation_id)
                 continue
-            if operation.state is OperationState.OPEN or _compartment_settles(operation, state):
+            if operation.state is OperationState.OPEN or completion.compartment_settles(
+                operation, state.occupied
+            ):
                 if operation.state is not OperationState.OPEN:
                     # The door opened and shut while the kiosk was down, as the compartment shows.
                     completion.door_seen_open(ctx, db, operation.door, now, "boot")
@@ -90,30 +108,33 @@ async def reconcile(ctx: FlowContext) -> Reconciliation:
             else:
                 completion.abandon(db, operation, "interrupted", now)
                 report.abandoned.append(operation.operation_id)
+        reading_open = sum(1 for state in states.values() if state.is_open)
+        report.wiring_suspect = len(states) >= 2 and reading_open * 2 > len(states)
+        if report.wiring_suspect:
+            hint = WIRING_HINT.format(open=reading_open, total=len(states))
+            log.warning("%s", hint)
+            audit.record_entry(
+                db, now, Actor.KIOSK, "door_bank", "wiring_suspect", detail={"hint": hint}
+            )
         for door in doors.list_doors(db):
             state = states.get(door.number)
             if state is None:
                 continue
             was_open = door.sensor_open
-            if doors.record_sensors(db, door.number, state.is_open, state.occupied, now) and (
-                state.is_open and was_open is not True
-            ):
-                completion.door_seen_open(ctx, db, door.number, now, "found open at boot")
-                report.tampered.append(door.number)
+            changed = doors.record_sensors(db, door.number, state.is_open, state.occupied, now)
+            if not (changed and state.is_open and was_open is not True):
+                continue
+            if was_open is None or report.wiring_suspect:
+                audit.record_entry(
+                    db, now, Actor.KIOSK, "found_open_at_first_sight", "recorded", door=door.number
+                )
+                report.found_open_at_first_sight.append(door.number)
+                continue
+            completion.door_seen_open(ctx, db, door.number, now, "found open at boot")
+            report.tampered.append(door.number)
         for entry in audit.pending_entries(db):
             audit.finish_entry(db, entry.audit_id, "interrupted", now)
             report.closed_audit_entries += 1
         # Operations settled: cloud changes kept for them (before a restart) apply now.
         deferred.retry(ctx.store, now)
     return report
-
-
-def _compartment_settles(operation: DoorOperation, state: DoorState) -> bool:
-    """Whether an occupancy reading proves the exchange happened behind a shut door."""
-    if state.occupied is None:
-        return False
-    if operation.purpose is Purpose.PICKUP:
-        return not state.occupied
-    if operation.purpose in (Purpose.DROP_OFF, Purpose.RETURN):
-        return state.occupied
-    return False

@@ -111,6 +111,48 @@ def door_seen_shut(
     return operations.get_operation(db, operation.operation_id)
 
 
+def compartment_settles(operation: DoorOperation, occupied: bool | None) -> bool:
+    """Whether an occupancy reading proves the exchange happened behind a door not seen open.
+
+    The one rule for a door that opened but was not seen open (a broken lock sensor, a door
+    opened and shut between polls, a crash): where the compartment has an occupancy sensor, a
+    pickup compartment read empty was picked up, a drop-off or return compartment read full was
+    deposited. The same rule applies while the kiosk runs (`settle_unseen`) and at boot.
+    """
+    if occupied is None:
+        return False
+    if operation.purpose is Purpose.PICKUP:
+        return not occupied
+    if operation.purpose in (Purpose.DROP_OFF, Purpose.RETURN):
+        return occupied
+    return False
+
+
+def settle_unseen(
+    ctx: FlowContext,
+    db: Database,
+    operation: DoorOperation,
+    occupied: bool | None,
+    now: datetime,
+    how: str,
+) -> bool:
+    """Completes an operation whose door was not seen open, when its compartment proves the
+    exchange (`compartment_settles`) and its door reads shut now.
+
+    Returns:
+        Whether the operation was completed.
+    """
+    if operation.state not in (
+        OperationState.UNLOCKING,
+        OperationState.NOT_DETECTED,
+        OperationState.FAILED,
+    ) or not compartment_settles(operation, occupied):
+        return False
+    door_seen_open(ctx, db, operation.door, now, how)
+    door_seen_shut(ctx, db, operation.door, occupied, now)
+    return True
+
+
 def abandon(db: Database, operation: DoorOperation, outcome: str, now: datetime) -> None:
     """Gives up an operation whose door never opened (or whose result is lost).
 

@@ -177,7 +177,9 @@ async def pulse(ctx: FlowContext, pending: PendingOpening) -> DoorOpening:
     )
 
 
-async def retry_opening(ctx: FlowContext, operation_id: str, actor: Actor) -> DoorOpening:
+async def retry_opening(
+    ctx: FlowContext, operation_id: str, actor: Actor, *, detail: dict[str, Any] | None = None
+) -> DoorOpening:
     """Pulses again a door whose opening was not detected or failed.
 
     Raises:
@@ -204,7 +206,11 @@ async def retry_opening(ctx: FlowContext, operation_id: str, actor: Actor) -> Do
             audit.PENDING,
             door=operation.door,
             operation_id=operation_id,
-            detail={"purpose": operation.purpose.value, "retry": operation.attempts},
+            detail={
+                "purpose": operation.purpose.value,
+                "retry": operation.attempts,
+                **(detail or {}),
+            },
         )
     return await pulse(ctx, PendingOpening(operation, audit_id))
 

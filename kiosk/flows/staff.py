@@ -21,7 +21,7 @@ from kiosk.flows.context import FlowContext
 from kiosk.flows.opening import DoorOpening, PendingOpening
 from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.store import allocations, audit, changes, doors, operations, outbox
-from kiosk.store.records import Actor, Allocation, Purpose
+from kiosk.store.records import Actor, Allocation, OperationState, Purpose
 from shared.events import ParcelCollected
 from shared.states import AllocationStatus
 
@@ -116,9 +116,29 @@ async def open_door(
 ) -> DoorOpening:
     """Opens one door for staff or a remote operator; no parcel changes hands.
 
+    Staff at a door whose operation is waiting in "door did not open" (``not_detected`` or
+    ``failed``: a customer or driver standing at it) re-pulse that operation at once instead of
+    being told the door is busy: the retry is audited with the staff member's name, and the
+    door's closing settles the waiting person's parcel as theirs would have.
+
     Raises:
         FlowRefused: UNKNOWN_DOOR, or DOOR_BUSY when the door is in use right now.
     """
+    if actor is Actor.STAFF:
+        with ctx.store.transaction() as db:
+            waiting = operations.active_operation(db, door)
+        if waiting is not None and waiting.state in (
+            OperationState.NOT_DETECTED,
+            OperationState.FAILED,
+        ):
+            if (down := opening.boards_down_refusal(ctx)) is not None:
+                raise down
+            return await opening.retry_opening(
+                ctx,
+                waiting.operation_id,
+                Actor.STAFF,
+                detail={"reason": reason, "requested_by": requested_by},
+            )
     with ctx.store.transaction() as db:
         pending = begin_open_door(
             ctx, db, door, actor=actor, reason=reason, requested_by=requested_by

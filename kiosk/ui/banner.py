@@ -31,7 +31,9 @@ class TopBar(Horizontal):
 
     def refresh_status(self) -> None:
         app = cast("KioskApp", self.app)
-        now = app.services.ctx.clock.now()  # UTC: snapshots must not depend on the TZ
+        # The location's time zone (configured), never the machine's: snapshots and kiosks
+        # whose system clock is set to UTC show the same local time.
+        now = app.services.ctx.clock.now().astimezone(app.services.time_zone)
         self.query_one("#clock", Static).update(now.strftime("%H:%M"))
 
 

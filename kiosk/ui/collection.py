@@ -1,4 +1,9 @@
-"""Collection: open the doors of parcels due for collection, then confirm each one taken."""
+"""Collection: open the doors of parcels due for collection, then confirm each one taken.
+
+The screen refreshes each parcel from the store: a parcel the kiosk recorded collected on its
+own (the door shut on an empty compartment) is shown collected, and its button goes, instead of
+offering "Collected" for a parcel the store no longer has to collect.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from kiosk.flows.refusals import FlowRefused
 from kiosk.store import allocations
 from kiosk.store.records import Allocation
 from kiosk.ui.base import KioskScreen
+from shared.states import AllocationStatus
 
 
 class CollectionScreen(KioskScreen):
@@ -24,6 +30,7 @@ class CollectionScreen(KioskScreen):
         self.parcels: list[Allocation] = []
         self.openings: dict[int, DoorOpening] = {}
         self.collected: set[str] = set()
+        self.collected_by_kiosk: set[str] = set()
 
     def compose_body(self) -> ComposeResult:
         ctx = self.services.ctx
@@ -40,6 +47,24 @@ class CollectionScreen(KioskScreen):
             yield Button("Open doors", id="open-all", variant="primary", disabled=not self.parcels)
             yield Button("Back", id="back")
 
+    def on_mount(self) -> None:
+        self.set_interval(self.services.refresh_s, self.check_collected)
+
+    def check_collected(self) -> None:
+        """Marks collected the parcels the store has recorded collected (an empty compartment)."""
+        with self.services.ctx.store.transaction() as db:
+            done = {
+                parcel.allocation_id
+                for parcel in self.parcels
+                if parcel.allocation_id not in self.collected
+                and (found := allocations.find_allocation(db, parcel.allocation_id)) is not None
+                and found.status is AllocationStatus.COLLECTED
+            }
+        if done:
+            self.collected |= done
+            self.collected_by_kiosk |= done
+            self._redraw()
+
     def _summary(self, note: str | None = None) -> str:
         if note:
             return note
@@ -53,7 +78,9 @@ class CollectionScreen(KioskScreen):
         where = self.services.locker(parcel.door)
         state = ""
         opening = self.openings.get(parcel.door)
-        if parcel.allocation_id in self.collected:
+        if parcel.allocation_id in self.collected_by_kiosk:
+            state = ": collected (door shut, compartment empty)"
+        elif parcel.allocation_id in self.collected:
             state = ": collected, close the door"
         elif opening is not None:
             state = ": open" if opening.opened else ": did not open"

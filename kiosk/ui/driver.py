@@ -1,8 +1,10 @@
 """Driver drop-off: scan (or type) each parcel's barcode, put it in the door shown, repeat.
 
-The driver stays here from one parcel to the next (multi-drop); "Finish" shows what went in.
-A door that did not open, or is not empty, is reported (`report_problem`): that door goes out of
-service and another one opens for the same parcel.
+The driver stays here from one parcel to the next (multi-drop); "Finish" shows what went in,
+as the store has it. A door that did not open, or is not empty, is reported (`report_problem`):
+that door goes out of service and another one opens for the same parcel. The screen watches the
+current door's operation: once the door has shut (the operation is over) the problem buttons go,
+so a late "Door not empty" cannot undo a real deposit.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from textual.widgets import Button, Input, Static
 from kiosk.flows import drop_off
 from kiosk.flows.drop_off import DoorProblem, DropOffResult
 from kiosk.flows.refusals import FlowRefused
+from kiosk.store import allocations, operations
 from kiosk.store.records import Actor
 from kiosk.ui.base import KioskScreen
 from kiosk.ui.notice import NoticeScreen
+from shared.states import AllocationStatus
 
 READY_TEXT = "Scan the parcel's barcode (or type it and touch Open door)."
 
@@ -29,6 +33,7 @@ class DriverScreen(KioskScreen):
         self.current: DropOffResult | None = None
         self.deposits: dict[str, DropOffResult] = {}
         self.busy = False
+        self.door_shut = False
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="scan-row"):
@@ -45,6 +50,23 @@ class DriverScreen(KioskScreen):
     def on_mount(self) -> None:
         self._refresh()
         self.query_one("#barcode", Input).focus()
+        self.set_interval(self.services.refresh_s, self.check_closed)
+
+    def check_closed(self) -> None:
+        """Asks the store whether the current door's operation is over (the door shut)."""
+        current = self.current
+        if current is None or self.door_shut or self.busy:
+            return
+        with self.services.ctx.store.transaction() as db:
+            operation = operations.get_operation(db, current.opening.operation_id)
+        if not operation.state.is_active:
+            self.door_shut = True
+            self._refresh()
+
+    def _deposited(self, allocation_id: str) -> bool:
+        with self.services.ctx.store.transaction() as db:
+            parcel = allocations.find_allocation(db, allocation_id)
+        return parcel is not None and parcel.status is AllocationStatus.DEPOSITED
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.scan(event.value)
@@ -86,15 +108,15 @@ class DriverScreen(KioskScreen):
     async def report(self, problem: DoorProblem) -> None:
         try:
             current = self.current
-            if current is None:
-                return
+            if current is None or self.door_shut:
+                return  # the door has shut: nothing left to report about it
             ctx, driver = self.services.ctx, self.services.driver_id
             outcome = await self.kiosk.attempt(
                 lambda: drop_off.report_problem(
                     ctx, current.opening.operation_id, problem, actor=Actor.DRIVER, reporter=driver
                 )
             )
-            if isinstance(outcome, FlowRefused):
+            if isinstance(outcome, FlowRefused) and not self._deposited(current.allocation_id):
                 # The reported door is out of service whatever came next: the parcel has no door.
                 self.deposits.pop(current.allocation_id, None)
                 self.current = None
@@ -107,6 +129,7 @@ class DriverScreen(KioskScreen):
             self._refresh(outcome.message)
         elif isinstance(outcome, DropOffResult):
             self.current = outcome
+            self.door_shut = False
             self.deposits[outcome.allocation_id] = outcome
             self._refresh()
         self.query_one("#barcode", Input).focus()
@@ -120,7 +143,12 @@ class DriverScreen(KioskScreen):
         else:
             locker = self.services.locker(current.door)
             size = current.door_size.value
-            if current.opening.opened:
+            if self.door_shut:
+                done = self._deposited(current.allocation_id)
+                text = f"{locker} ({size}) is shut: " + (
+                    "the parcel is in." if done else "nothing was deposited."
+                )
+            elif current.opening.opened:
                 text = f"{locker} ({size}) is open: put the parcel in and close the door."
             else:
                 text = f"{locker} ({size}) did not open. Touch Door did not open."
@@ -129,16 +157,25 @@ class DriverScreen(KioskScreen):
             text += "\nThen scan the next parcel, or touch Finish."
         self.query_one("#drop-status", Static).update(text)
         self.query_one("#drop-status").set_class(refusal is not None, "-refused")
-        self.query_one("#problems").display = current is not None
+        self.query_one("#problems").display = current is not None and not self.door_shut
         self.query_one("#drop-count", Static).update(f"Parcels: {len(self.deposits)}")
 
     def finish(self) -> None:
-        """Shows the summary: how many parcels, which doors."""
-        deposits = list(self.deposits.values())
+        """Shows the summary as the store has it: the parcels deposited, and their doors."""
+        deposits = [d for d in self.deposits.values() if self._deposited(d.allocation_id)]
+        still_open = self.current if self.current is not None and not self.door_shut else None
+        if still_open is not None and still_open in deposits:
+            still_open = None
         if deposits:
             doors = ", ".join(self.services.door_name(d.door) for d in deposits)
-            message = f"Parcels deposited: {len(deposits)}\nDoors: {doors}\nThank you."
+            message = f"Parcels deposited: {len(deposits)}\nDoors: {doors}"
         else:
             message = "No parcels were deposited."
+        if still_open is not None:
+            # Not deposited until its door shuts: the store will record it then.
+            locker = self.services.locker(still_open.door)
+            message += f"\n{locker} is still open: put the parcel in and close it."
+        if deposits:
+            message += "\nThank you."
         self.kiosk.go_home()
         self.kiosk.push_screen(NoticeScreen("Drop-off finished", message, again=False))

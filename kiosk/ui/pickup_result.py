@@ -1,4 +1,9 @@
-"""The doors a pickup code opened: take the parcel and close the door, or try a door again."""
+"""The doors a pickup code opened: take the parcel and close the door, or try a door again.
+
+The screen watches each door's operation, as the return screen does: once the door monitor has
+seen a door shut (its operation is over), the line says whether the parcel was picked up and the
+door offers nothing more.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from kiosk.flows import opening
 from kiosk.flows.opening import DoorOpening
 from kiosk.flows.pickup import PickupResult
 from kiosk.flows.refusals import FlowRefused
+from kiosk.store import allocations, operations
 from kiosk.store.records import Actor
 from kiosk.ui.base import KioskScreen
+from shared.states import AllocationStatus
 
 
 class PickupResultScreen(KioskScreen):
@@ -23,6 +30,7 @@ class PickupResultScreen(KioskScreen):
         super().__init__()
         self.openings: dict[int, DoorOpening] = {o.door: o for o in result.openings}
         self.expired = result.expired_parcels
+        self.shut: dict[int, str] = {}  # door -> what its closing settled
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="doors"):
@@ -43,18 +51,43 @@ class PickupResultScreen(KioskScreen):
         for door in self.openings:
             self._show(door)
         self.query_one("#done", Button).focus()
+        self.set_interval(self.services.refresh_s, self.check_closed)
+
+    def check_closed(self) -> None:
+        """Asks the store which doors' operations are over (the monitor saw them shut)."""
+        for door, door_opening in self.openings.items():
+            if door in self.shut:
+                continue
+            with self.services.ctx.store.transaction() as db:
+                operation = operations.get_operation(db, door_opening.operation_id)
+                parcel = (
+                    None
+                    if door_opening.allocation_id is None
+                    else allocations.find_allocation(db, door_opening.allocation_id)
+                )
+            if operation.state.is_active:
+                continue
+            locker = self.services.locker(door)
+            if parcel is not None and parcel.status is AllocationStatus.PICKED_UP:
+                self.shut[door] = f"{locker} is shut: parcel picked up. Thank you."
+            elif operation.opened_at is None:
+                self.shut[door] = f"{locker} did not open. Please ask staff for help."
+            else:
+                self.shut[door] = f"{locker} is shut with your parcel still inside: ask staff."
+            self._show(door)
 
     def _show(self, door: int, note: str | None = None) -> None:
         opened = self.openings[door].opened
         locker = self.services.locker(door)
-        text = (
-            f"{locker} is open: take your parcel and close the door."
-            if opened
-            else note or f"{locker} did not open. Touch Try again, or ask staff for help."
-        )
+        if door in self.shut:
+            text = self.shut[door]
+        elif opened:
+            text = f"{locker} is open: take your parcel and close the door."
+        else:
+            text = note or f"{locker} did not open. Touch Try again, or ask staff for help."
         self.query_one(f"#door-text-{door}", Static).update(text)
-        self.query_one(f"#door-{door}").set_class(not opened, "-not-open")
-        self.query_one(f"#retry-{door}", Button).display = not opened
+        self.query_one(f"#door-{door}").set_class(not opened and door not in self.shut, "-not-open")
+        self.query_one(f"#retry-{door}", Button).display = not opened and door not in self.shut
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         button = event.button.id or ""

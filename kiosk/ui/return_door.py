@@ -35,6 +35,8 @@ class ReturnDoorScreen(KioskScreen):
 
     def on_mount(self) -> None:
         self._show()
+        # As on the pickup result: Enter on a keyboard (or the scanner's) means Done.
+        self.query_one("#done", Button).focus()
         self.set_interval(self.services.refresh_s, self.check_closed)
 
     def check_closed(self) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from kiosk.flows.context import FlowContext
 from kiosk.store.door_labels import door_namer
@@ -107,6 +108,7 @@ def daemon_ui(
                     home_note=home_note,
                     on_quit=on_quit,
                     door_name=door_namer(ctx.store),
+                    time_zone=ZoneInfo(daemon.config.time_zone),
                 )
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Protocol
 
 from kiosk.flows.context import FlowContext
@@ -76,6 +77,7 @@ class UiServices:
         on_quit: What Ctrl+C or Ctrl+Q at a keyboard does: stop the kiosk (the demo, or a
             daemon run by hand). None: the keys do nothing, so a keyboard plugged into a kiosk
             in service cannot close its screen.
+        time_zone: The location's time zone, for the clock (``kiosk.time_zone``).
 
     Raises:
         ValueError: on construction, for a non-positive timeout or refresh period.
@@ -92,6 +94,7 @@ class UiServices:
     board_error: Callable[[], str | None] = boards_fine
     home_note: Callable[[], str] = no_note
     on_quit: Callable[[], None] | None = None
+    time_zone: tzinfo = UTC
 
     def __post_init__(self) -> None:
         if self.idle_timeout_s <= 0 or self.refresh_s <= 0:

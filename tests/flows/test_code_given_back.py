@@ -20,6 +20,7 @@ from kiosk.flows.opening import OpeningOutcome
 from kiosk.flows.pickup import pick_up
 from kiosk.hardware.errors import BoardTimeout
 from kiosk.hardware.fake_bank import FakeDoorBank
+from kiosk.hardware.protocols import BoardProtocol
 from kiosk.monitor import sweep
 from kiosk.reconcile import reconcile
 from kiosk.store import allocations, audit, codes, operations
@@ -139,6 +140,9 @@ async def test_a_pulse_queued_behind_timed_out_polls_gives_the_code_back(
     assert k.sim is not None
     assert k.monitor is not None
     k.allocate("a1", code="ABC234", door=7, status=AllocationStatus.DEPOSITED)
+    k.sim_door(7).set_occupied(True)  # the parcel is in (Kerong boards report it)
+    if k.sim.protocol is BoardProtocol.KERONG:
+        await wait_for(lambda: k.door(7).sensor_occupied is True)
     for board in k.sim.boards.values():
         board.power_off()
     poll = asyncio.create_task(k.bank.read_states())

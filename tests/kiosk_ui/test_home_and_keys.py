@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kiosk.ui.app import make_app
@@ -65,3 +67,25 @@ async def test_the_home_screen_tells_customers_while_the_boards_do_not_answer(
         error.clear()
         await pilot.pause(0.2)
         assert not notice.has_class("-shown")
+
+
+async def test_the_clock_shows_the_locations_time_zone(kiosk: Kiosk) -> None:
+    from zoneinfo import ZoneInfo
+
+    # START is 09:00 UTC on 2 March: 10:00 in Warsaw (CET).
+    app = make_app(UiServices(kiosk.ctx, pin_checker(None), time_zone=ZoneInfo("Europe/Warsaw")))
+    async with app.run_test(size=SIZE):
+        assert text(app, "#clock") == "10:00"
+
+
+def test_a_time_zone_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    from kiosk.config import KioskConfigError, load_config
+    from tests.kiosk_process.helpers import write_config
+
+    doors = '[doors]\nbackend = "fake"\n[doors.fake]\ndoors = 8\n'
+    path = write_config(tmp_path, doors=doors)
+    path.write_text(path.read_text().replace("[layout]", 'time_zone = "Europe/Nowhere"\n[layout]'))
+    with pytest.raises(KioskConfigError, match=r"kiosk\.time_zone"):
+        load_config(path)
+    path.write_text(path.read_text().replace("Europe/Nowhere", "Europe/Warsaw"))
+    assert load_config(path).time_zone == "Europe/Warsaw"

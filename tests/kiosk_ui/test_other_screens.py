@@ -50,7 +50,10 @@ async def test_driver_multi_drop_with_a_problem_report_and_a_summary(
         await settle(pilot)
         assert "Locker 6 (large) is open" in text(app, "#drop-status")
         assert text(app, "#drop-count") == "Parcels: 2"
-        await pilot.click("#finish")
+        fake_bank.close(6)
+        await kiosk.poll()
+        await wait_for(lambda: not app.screen.query_one("#problems").display)
+        await tap(pilot, "#finish")
         await settle(pilot)
         assert isinstance(app.screen, NoticeScreen)
         assert text(app, "#notice-message") == "Parcels deposited: 2\nDoors: 2, 6\nThank you."
@@ -98,6 +101,7 @@ async def test_a_return_is_confirmed_when_its_door_closes(
         assert text(app, "#return-status") == (
             "Locker 7 is open: put your return in and close the door to confirm."
         )
+        assert app.focused is app.screen.query_one("#done")  # Enter means Done
         fake_bank.close(7)
         await kiosk.poll()
         await wait_for(
@@ -253,3 +257,65 @@ async def test_an_exception_in_a_flow_shows_a_friendly_message(
         assert app.failures == 1
         await pilot.click("#home")
         assert isinstance(app.screen, HomeScreen)
+
+
+async def test_a_late_door_not_empty_after_a_real_deposit_keeps_the_deposit(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    kiosk.allocate("p1", door=1, barcode="PKG-1")
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#driver")
+        await pilot.press(*"PKG-1", "enter")
+        await settle(pilot)
+        assert app.screen.query_one("#problems").display
+        fake_bank.close(1)  # the parcel went in and the door shut
+        await kiosk.poll()
+        await wait_for(lambda: not app.screen.query_one("#problems").display)
+        assert "the parcel is in" in text(app, "#drop-status")
+        await pilot.press("enter")  # nothing to press any more; a stray key changes nothing
+        await tap(pilot, "#finish")
+        await settle(pilot)
+        assert text(app, "#notice-message") == "Parcels deposited: 1\nDoors: 1\nThank you."
+    assert kiosk.door(1).status is not DoorStatus.MAINTENANCE
+
+
+async def test_finishing_with_a_door_still_open_says_so(
+    kiosk: Kiosk, build_app: Callable[..., KioskApp]
+) -> None:
+    kiosk.allocate("p1", door=1, barcode="PKG-1")
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#driver")
+        await pilot.press(*"PKG-1", "enter")
+        await settle(pilot)
+        await tap(pilot, "#finish")
+        await settle(pilot)
+        assert text(app, "#notice-message") == (
+            "No parcels were deposited.\nLocker 1 is still open: put the parcel in and close it."
+        )
+
+
+async def test_a_return_the_kiosk_recorded_collected_is_shown_collected(
+    kiosk: Kiosk, build_app: Callable[..., KioskApp]
+) -> None:
+    bank = FakeDoorBank(sorted(range(1, 9)), kiosk.bank.timing, occupancy_sensors=True)
+    object.__setattr__(kiosk.ctx, "bank", bank)
+    kiosk.allocate("r1", door=4, kind=AllocationKind.RETURN, status=AllocationStatus.DEPOSITED)
+    bank.set_occupied(4)
+    await kiosk.poll()
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, app)
+        await pilot.click("#collect")
+        assert isinstance(app.screen, CollectionScreen)
+        await pilot.click("#open-all")
+        await settle(pilot)
+        bank.set_occupied(4, False)  # staff took the return out and shut the door
+        bank.close(4)
+        await kiosk.poll()
+        await wait_for(lambda: text(app, "#collect-status") == "Parcels to collect: 0 of 1")
+        assert text(app, "#line-r1 .collect-text").endswith(
+            ": collected (door shut, compartment empty)"
+        )
+        assert app.screen.query_one("#collected-r1").disabled

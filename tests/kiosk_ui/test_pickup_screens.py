@@ -11,7 +11,7 @@ from kiosk.ui.notice import NoticeScreen
 from kiosk.ui.pickup import PickupScreen
 from kiosk.ui.pickup_result import PickupResultScreen
 from shared.states import AllocationStatus
-from tests.flows.conftest import Kiosk
+from tests.flows.conftest import Kiosk, wait_for
 from tests.kiosk_ui.conftest import SIZE
 from tests.kiosk_ui.helpers import settle, text
 
@@ -166,3 +166,19 @@ async def test_the_door_label_from_the_cloud_is_shown(kiosk: Kiosk) -> None:
         assert text(app, "#door-text-5") == (
             "Locker C2 is open: take your parcel and close the door."
         )
+
+
+async def test_the_pickup_screen_notices_the_door_closing(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    deposit(kiosk, "a1", 5)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.scan(CODE)
+        await settle(pilot)
+        assert isinstance(app.screen, PickupResultScreen)
+        fake_bank.close(5)
+        await kiosk.poll()
+        await wait_for(lambda: "picked up" in text(app, "#door-text-5"))
+        assert text(app, "#door-text-5") == "Locker 5 is shut: parcel picked up. Thank you."
+        assert not app.screen.query_one("#retry-5").display

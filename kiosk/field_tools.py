@@ -1,0 +1,323 @@
+"""``locker-kiosk`` field tools (issue 11): test a real bank with the daemon stopped, clear faults.
+
+``bus-scan``, ``read-doors``, ``pulse``, ``door-map`` and ``diagnostics`` open the lock-board port
+exclusively (as the daemon does), so they refuse with one clear line while the daemon holds it.
+Every pulse is audited in the kiosk's store (``field_pulse``, with the tech's name and the result)
+and the door's reading after it is recorded, so the next boot does not take a door the tech left
+open for a tamper. ``clear-fault`` clears a door's fault, audited. Every command and option is
+documented in ``docs/kiosk.md`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kiosk.config import KioskConfig
+from kiosk.hardware.serial_board import SerialBankConfig
+
+FIELD_PULSE = "field_pulse"
+"""The audit log's command for a pulse from ``locker-kiosk pulse``."""
+
+
+class FieldToolFailed(Exception):
+    """A field command failed; ``status`` is its exit status (the message is one line)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def add_commands(sub: Any, load: Any) -> None:
+    """Adds the field commands to ``locker-kiosk``'s subparsers.
+
+    Args:
+        sub: The subparsers action.
+        load: Loads a configuration file (the CLI's own loader: its errors, its exit status).
+    """
+
+    def command(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+        parser.add_argument("--config", required=True, type=Path, help="the kiosk's TOML file")
+        parser.set_defaults(handler=lambda args: handler(args, load(args.config)))
+        return parser
+
+    scan = command("bus-scan", "list the lock-board addresses that answer", _bus_scan)
+    scan.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    read = command("read-doors", "read every lock and sensor now", _read_doors)
+    read.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pulse = command("pulse", "pulse one door, or each door in turn, audited", _pulse)
+    which = pulse.add_mutually_exclusive_group(required=True)
+    which.add_argument("--door", type=int, help="the door to pulse")
+    which.add_argument("--each", action="store_true", help="every door in turn")
+    pulse.add_argument("--by", required=True, help="who is pulsing (for the audit log)")
+    pulse.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    door_map = command("door-map", "print the door map: door -> board:lock, size", _door_map)
+    door_map.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report = command("diagnostics", "a report for support (JSON)", _diagnostics)
+    report.add_argument("--output", type=Path, help="write the report here (default stdout)")
+    clear = command("clear-fault", "clear a door's fault, audited", _clear_fault)
+    clear.add_argument("--door", type=int, required=True, help="the door")
+    clear.add_argument("--by", required=True, help="who clears it (for the audit log)")
+
+
+def check_config_lines(config: KioskConfig) -> list[str]:
+    """What ``check-config`` adds: an unstable-port warning and the door map (serial banks)."""
+    from kiosk.diagnostics import door_map_rows, unstable_port_warning
+
+    serial = config.doors.serial
+    if serial is None:
+        return []
+    lines = []
+    warning = unstable_port_warning(serial.port)
+    if warning is not None:
+        lines.append(warning)
+    lines.append("door map (door: board:lock, size, sensors):")
+    for row in door_map_rows(serial, config.layout):
+        size = "-" if row.size is None else row.size.value
+        lines.append(f"  {row.door}: {row.board}:{row.lock}, {size}, {row.sensors}")
+    return lines
+
+
+def _serial(config: KioskConfig) -> SerialBankConfig:
+    serial = config.doors.serial
+    if serial is None:
+        raise FieldToolFailed(
+            2, f"field tools drive lock boards; this kiosk's doors are {config.doors.backend}"
+        )
+    return serial
+
+
+def _run(coro: Any) -> Any:
+    from kiosk.hardware.errors import LockBoardError
+
+    try:
+        return asyncio.run(coro)
+    except LockBoardError as error:
+        raise FieldToolFailed(1, str(error)) from None
+
+
+def _bus_scan(args: argparse.Namespace, config: KioskConfig) -> int:
+    from kiosk.diagnostics import scan_bus
+
+    serial = _serial(config)
+    found: list[int] = _run(scan_bus(serial))
+    expected = sorted(serial.door_map.locks_by_board())
+    if args.json:
+        print(json.dumps({"port": serial.port, "answering": found, "configured": expected}))
+        return 0
+    print(f"{serial.protocol.title} boards on {serial.port}:")
+    print("answering: " + (", ".join(map(str, found)) or "none"))
+    for board in expected:
+        if board not in found:
+            print(f"configured but silent: board {board}")
+    for board in found:
+        if board not in expected:
+            print(f"answering but not configured: board {board}")
+    return 0
+
+
+async def _read_all(serial: SerialBankConfig) -> dict[str, Any]:
+    from kiosk.diagnostics import open_bank, read_doors
+
+    bank = open_bank(serial)
+    try:
+        states = await read_doors(bank)
+    finally:
+        await bank.aclose()
+    rows = {}
+    for door, state in states.items():
+        where = serial.door_map.address(door)
+        rows[str(door)] = {
+            "board": where.board,
+            "lock": where.lock,
+            "lock_state": state.lock.value,
+            "occupied": state.occupied,
+        }
+    return rows
+
+
+def _read_doors(args: argparse.Namespace, config: KioskConfig) -> int:
+    rows: dict[str, Any] = _run(_read_all(_serial(config)))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for door, row in rows.items():
+        occupied = {True: "full", False: "empty", None: "-"}[row["occupied"]]
+        print(f"door {door} ({row['board']}:{row['lock']}): {row['lock_state']}, {occupied}")
+    return 0
+
+
+async def _pulse_and_audit(
+    config: KioskConfig, serial: SerialBankConfig, doors: list[int], by: str
+) -> list[dict[str, Any]]:
+    from kiosk.daemon import DaemonError, open_store
+    from kiosk.diagnostics import open_bank, pulse_doors, read_doors
+    from kiosk.store import audit
+    from kiosk.store import doors as door_records
+    from kiosk.store.records import Actor
+
+    bank = open_bank(serial)
+    try:
+        await read_doors(bank)  # refuses (PortHeld) before anything is written
+    except BaseException:
+        await bank.aclose()
+        raise
+    try:
+        store = open_store(config)
+    except DaemonError as error:
+        await bank.aclose()
+        raise FieldToolFailed(1, str(error)) from None
+    results: list[dict[str, Any]] = []
+    try:
+        for door in doors:
+            # Audited before the pulse (pending), finished with its result after it.
+            with store.transaction() as db:
+                audit_id = audit.record_entry(
+                    db,
+                    datetime.now(UTC),
+                    Actor.STAFF,
+                    FIELD_PULSE,
+                    audit.PENDING,
+                    door=door,
+                    detail={"by": by},
+                )
+            try:
+                [result] = await pulse_doors(bank, [door])
+            except BaseException:
+                with store.transaction() as db:
+                    audit.finish_entry(db, audit_id, "not sent", datetime.now(UTC))
+                raise
+            outcome = result if isinstance(result, str) else result.outcome.value
+            with store.transaction() as db:
+                now = datetime.now(UTC)
+                audit.finish_entry(db, audit_id, outcome, now)
+                if not isinstance(result, str):
+                    state = await bank.read_states()
+                    reading = state[door]
+                    door_records.record_sensors(db, door, reading.is_open, reading.occupied, now)
+            results.append({"door": door, "result": outcome})
+    finally:
+        await bank.aclose()
+        store.close()
+    return results
+
+
+def _pulse(args: argparse.Namespace, config: KioskConfig) -> int:
+    serial = _serial(config)
+    doors = list(serial.door_map.doors) if args.each else [args.door]
+    unknown = [door for door in doors if door not in serial.door_map.doors]
+    if unknown:
+        raise FieldToolFailed(2, f"door {unknown[0]} is not in the door map")
+    results: list[dict[str, Any]] = _run(_pulse_and_audit(config, serial, doors, args.by))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for row in results:
+            print(f"door {row['door']}: {row['result']}")
+    return 0 if all(row["result"] == "opened" for row in results) else 1
+
+
+def _door_map(args: argparse.Namespace, config: KioskConfig) -> int:
+    from kiosk.diagnostics import door_map_rows
+
+    rows = door_map_rows(_serial(config), config.layout)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "door": r.door,
+                        "board": r.board,
+                        "lock": r.lock,
+                        "size": None if r.size is None else r.size.value,
+                        "sensors": r.sensors,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    for r in rows:
+        size = "-" if r.size is None else r.size.value
+        print(f"door {r.door}: board {r.board} lock {r.lock}, {size}, {r.sensors}")
+    return 0
+
+
+def _diagnostics(args: argparse.Namespace, config: KioskConfig) -> int:
+    from kiosk.diagnostics import door_map_rows, scan_bus, unstable_port_warning
+    from kiosk.hardware.errors import LockBoardError
+
+    serial = _serial(config)
+    report: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "kiosk_id": config.kiosk_id,
+        "location_id": config.location_id,
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "port": serial.port,
+        "protocol": serial.protocol.name,
+        "baudrate": serial.effective_baudrate,
+        "port_warning": unstable_port_warning(serial.port),
+        "door_map": [
+            {"door": r.door, "board": r.board, "lock": r.lock, "sensors": r.sensors}
+            for r in door_map_rows(serial, config.layout)
+        ],
+    }
+    try:
+        report["answering_boards"] = _run(scan_bus(serial))
+        report["doors"] = _run(_read_all(serial))
+    except FieldToolFailed as failure:
+        if "held by another program" in str(failure):
+            raise
+        report["error"] = str(failure)
+    except LockBoardError as error:  # pragma: no cover - _run turns these into FieldToolFailed
+        report["error"] = str(error)
+    report["store"] = _store_summary(config.database)
+    text = json.dumps(report, indent=2, sort_keys=True)
+    if args.output is not None:
+        args.output.write_text(text + "\n", encoding="utf-8")
+        print(f"diagnostics written to {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _store_summary(database: Path) -> dict[str, Any] | str:
+    from kiosk import inspection
+
+    try:
+        with inspection.open_read_only(database) as db:
+            view = inspection.status(db, datetime.now(UTC))
+            recent = inspection.audit_entries(db, 50, None)
+    except inspection.InspectionError as error:
+        return str(error)
+    return {"status": view, "recent_audit": recent}
+
+
+def _clear_fault(args: argparse.Namespace, config: KioskConfig) -> int:
+    from kiosk.daemon import DaemonError, open_store
+    from kiosk.flows.faults import clear_fault
+    from kiosk.flows.refusals import FlowRefused
+    from kiosk.store.records import Actor
+
+    try:
+        store = open_store(config)
+    except DaemonError as error:
+        raise FieldToolFailed(1, str(error)) from None
+    try:
+        fault = clear_fault(
+            store, args.door, actor=Actor.STAFF, cleared_by=args.by, now=datetime.now(UTC)
+        )
+    except FlowRefused as refused:
+        raise FieldToolFailed(2, refused.message) from None
+    finally:
+        store.close()
+    print(f"door {args.door}: " + ("no fault" if fault is None else f"cleared ({fault})"))
+    return 0
