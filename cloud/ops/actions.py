@@ -8,6 +8,7 @@ so that reloading the page does not repeat the action.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -17,9 +18,12 @@ from fastapi.responses import RedirectResponse
 from cloud import doors, errors
 from cloud.api.services import Services, Svc
 from cloud.ops.guard import Acting, ConsoleRefusal
+from cloud.parcels import pickup_changes
+from cloud.parcels.lookup import allocation_for
 from cloud.store import console, operators
 from cloud.store.database import Conn
 from cloud.store.operators import Session
+from cloud.store.transaction import unit
 from cloud.sync.publisher import queue_remote_open
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
@@ -128,8 +132,8 @@ async def open_everything_due(
                 "allocations": [str(p.allocation_id) for p in due],
             },
         )
-    numbers = ", ".join(str(p.door_number) for p in due)
-    return _back(location_id, f"Opening {len(due)} doors for collection: {numbers}.")
+    lockers = ", ".join(p.label for p in due)
+    return _back(location_id, f"Opening {len(due)} doors for collection: {lockers}.")
 
 
 @router.post("/locations/{location_id}/maintenance")
@@ -191,3 +195,38 @@ async def clear_alert(
             {"alert_id": alert_id, "kind": cleared.kind, "resolution": why},
         )
     return _back(cleared.location_id, f"Alert {cleared.kind} cleared.")
+
+
+@router.post("/locations/{location_id}/reissue-code")
+async def reissue_code(
+    location_id: str,
+    allocation: Annotated[uuid.UUID, Form()],
+    reason: Reason,
+    session: Acting,
+    svc: Svc,
+) -> RedirectResponse:
+    """A new pickup code for a deposited parcel's customer (the carrier API's re-issue): the old
+    code stops working at once, at the kiosk too; the new one goes to the customer only, never
+    to the operator's screen."""
+    why = _clean(reason)
+    async with svc.pool.connection() as conn, conn.transaction():
+        try:
+            async with unit(conn, svc.clock.now()) as work:
+                found = await allocation_for(conn, allocation, None)
+                if found.location_id != location_id:
+                    raise errors.AllocationNotFound(f"no allocation {allocation} here")
+                await pickup_changes.reissue_code(work, found, svc.settings.pickup_change_limits)
+        except errors.ServiceError as exc:
+            raise ConsoleRefusal(exc.status, exc.code, exc.message) from None
+        await _audit(
+            conn,
+            session,
+            svc,
+            "pickup_code_reissued",
+            location_id,
+            None,
+            {"reason": why, "allocation_id": str(allocation), "package_id": found.package_id},
+        )
+    return _back(
+        location_id, f"Parcel {found.package_id}: a new pickup code was sent to the customer."
+    )

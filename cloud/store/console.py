@@ -40,6 +40,7 @@ class DoorCell:
     """A door in a location's grid, with the parcel in it and its open alerts."""
 
     door_number: int
+    label: str
     size: str
     status: str
     status_changed_at: datetime
@@ -58,6 +59,7 @@ class ToCollect:
 
     location_id: str
     door_number: int
+    label: str
     allocation_id: uuid.UUID
     kind: str
     carrier_id: str
@@ -163,7 +165,8 @@ async def kiosks_of(conn: Conn, ids: list[str]) -> dict[str, list[KioskPresence]
 
 async def door_grid(conn: Conn, location_id: str) -> list[DoorCell]:
     cur = await conn.execute(
-        "SELECT d.door_number, d.size, d.status, d.status_changed_at, d.maintenance_reason,"
+        "SELECT d.door_number, d.label, d.size, d.status, d.status_changed_at,"
+        " d.maintenance_reason,"
         " a.allocation_id, a.package_id, a.status AS allocation_status, a.kind,"
         " a.pickup_expires_at,"
         " coalesce((SELECT array_agg(f.kind ORDER BY f.raised_at) FROM fleet_alerts f"
@@ -180,7 +183,7 @@ async def door_grid(conn: Conn, location_id: str) -> list[DoorCell]:
 async def to_collect(conn: Conn, location_id: str | None, limit: int) -> list[ToCollect]:
     """Parcels waiting for a courier, oldest first (at one location, or the fleet's)."""
     cur = await conn.execute(
-        "SELECT a.location_id, d.door_number, a.allocation_id, a.kind, a.carrier_id,"
+        "SELECT a.location_id, d.door_number, d.label, a.allocation_id, a.kind, a.carrier_id,"
         " a.package_id, coalesce(a.expired_at, a.deposited_at) AS since"
         " FROM allocations a JOIN doors d ON d.door_id = a.door_id"
         " WHERE ((a.kind = 'delivery' AND a.status = 'expired')"

@@ -262,10 +262,12 @@ async def test_bulk_open_for_collection_opens_the_doors_on_the_simulator(
             assert await lifecycle.expire_pickups(pool, later) == 3
             async with pool.connection() as conn:
                 cur = await conn.execute(
-                    "SELECT d.door_number FROM allocations a JOIN doors d USING (door_id)"
-                    " WHERE a.status = 'expired' ORDER BY 1"
+                    "SELECT d.door_number, d.label FROM allocations a JOIN doors d"
+                    " USING (door_id) WHERE a.status = 'expired' ORDER BY d.door_number"
                 )
-                doors = [r["door_number"] for r in await cur.fetchall()]
+                rows = await cur.fetchall()
+                doors = [r["door_number"] for r in rows]
+                labels = [r["label"] for r in rows]
         finally:
             await pool.close()
 
@@ -283,7 +285,7 @@ async def test_bulk_open_for_collection_opens_the_doors_on_the_simulator(
             return browser.find_element(By.ID, "notice").text
 
         notice = await asyncio.to_thread(open_all)
-        assert f"Opening 3 doors for collection: {', '.join(map(str, doors))}." == notice
+        assert f"Opening 3 doors for collection: {', '.join(labels)}." == notice
         for door in doors:
             await asyncio.to_thread(demo.read_until, rf"^door {door} opened", 30)
         await asyncio.to_thread(shoot, browser, screenshot_dir, "location-after-bulk-open")

@@ -354,3 +354,62 @@ def test_times_in_state_read_as_people_say_them(seconds, shown):
     from cloud.ops.pages import duration
 
     assert duration(timedelta(seconds=seconds)) == shown
+
+
+async def test_a_new_pickup_code_from_the_console(cloud):
+    acme = await cloud.create_carrier()
+    await cloud.create_location(counts={"small": 2})
+    await make_operator(cloud, "sam", "support")
+    r = await acme.post(
+        "/api/v1/allocations",
+        json={
+            "location_id": "LOC-1",
+            "package_id": "P1",
+            "order_id": "O1",
+            "customer_id": "C1",
+            "package_size": "small",
+        },
+    )
+    parcel = r.json()
+    r = await acme.post(
+        f"/api/v1/allocations/{parcel['allocation_id']}/deposit",
+        json={"driver_id": "d1", "scan_code": "P1"},
+    )
+    assert r.status_code == 200, r.text
+    old_code = r.json()["pickup_code"]
+
+    client, _ = await log_in(cloud, "sam")
+    page = await client.get("/ops/locations/LOC-1")
+    assert 'id="reissue-form"' in page.text
+    r = await client.post(
+        "/ops/locations/LOC-1/reissue-code",
+        data={
+            "allocation": parcel["allocation_id"],
+            "reason": "customer lost the code",
+            "csrf": field(page.text, "csrf"),
+        },
+    )
+    assert r.status_code == 303
+    after = await client.get(r.headers["location"])
+    assert "Parcel P1: a new pickup code was sent to the customer." in after.text
+    new_code = (await acme.get(f"/api/v1/allocations/{parcel['allocation_id']}")).json()[
+        "pickup_code"
+    ]
+    assert new_code != old_code
+    assert new_code not in after.text  # the operator never sees the customer's code
+    audit = after.text[after.text.index('id="audit"') :]
+    assert "pickup code reissued" in audit
+    # The old code opens nothing.
+    r = await acme.post("/api/v1/pickup", json={"location_id": "LOC-1", "pickup_code": old_code})
+    assert (r.status_code, r.json()["error"]["code"]) == (410, "code_expired")
+    # A parcel of another location is not this page's to touch.
+    await cloud.create_location("LOC-2", counts={"small": 1})
+    r = await client.post(
+        "/ops/locations/LOC-2/reissue-code",
+        data={
+            "allocation": parcel["allocation_id"],
+            "reason": "x",
+            "csrf": field(page.text, "csrf"),
+        },
+    )
+    assert r.status_code == 404
