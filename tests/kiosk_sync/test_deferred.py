@@ -225,3 +225,21 @@ def test_a_late_cancel_of_an_allocation_the_kiosk_never_knew_is_kept_not_lost(
     late = deferred.apply_change(ctx.store, alloc(1, "never-seen", door=1), NOW)
     assert late.outcome is store_changes.ApplyOutcome.STALE
     assert status(ctx, "never-seen") is AllocationStatus.CANCELLED
+
+
+async def test_a_change_kept_before_a_restart_applies_when_boot_reconciliation_settles_its_door(
+    ctx: FlowContext,
+) -> None:
+    from kiosk.reconcile import reconcile
+
+    apply_changes(ctx.store, body(1, alloc(1, "x", door=1)), NOW)
+    driver_opens(ctx, "x", 1)
+    apply_changes(ctx.store, body(2, alloc(2, "x", status=AllocationStatus.CANCELLED)), NOW)
+    # The kiosk restarts; meanwhile the driver shut the door with nothing inside, as the
+    # occupancy sensors of the restarted kiosk's bank read it.
+    rebooted = FlowContext(
+        ctx.store, FakeDoorBank(sorted(LAYOUT), occupancy_sensors=True), ManualClock(NOW)
+    )
+    await reconcile(rebooted)
+    assert status(ctx, "x") is AllocationStatus.CANCELLED
+    assert deferred.kept(ctx.store.db) == []
