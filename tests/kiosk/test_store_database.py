@@ -370,3 +370,12 @@ def test_a_failed_commit_leaves_no_transaction_open(store: Store) -> None:
             " VALUES ('x', 999, 'open', 'staff', 'completed', '2026-01-01')"
         )
     assert not store.db.conn.in_transaction
+
+
+def test_migrations_are_registered_and_known_in_name_order() -> None:
+    """sqlite-utils applies migrations in the order they are registered; issues add theirs
+    after 0005 in separate blocks (0006 to 0009), so a merge must keep them in name order, and
+    a missing number in between changes nothing."""
+    registered = [m.name for m in migrations._migrations]
+    assert registered == sorted(registered)
+    assert list(KNOWN_MIGRATIONS) == sorted(KNOWN_MIGRATIONS) == registered
