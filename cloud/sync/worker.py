@@ -2,10 +2,11 @@
 
 One worker owns one MQTT connection. Each connection attempt makes a new client (an aiomqtt
 client that keeps a stop request: `shared.mqtt_client`); when the connection fails, the worker
-waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.5 s doubling to 60 s)
-and tries again, so a fleet of workers does not storm a broker that comes back. The broker may
-lose anything in flight: the change log, the kiosks' outboxes and the cursors are the durable
-record, and both sides resend.
+waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.5 s doubling to 2 s: a
+few workers cannot storm a broker, and the cloud is back within seconds of it) and tries again;
+the backoff restarts from its minimum only once a connection has held `CONNECTION_HELD_S`.
+The broker may lose anything in flight: the change log, the kiosks' outboxes and the cursors
+are the durable record, and both sides resend.
 
 While connected, the worker
 
@@ -38,7 +39,7 @@ from typing import Any
 import aiomqtt
 import psycopg
 
-from cloud.store import database
+from cloud.store import database, kiosk_events
 from cloud.store.changelog import NOTIFY_CHANNEL
 from cloud.store.database import Pool
 from cloud.sync import presence
@@ -83,6 +84,8 @@ COMMANDS_CHANNEL = "locker_remote_commands"
 # topics carry its few kiosks. Far above that, far below a flood (docs/cloud-sync.md).
 TOPIC_LIMIT = RateLimit(per_second=100.0, burst=1000)
 KIOSK_LIMIT = RateLimit(per_second=100.0, burst=1000)
+CONNECTION_HELD_S = 5.0
+"""A connection that lived this long resets the reconnect backoff to its minimum."""
 _SENDER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -145,7 +148,7 @@ class SyncWorker:
         concurrency: int = 8,
         client_id: str | None = None,
         backoff_first: float = 0.5,
-        backoff_longest: float = 60.0,
+        backoff_longest: float = 2.0,
         key_cache_s: float = 60.0,
         topic_limit: RateLimit = TOPIC_LIMIT,
         kiosk_limit: RateLimit = KIOSK_LIMIT,
@@ -181,11 +184,13 @@ class SyncWorker:
     async def run(self) -> None:
         """Connects, serves, and reconnects with backoff, forever (cancel to stop)."""
         attempt = 0
+        loop = asyncio.get_running_loop()
         while True:
             raise_if_cancelling()
+            connected_at: float | None = None
             try:
                 async with self._client() as client:
-                    attempt = 0
+                    connected_at = loop.time()
                     await self._session(client)
             except asyncio.CancelledError:
                 raise
@@ -196,6 +201,8 @@ class SyncWorker:
                     log.exception("sync: session failed")
             finally:
                 self.ready.clear()
+            if connected_at is not None and loop.time() - connected_at >= CONNECTION_HELD_S:
+                attempt = 0  # it held: a fresh outage starts from the minimum
             first, longest = self._backoff
             delay = backoff_delay(attempt, first=first, longest=longest)
             attempt += 1
@@ -322,7 +329,7 @@ class SyncWorker:
             self.stats["rate_limited"] += 1
             return
         try:
-            await self._dispatch(opened, publisher)
+            await self._dispatch(opened, publisher, retained=bool(message.retain))
             self.stats[opened.type.value] += 1
         except Exception:
             log.exception(
@@ -330,7 +337,9 @@ class SyncWorker:
             )
             self.stats["failed"] += 1
 
-    async def _dispatch(self, message: Message, publisher: Publisher) -> None:
+    async def _dispatch(
+        self, message: Message, publisher: Publisher, *, retained: bool = False
+    ) -> None:
         body = message.body
         now = self._clock.now()
         if message.type is MessageType.SYNC_REQUEST:
@@ -367,6 +376,16 @@ class SyncWorker:
             if not await presence.record_birth(self._pool, body, now):
                 self.stats["birth_ignored"] += 1
             await self._catch_up(message.location_id, body.kiosk_id, body.last_revision, publisher)
+            if retained:
+                # Delivered because this worker has just subscribed (a broker or cloud
+                # restart): what the kiosk sent before that was lost. Its cursor, in an ack that
+                # does not cover those events, has it resend them at once rather than after its
+                # ack timeout (docs/protocol.md, "events"). A live birth is not answered so: the
+                # kiosk's events follow it in order, unlost.
+                async with self._pool.connection() as conn:
+                    through = await kiosk_events.cursor(conn, body.kiosk_id, lock=False)
+                if through is not None:
+                    await publisher.send_ack(message.location_id, body.kiosk_id, through)
         elif message.type is MessageType.DEATH:
             assert isinstance(body, DeathBody)
             if not await presence.record_death(self._pool, body, now):

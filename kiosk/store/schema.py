@@ -254,6 +254,28 @@ def _store_incarnation(db: Database) -> None:
     )
 
 
+# issue 10: door labels.
+
+
+@migrations(name="0007_door_labels")
+def _door_labels(db: Database) -> None:
+    # The label the cloud gave the door ("A1", "B5"), what the screen calls it; NULL until the
+    # cloud sent one (the screen shows the door number then).
+    db.execute("ALTER TABLE doors ADD COLUMN label TEXT")
+
+
+# --- Issue 11: when a door's pulse started --------------------------------------------------
+
+
+@migrations(name="0008_operation_pulse_started")
+def _operation_pulse_started(db: Database) -> None:
+    # When the operation's pulse got the bus (committed just before the pulse bytes go out), so
+    # that boot reconciliation can tell "committed, never pulsed" (a kill -9 between the commit
+    # and the pulse, a frame queued behind timed-out polls) from "maybe pulsed": only the first
+    # gives a pickup code back (`kiosk.flows.completion.abandon`).
+    db.execute("ALTER TABLE door_operations ADD COLUMN pulse_started_at TEXT")
+
+
 # Issue 14: cloud changes deferred until their blocker ends.
 
 
@@ -278,28 +300,6 @@ def _deferred_changes(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX deferred_changes_revision ON deferred_changes (revision, subject)")
-
-
-# --- Issue 11: when a door's pulse started --------------------------------------------------
-
-
-@migrations(name="0008_operation_pulse_started")
-def _operation_pulse_started(db: Database) -> None:
-    # When the operation's pulse got the bus (committed just before the pulse bytes go out), so
-    # that boot reconciliation can tell "committed, never pulsed" (a kill -9 between the commit
-    # and the pulse, a frame queued behind timed-out polls) from "maybe pulsed": only the first
-    # gives a pickup code back (`kiosk.flows.completion.abandon`).
-    db.execute("ALTER TABLE door_operations ADD COLUMN pulse_started_at TEXT")
-
-
-# issue 10: door labels.
-
-
-@migrations(name="0007_door_labels")
-def _door_labels(db: Database) -> None:
-    # The label the cloud gave the door ("A1", "B5"), what the screen calls it; NULL until the
-    # cloud sent one (the screen shows the door number then).
-    db.execute("ALTER TABLE doors ADD COLUMN label TEXT")
 
 
 KNOWN_MIGRATIONS: tuple[str, ...] = (

@@ -1,8 +1,10 @@
 """`KioskSync`: the one owner of the kiosk's MQTT connection to the cloud.
 
 Every connection attempt is a new ``aiomqtt.Client`` (clean session, client id = kiosk id) inside a
-reconnect loop with full-jitter exponential backoff (0.5 s doubling
-to 60 s by default), so a fleet coming back after an outage does not storm the broker. On each
+reconnect loop with full-jitter exponential backoff (0.5 s doubling to 3 s by default: a fleet
+coming back after an outage spreads its reconnections over 3 s, and is back within 5 s of the
+broker), reset only once a connection has held for `CONNECTION_HELD_S` (a broker that accepts
+and drops at once does not get a tight reconnect loop from the whole fleet). On each
 connection, in this order (the device-twin order of ``docs/protocol.md``):
 
 1. connect, with the signed ``death`` of this connection's epoch as the MQTT will;
@@ -77,6 +79,8 @@ FLOOD_QUIET_S = 1.0
 
 SYNC_REQUEST_REPEAT_AFTER = timedelta(seconds=5)
 """A gap asks again for the same revision only after this long (an answer may be on its way)."""
+CONNECTION_HELD_S = 5.0
+"""A connection that lived this long resets the reconnect backoff to its minimum."""
 STOP_GRACE_S = 2.0
 """How long a clean stop waits to publish the kiosk's death."""
 WILL_RENEWAL = MAX_LIFETIME[MessageType.DEATH] - timedelta(hours=1)
@@ -160,6 +164,7 @@ class KioskSync:
         self._snapshot_parts = SnapshotAssembly()
         self._commands: set[asyncio.Task[object]] = set()
         self._failures = 0
+        self._connected_at: float | None = None
         self.will_renewal = WILL_RENEWAL
 
     # The connection
@@ -182,6 +187,12 @@ class KioskSync:
                     self._note_error(f"{type(error).__name__}: {error}")
                     log.exception("sync connection failed")
                 self.status.connected = False
+                if (
+                    self._connected_at is not None
+                    and asyncio.get_running_loop().time() - self._connected_at >= CONNECTION_HELD_S
+                ):
+                    self._failures = 0  # it held: a fresh outage starts from the minimum
+                self._connected_at = None
                 delay = self.backoff(self._failures)
                 self._failures += 1
                 log.info("reconnecting to the broker in %.1f s", delay)
@@ -246,7 +257,7 @@ class KioskSync:
         )
         self.status.connected = True
         self.status.connections += 1
-        self._failures = 0
+        self._connected_at = asyncio.get_running_loop().time()
         log.info(
             "connected to %s:%d as %s (epoch %d)",
             self.config.broker_host,

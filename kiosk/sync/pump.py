@@ -30,6 +30,8 @@ from kiosk.store.records import OutboxEvent
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+NO_PROGRESS_RESEND_AFTER = timedelta(seconds=0.5)
+"""An ack that makes no progress resends at once events in flight for at least this long."""
 """Events per ``events`` message (the protocol's maximum)."""
 
 
@@ -68,12 +70,14 @@ class OutboxPump:
         self._deadline: datetime | None = None
         self._pruned_at: datetime | None = None
         self.resends = 0
+        self._last_sent_at: datetime | None = None
 
     def reset(self) -> None:
         """Forgets what was sent: for a new connection, which starts from the lowest pending."""
         self._sent_through = 0
         self._deadline = None
         self._timeout = self._ack_timeout
+        self._last_sent_at = None
 
     def due(self, now: datetime) -> list[list[OutboxEvent]]:
         """The batches to publish now, oldest first (empty when there is nothing to send).
@@ -109,6 +113,7 @@ class OutboxPump:
         if not events:
             return []
         self._sent_through = events[-1].sequence
+        self._last_sent_at = now
         if self._deadline is None:
             self._deadline = now + self._timeout
         return [events[i : i + BATCH_SIZE] for i in range(0, len(events), BATCH_SIZE)]
@@ -120,6 +125,19 @@ class OutboxPump:
             How many events were newly acknowledged.
         """
         count = outbox.ack_through(self._store, through_sequence, now)
+        if not count and self._sent_through > through_sequence and self._last_sent_at is not None:
+            # The cloud is up and its cursor stops short of events in flight (lost if no worker
+            # was subscribed when they went out: a broker or cloud restart): send them again
+            # soon, not after the ack timeout. Soon is at least NO_PROGRESS_RESEND_AFTER after
+            # the last send, since an ack right after sending may only answer an earlier batch.
+            soon = max(now, self._last_sent_at + NO_PROGRESS_RESEND_AFTER)
+            if self._deadline is None or soon < self._deadline:
+                log.info(
+                    "the cloud's cursor %d stops short of events sent through %d: resending",
+                    through_sequence,
+                    self._sent_through,
+                )
+                self._deadline = soon
         if count:
             # Progress: the in-flight rest gets a full timeout again.
             self._timeout = self._ack_timeout

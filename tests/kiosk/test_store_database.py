@@ -396,3 +396,12 @@ def test_pending_migrations_apply_in_name_order_whatever_their_definition_order(
     assert applied == ["0098_earlier", "0099_later"]
     assert ran == ["0098_earlier", "0099_later"]
     assert _applied(bare_store.db)[-2:] == ["0098_earlier", "0099_later"]
+
+
+def test_migrations_are_registered_and_known_in_name_order() -> None:
+    """sqlite-utils applies migrations in the order they are registered; issues add theirs
+    after 0005 in separate blocks (0006 to 0009), so a merge must keep them in name order, and
+    a missing number in between changes nothing."""
+    registered = [m.name for m in migrations._migrations]
+    assert registered == sorted(registered)
+    assert list(KNOWN_MIGRATIONS) == sorted(KNOWN_MIGRATIONS) == registered

@@ -194,3 +194,31 @@ async def test_a_stop_at_any_moment_of_a_busy_connection_stops_the_sync(
             task.cancel()
             done, _ = await asyncio.wait([task], timeout=5)
             assert task in done, f"stop number {attempt} was lost"
+
+
+async def test_the_backoff_restarts_only_after_a_connection_has_held(
+    proxied: tuple[Rig, TcpProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that accepts and drops at once must not get a tight reconnect loop (the backoff
+    keeps growing); a connection that held resets it for the next outage."""
+    from kiosk.sync import client as sync_client
+
+    rig, proxy = proxied
+    kiosk = rig.kiosk
+    monkeypatch.setattr(sync_client, "CONNECTION_HELD_S", 2.0)
+    sync = kiosk.start()
+    made = 0
+    for drop in range(1, 4):  # connections that die within a moment: failures pile up
+        await eventually(lambda n=made: sync.status.connections > n and kiosk.connected)  # type: ignore[misc]
+        made = sync.status.connections
+        await proxy.kill()
+        await eventually(lambda n=drop: sync._failures >= n)  # type: ignore[misc]
+        await proxy.start()
+    assert sync._failures == 3
+    await eventually(lambda n=made: sync.status.connections > n and kiosk.connected)  # type: ignore[misc]
+    made = sync.status.connections
+    await asyncio.sleep(2.5)  # this one holds
+    await proxy.kill()
+    await proxy.start()
+    await eventually(lambda n=made: sync.status.connections > n)  # type: ignore[misc]
+    assert sync._failures < 3  # reset to 0, then this drop counted (4 without the reset)

@@ -206,3 +206,40 @@ def test_kept_changes_survive_a_restart_and_apply_at_the_next_checkpoint(
         db.execute("UPDATE door_operations SET state = 'abandoned' WHERE door = 1")
     apply_changes(ctx.store, body(4, alloc(4, "y", door=3, size="medium")), NOW)
     assert status(ctx, "x") is AllocationStatus.CANCELLED
+
+
+def test_a_late_cancel_of_an_allocation_the_kiosk_never_knew_is_kept_not_lost(
+    ctx: FlowContext,
+) -> None:
+    """Reserved and cancelled in the cloud while this kiosk was away: the cancel arrives for an
+    allocation it never had. It is recorded (cancelled, holding no door), its revision consumed,
+    and nothing is reported as refused; a late copy of the reservation is stale."""
+    apply_changes(
+        ctx.store, body(1, alloc(1, "never-seen", status=AllocationStatus.CANCELLED)), NOW
+    )
+    current = allocations.get_allocation(ctx.store.db, "never-seen")
+    assert (current.status, current.door, current.revision) == (AllocationStatus.CANCELLED, None, 1)
+    assert refusals(ctx) == []
+    from kiosk.store import changes as store_changes
+
+    late = deferred.apply_change(ctx.store, alloc(1, "never-seen", door=1), NOW)
+    assert late.outcome is store_changes.ApplyOutcome.STALE
+    assert status(ctx, "never-seen") is AllocationStatus.CANCELLED
+
+
+async def test_a_change_kept_before_a_restart_applies_when_boot_reconciliation_settles_its_door(
+    ctx: FlowContext,
+) -> None:
+    from kiosk.reconcile import reconcile
+
+    apply_changes(ctx.store, body(1, alloc(1, "x", door=1)), NOW)
+    driver_opens(ctx, "x", 1)
+    apply_changes(ctx.store, body(2, alloc(2, "x", status=AllocationStatus.CANCELLED)), NOW)
+    # The kiosk restarts; meanwhile the driver shut the door with nothing inside, as the
+    # occupancy sensors of the restarted kiosk's bank read it.
+    rebooted = FlowContext(
+        ctx.store, FakeDoorBank(sorted(LAYOUT), occupancy_sensors=True), ManualClock(NOW)
+    )
+    await reconcile(rebooted)
+    assert status(ctx, "x") is AllocationStatus.CANCELLED
+    assert deferred.kept(ctx.store.db) == []

@@ -69,3 +69,22 @@ def test_acknowledged_events_are_pruned_after_the_retention(store: Store) -> Non
     assert len(outbox.events(store.db)) == 250  # acknowledged, kept for an hour
     pump.acknowledged(250, at(3601))
     assert outbox.events(store.db) == []
+
+
+def test_an_ack_stopping_short_of_events_sent_a_while_ago_resends_them_at_once(
+    store: Store,
+) -> None:
+    """A worker that subscribed after the events went out (broker or cloud restart) answers the
+    kiosk's birth with its cursor: the events are resent then, not after the ack timeout."""
+    pump = OutboxPump(store, ack_timeout=timedelta(seconds=5))
+    pump.due(at(0))
+    assert pump.acknowledged(0, at(1)) == 0  # the cloud is up and has none of them
+    assert spans(pump.due(at(1))) == [(1, 100), (101, 200), (201, 250)]
+
+
+def test_an_ack_right_after_sending_waits_a_moment_before_resending(store: Store) -> None:
+    pump = OutboxPump(store, ack_timeout=timedelta(seconds=5))
+    pump.due(at(0))
+    pump.acknowledged(0, at(0.1))  # may answer an earlier message: not yet
+    assert pump.due(at(0.3)) == []
+    assert spans(pump.due(at(0.5)))[0] == (1, 100)  # still short half a second after sending

@@ -56,7 +56,7 @@ def test_defaults_and_no_sync_table(tmp_path: Path) -> None:
     sync = load_config(config_with(tmp_path, base())).sync
     assert sync is not None
     assert (sync.broker_port, sync.tls, sync.heartbeat_interval_s) == (1883, False, 30.0)
-    assert (sync.reconnect_min_s, sync.reconnect_max_s, sync.ack_timeout_s) == (0.5, 60.0, 5.0)
+    assert (sync.reconnect_min_s, sync.reconnect_max_s, sync.ack_timeout_s) == (0.5, 3.0, 5.0)
     other = tmp_path / "other"
     other.mkdir()
     assert load_config(write_config(other, doors=FAKE)).sync is None
