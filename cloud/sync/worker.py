@@ -185,7 +185,6 @@ class SyncWorker:
             raise_if_cancelling()
             try:
                 async with self._client() as client:
-                    attempt = 0
                     await self._session(client)
             except asyncio.CancelledError:
                 raise
@@ -195,6 +194,11 @@ class SyncWorker:
                 else:
                     log.exception("sync: session failed")
             finally:
+                # Backoff starts again only after a session that got going (subscribed): a
+                # broker that accepts the connection but refuses the subscription (an ACL)
+                # must not be retried every half second forever.
+                if self.ready.is_set():
+                    attempt = 0
                 self.ready.clear()
             first, longest = self._backoff
             delay = backoff_delay(attempt, first=first, longest=longest)
