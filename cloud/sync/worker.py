@@ -49,7 +49,7 @@ from shared.backoff import backoff_delay
 from shared.broker_url import ClientTls, parse_broker_url
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
-from shared.flood_gate import FloodGate, RateLimit
+from shared.flood_gate import FloodGate, RateLimit, RejectionLog
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
@@ -175,6 +175,7 @@ class SyncWorker:
         # Before anything costs (per topic), and per kiosk once its signature is checked.
         self._topic_gate = FloodGate(topic_limit, what="sync: flood on a topic", logger=log)
         self._kiosk_gate = FloodGate(kiosk_limit, what="sync: flood from a kiosk", logger=log)
+        self._rejections = RejectionLog(log)
         self.ready = asyncio.Event()
         self.stats: Counter[str] = Counter()
 
@@ -315,7 +316,7 @@ class SyncWorker:
                 replay_guard=self._replays,
             )
         except Rejected as rejected:
-            log.warning("sync: rejected a message on %s: %s", name, rejected)
+            self._rejections.rejected(logging.WARNING, name, rejected.reason.value, rejected.detail)
             self.stats[f"rejected:{rejected.reason}"] += 1
             return
         except Exception:
