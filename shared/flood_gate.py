@@ -113,3 +113,61 @@ class FloodGate:
         )
         self._unreported.clear()
         self._reported_at = now
+
+
+class RejectionLog:
+    """Logs rejected messages: the first of a kind (topic and reason) at once, then one line per
+    ``report_every_s`` saying how many more of that kind came. Junk under the rate limit would
+    otherwise still write a line per message."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        report_every_s: float = 10.0,
+        max_kinds: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._report_every = report_every_s
+        self._max_kinds = max_kinds
+        self._clock = clock
+        self._logged_at: dict[tuple[str, str], float] = {}
+        self._more: Counter[tuple[str, str]] = Counter()
+        self._flushed_at = clock()
+
+    def rejected(self, level: int, topic_name: str, reason: str, detail: str) -> None:
+        """One rejected message on ``topic_name`` for ``reason``."""
+        now = self._clock()
+        kind = (topic_name, reason)
+        self._flush(now)
+        if kind in self._logged_at:
+            self._more[kind] += 1
+            return
+        if len(self._logged_at) >= self._max_kinds:
+            kind = (OVERFLOW_KEY, reason)
+            if kind in self._logged_at:
+                self._more[kind] += 1
+                return
+        self._logged_at[kind] = now
+        self._log.log(level, "rejected a message on %s: %s (%s)", kind[0], reason, detail)
+
+    def _flush(self, now: float) -> None:
+        # Once a second at most: a pass over every kind per message would make a flood of
+        # many kinds quadratic.
+        if now - self._flushed_at < 1.0:
+            return
+        self._flushed_at = now
+        for kind, at in list(self._logged_at.items()):
+            if now - at < self._report_every:
+                continue
+            more = self._more.pop(kind, 0)
+            del self._logged_at[kind]
+            if more:
+                self._log.warning(
+                    "rejected %d more message(s) on %s for %s in %.0f s",
+                    more,
+                    kind[0],
+                    kind[1],
+                    now - at,
+                )

@@ -50,7 +50,7 @@ from shared.backoff import backoff_delay
 from shared.broker_url import ClientTls, parse_broker_url
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
-from shared.flood_gate import FloodGate, RateLimit
+from shared.flood_gate import FloodGate, RateLimit, RejectionLog
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
@@ -178,6 +178,7 @@ class SyncWorker:
         # Before anything costs (per topic), and per kiosk once its signature is checked.
         self._topic_gate = FloodGate(topic_limit, what="sync: flood on a topic", logger=log)
         self._kiosk_gate = FloodGate(kiosk_limit, what="sync: flood from a kiosk", logger=log)
+        self._rejections = RejectionLog(log)
         self.ready = asyncio.Event()
         self.stats: Counter[str] = Counter()
 
@@ -200,9 +201,15 @@ class SyncWorker:
                 else:
                     log.exception("sync: session failed")
             finally:
+                subscribed = self.ready.is_set()
                 self.ready.clear()
-            if connected_at is not None and loop.time() - connected_at >= CONNECTION_HELD_S:
-                attempt = 0  # it held: a fresh outage starts from the minimum
+            # Backoff starts again from its minimum only after a session that got going
+            # (subscribed: a broker that accepts the connection but refuses the subscription, an
+            # ACL, must not be retried every half second forever) and held (a flapping link
+            # must not become a reconnect storm).
+            held = connected_at is not None and loop.time() - connected_at >= CONNECTION_HELD_S
+            if subscribed and held:
+                attempt = 0
             first, longest = self._backoff
             delay = backoff_delay(attempt, first=first, longest=longest)
             attempt += 1
@@ -318,7 +325,7 @@ class SyncWorker:
                 replay_guard=self._replays,
             )
         except Rejected as rejected:
-            log.warning("sync: rejected a message on %s: %s", name, rejected)
+            self._rejections.rejected(logging.WARNING, name, rejected.reason.value, rejected.detail)
             self.stats[f"rejected:{rejected.reason}"] += 1
             return
         except Exception:

@@ -45,7 +45,7 @@ from kiosk.sync import apply, commands, presence
 from kiosk.sync.pump import OutboxPump
 from shared.backoff import backoff_delay
 from shared.cancellation import cancel_and_wait, raise_if_cancelling
-from shared.flood_gate import FloodGate, RateLimit
+from shared.flood_gate import FloodGate, RateLimit, RejectionLog
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
     CLOUD_SENDER,
@@ -150,6 +150,7 @@ class KioskSync:
         self._board_error = board_error
         self._guard = ReplayGuard()
         self._flood_seen_at: float | None = None
+        self._rejections = RejectionLog(log)
         self._flood_gate = FloodGate(
             RateLimit(per_second=config.rate_limit_per_s, burst=config.rate_limit_burst),
             what="flood on a cloud topic",
@@ -336,13 +337,7 @@ class KioskSync:
         except Rejected as rejected:
             self.status.rejected[rejected.reason.value] += 1
             level = logging.INFO if rejected.reason is RejectReason.REPLAYED else logging.WARNING
-            log.log(
-                level,
-                "rejected a message on %s: %s (%s)",
-                topic_name,
-                rejected.reason.value,
-                rejected.detail,
-            )
+            self._rejections.rejected(level, topic_name, rejected.reason.value, rejected.detail)
             return
         self.status.last_message_at = now
         await self._dispatch(client, message, now)

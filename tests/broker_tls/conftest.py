@@ -21,7 +21,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from cloud.broker_config import generate
+from cloud.broker_config import DYNSEC_PLUGIN, generate
 from cloud.fleet_ca import FleetCa, IssuedFiles
 from shared.broker_url import ClientTls
 
@@ -101,6 +101,8 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     if not Path(MOSQUITTO).exists():
         pytest.skip("no mosquitto binary on this machine")
+    if not DYNSEC_PLUGIN.exists():
+        pytest.skip(f"no Mosquitto dynamic-security plugin at {DYNSEC_PLUGIN}")
     folder = tmp_path_factory.mktemp("fleet")
     ca = FleetCa.create(folder / "ca", name="test fleet CA", now=NOW)
     clients = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -105,3 +106,52 @@ async def test_kiosk_and_cloud_sync_through_the_mutual_tls_broker(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_worker_whose_subscription_is_refused_backs_off(
+    fleet: Fleet, pool: Pool, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Signed by the CA but not in the broker's ACL (issued after it was generated).
+    files = fleet.ca.issue_worker(name="worker-unlisted", out=fleet.folder / "unlisted", now=now())
+    worker = SyncWorker(
+        pool,
+        database_url=database_url,
+        broker=BrokerAddress(
+            "localhost",
+            fleet.port,
+            tls=True,
+            client_tls=ClientTls(fleet.ca.cert_file, files.cert_file, files.key_file),
+        ),
+        signer=Signer.generate(),
+        clock=SystemClock(),
+        pickup_window=PICKUP_WINDOW,
+        backoff_first=0.02,
+        backoff_longest=5.0,
+    )
+    caplog.set_level(logging.INFO, logger="cloud.sync.worker")
+    task = asyncio.create_task(worker.run())
+    try:
+
+        async def attempts() -> int:
+            return sum("reconnecting in" in r.getMessage() for r in caplog.records)
+
+        async def seven_attempts() -> bool:
+            return await attempts() >= 7
+
+        await eventually(seven_attempts)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    refusals = [r for r in caplog.records if "refused the subscription" in r.getMessage()]
+    waits = [
+        float(r.getMessage().split()[-2])
+        for r in caplog.records
+        if "reconnecting in" in r.getMessage()
+    ]
+    assert refusals
+    assert not worker.ready.is_set()
+    # The ceiling doubles at each refusal (0.02, 0.04, ... 1.28 s): without the backoff
+    # growing, every wait would stay under 0.02 s and print as 0.0.
+    assert max(waits) >= 0.1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,32 @@ def test_a_client_certificate_that_does_not_load_stops_the_kiosk_at_boot(tmp_pat
 def test_inconsistent_broker_credentials_are_named(tmp_path: Path, sync: str, message: str) -> None:
     with pytest.raises(KioskConfigError, match=message):
         load_config(config_with(tmp_path, sync), read_secret=False)
+
+
+def test_check_config_loads_the_broker_certificate_and_never_prints_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloud.fleet_ca import FleetCa
+    from kiosk import cli
+
+    now = datetime.now(UTC)
+    ca = FleetCa.create(tmp_path / "ca", name="fleet", now=now)
+    ca.issue_kiosk(kiosk_id="kiosk-7", location_id="loc-7", out=tmp_path, now=now)
+    path = config_with(
+        tmp_path,
+        base(broker_url='"mqtts://kiosk-7:hunter2@broker.example.net"')
+        + f'\nca_file = "{ca.cert_file}"\nclient_cert_file = "kiosk-cert.pem"'
+        + '\nclient_key_file = "kiosk-cert-key.pem"',
+    )
+
+    assert cli.main(["check-config", "--config", str(path)]) == 0
+
+    out = capsys.readouterr().out
+    assert f"client certificate {tmp_path / 'kiosk-cert.pem'} loaded" in out
+    assert "user 'kiosk-7' with a password" in out
+    assert "hunter2" not in out
+    sync = load_config(path).sync
+    assert sync is not None
+    tls = sync.client_tls()
+    assert tls is not None
+    assert tls.context().verify_mode == ssl.CERT_REQUIRED

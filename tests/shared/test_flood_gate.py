@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from shared.flood_gate import OVERFLOW_KEY, FloodGate, RateLimit
+from shared.flood_gate import OVERFLOW_KEY, FloodGate, RateLimit, RejectionLog
 
 log = logging.getLogger("test.flood")
 
@@ -83,3 +83,26 @@ def test_random_keys_beyond_the_limit_share_one_bucket() -> None:
 def test_a_bad_limit_is_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         RateLimit(per_second=0, burst=5)
+
+
+def test_rejections_of_one_kind_are_one_line_then_a_count_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    rejections = RejectionLog(log, report_every_s=10.0, clock=clock)
+    caplog.set_level(logging.INFO, logger="test.flood")
+
+    for _ in range(500):
+        clock.now += 0.01
+        rejections.rejected(logging.WARNING, "t/a", "malformed_json", "Expecting value")
+    rejections.rejected(logging.WARNING, "t/b", "bad_signature", "no")
+    clock.now += 10
+    rejections.rejected(logging.WARNING, "t/a", "malformed_json", "Expecting value")
+
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "rejected a message on t/a: malformed_json (Expecting value)",
+        "rejected a message on t/b: bad_signature (no)",
+        "rejected 499 more message(s) on t/a for malformed_json in 15 s",
+        "rejected a message on t/a: malformed_json (Expecting value)",
+    ]
