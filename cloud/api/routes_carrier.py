@@ -16,6 +16,7 @@ from cloud.api.schemas import (
     AllocationOut,
     CancelIn,
     CapacityOut,
+    DeliveryOut,
     DepositIn,
     ErrorOut,
     ExtendIn,
@@ -37,6 +38,7 @@ from cloud.parcels import pickup as pickups
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
 from cloud.store import doors as store_doors
+from cloud.store import notifications as store_notifications
 from cloud.store.records import Return
 from cloud.store.transaction import unit
 from shared.sizes import Size
@@ -315,6 +317,17 @@ async def nearby_locations(
             conn, latitude=lat, longitude=lng, size=size, limit=limit
         )
     return NearbyOut.model_validate({"locations": found})
+
+
+@router.get("/webhooks/deliveries")
+async def webhook_deliveries(
+    carrier_id: CarrierId, svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[DeliveryOut]:
+    """The carrier's delivery log, newest first: each notification, its status (``pending``,
+    ``sent``, ``failed``, ``cancelled``), attempts, last error and next try."""
+    async with svc.pool.connection() as conn:
+        rows = await store_notifications.deliveries(conn, carrier_id, limit)
+    return [DeliveryOut.model_validate(r) for r in rows]
 
 
 @router.get("/locations/{location_id}/capacity", responses={404: {"model": ErrorOut}})

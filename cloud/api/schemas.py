@@ -207,6 +207,22 @@ class CarrierOut(BaseModel):
     carrier_id: str
     name: str
     api_key: str
+    # Signs its webhooks (Locker-Signature, docs/api.md); shown only here, like the key.
+    webhook_secret: str
+
+
+class DeliveryOut(Response):
+    """A notification in the carrier's delivery log."""
+
+    id: uuid.UUID
+    kind: str
+    allocation_id: uuid.UUID
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
 
 
 class DoorIn(Request):

@@ -39,3 +39,7 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN
 -- issue 10: doors within reach (an operator's flag, e.g. the lowest rows), for allocations that
 -- ask for one.
 ALTER TABLE doors ADD COLUMN accessible boolean NOT NULL DEFAULT false;
+
+-- issue 10: each carrier's webhook signing secret (HMAC-SHA256, shown once at creation; NULL
+-- for carriers created before: their webhooks go unsigned until a secret is set).
+ALTER TABLE carriers ADD COLUMN webhook_secret text;
