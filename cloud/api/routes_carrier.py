@@ -26,6 +26,7 @@ from cloud.api.schemas import (
     OpenedDoor,
     PickupIn,
     PickupOut,
+    RedirectIn,
     ReturnDropOffIn,
     ReturnIn,
     ReturnOut,
@@ -35,6 +36,7 @@ from cloud.api.sizing import resolve_size
 from cloud.parcels import deposit as deposits
 from cloud.parcels import finish, guessing, pickup_changes, returns
 from cloud.parcels import pickup as pickups
+from cloud.parcels import redirect as redirects
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
 from cloud.store import doors as store_doors
@@ -145,6 +147,29 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
     async with svc.pool.connection() as conn:
         async with unit(conn, svc.clock.now()) as work:
             await finish.collect(work, await allocation_for(conn, allocation_id, who.carrier_id))
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
+
+
+@router.post(
+    "/allocations/{allocation_id}/redirect",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def redirect_allocation(
+    allocation_id: uuid.UUID, body: RedirectIn, who: AnyCaller, svc: Svc
+) -> AllocationOut:
+    """Moves a reserved parcel to another location before deposit: a door and the customer's
+    code there; the old door is freed. ``409 location_full`` lists alternatives near the new
+    location."""
+    async with svc.pool.connection() as conn:
+        try:
+            async with unit(conn, svc.clock.now()) as work:
+                found = await allocation_for(conn, allocation_id, who.carrier_id)
+                await redirects.redirect(work, found, body.location_id)
+        except errors.LocationFull as exc:
+            exc.details["nearest"] = await locations.nearest_alternatives(
+                conn, body.location_id, found.size
+            )
+            raise
         return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
 
 

@@ -104,6 +104,12 @@ class CancelIn(Request):
     reason: FreeText = "cancelled_by_carrier"
 
 
+class RedirectIn(Request):
+    """The location a reserved parcel goes to instead."""
+
+    location_id: Identifier
+
+
 class ExtendIn(Request):
     """The parcel's new pickup deadline (later than the current one)."""
 

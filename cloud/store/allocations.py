@@ -538,3 +538,22 @@ async def pickup_extensions(conn: Conn, allocation_id: uuid.UUID) -> int:
     )
     row = await cur.fetchone()
     return 0 if row is None else int(row["pickup_extensions"])
+
+
+async def relocate(
+    work: Unit,
+    allocation_id: uuid.UUID,
+    *,
+    location_id: str,
+    door_id: int,
+    pickup_code_id: int,
+    fingerprint: str,
+) -> None:
+    """Moves a reservation to another location's door and code (a redirect before deposit)."""
+    await work.conn.execute(
+        "UPDATE allocations SET location_id = %s, door_id = %s, pickup_code_id = %s,"
+        " request_fingerprint = %s, updated_at = %s"
+        " WHERE allocation_id = %s AND status = 'reserved'",
+        (location_id, door_id, pickup_code_id, fingerprint, work.now, allocation_id),
+    )
+    work.changed(allocation_id)
