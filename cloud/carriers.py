@@ -34,6 +34,7 @@ async def create_carrier(
     now: datetime,
     api_key: str | None = None,
     webhook_secret: str | None = None,
+    state_events: bool = False,
 ) -> str:
     """Registers a carrier and returns its API key (the only time it is visible).
 
@@ -51,6 +52,7 @@ async def create_carrier(
         webhook_url=webhook_url,
         now=now,
         webhook_secret=webhook_secret,
+        state_events=state_events,
     )
     return key
 

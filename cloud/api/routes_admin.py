@@ -81,6 +81,7 @@ async def create_carrier(body: CarrierIn, _: Admin, svc: Svc) -> CarrierOut:
             webhook_url=body.webhook_url,
             now=svc.clock.now(),
             webhook_secret=secret,
+            state_events=body.state_webhooks,
         )
     return CarrierOut(
         carrier_id=body.carrier_id, name=body.name, api_key=key, webhook_secret=secret

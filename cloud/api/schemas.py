@@ -207,6 +207,8 @@ class CarrierIn(Request):
     webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s\x00]+$")] | None = (
         None
     )
+    # A webhook on each state change of its parcels (parcel.deposited.v1, ...).
+    state_webhooks: bool = Field(default=False, strict=True)
 
 
 class CarrierOut(BaseModel):

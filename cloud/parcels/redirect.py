@@ -16,7 +16,7 @@ from cloud import errors
 from cloud.parcels.requests import AllocationRequest
 from cloud.parcels.reserve import check_location, location_full
 from cloud.store import allocations as store_allocations
-from cloud.store import codes
+from cloud.store import carrier_events, codes
 from cloud.store import doors as store_doors
 from cloud.store.records import Allocation, AllocationKind
 from cloud.store.transaction import Unit
@@ -69,6 +69,7 @@ async def redirect(work: Unit, allocation: Allocation, location_id: str) -> None
         work, [allocation.door_id], DoorStatus.AVAILABLE, only_from=[DoorStatus.RESERVED]
     )
     await codes.retire_orphaned(work, [allocation.pickup_code_id])
+    await carrier_events.redirected(work, allocation.allocation_id)
     work.departed(
         dataclasses.replace(
             allocation, status=AllocationStatus.CANCELLED, cancel_reason="redirected"

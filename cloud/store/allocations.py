@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
+from cloud.store import carrier_events
 from cloud.store.database import Conn
 from cloud.store.doors import FIT_SQL, fit_params
 from cloud.store.records import Allocation, AllocationKind
@@ -468,6 +469,8 @@ async def set_status(
     if cur.rowcount != len(ids):
         raise IllegalTransition("AllocationStatus", "a status changed meanwhile", target.value)
     work.changed(*ids)
+    # issue 10: the carrier's state-change webhook, in the same transaction.
+    await carrier_events.state_changed(work, ids, target)
 
 
 async def move_to_door(work: Unit, allocation_ids: Sequence[uuid.UUID], door_id: int) -> None:

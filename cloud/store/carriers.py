@@ -19,6 +19,7 @@ async def insert(
     webhook_url: str | None,
     now: datetime,
     webhook_secret: str | None = None,
+    state_events: bool = False,
 ) -> None:
     """Adds a carrier.
 
@@ -30,8 +31,8 @@ async def insert(
         async with conn.transaction():
             await conn.execute(
                 "INSERT INTO carriers (carrier_id, name, api_key_hash, webhook_url, created_at,"
-                " webhook_secret) VALUES (%s, %s, %s, %s, %s, %s)",
-                (carrier_id, name, api_key_hash, webhook_url, now, webhook_secret),
+                " webhook_secret, state_events) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (carrier_id, name, api_key_hash, webhook_url, now, webhook_secret, state_events),
             )
     except UniqueViolation:
         raise errors.AlreadyExists(f"carrier {carrier_id!r} already exists") from None

@@ -94,3 +94,50 @@ async def test_the_delivery_log_shows_each_notification_and_its_attempts(cloud):
     other = await cloud.create_carrier("other")
     assert (await other.get("/api/v1/webhooks/deliveries")).json() == []
     assert (await cloud.admin.get("/api/v1/webhooks/deliveries")).status_code == 403
+
+
+async def _events(cloud):
+    async with cloud.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT payload FROM notifications WHERE kind = 'state_changed'"
+            " ORDER BY notification_id"
+        )
+        return [row["payload"] for row in await cur.fetchall()]
+
+
+async def test_carriers_that_ask_get_a_versioned_event_per_state_change(cloud):
+    r = await cloud.admin.post(
+        "/api/v1/admin/carriers",
+        json={"carrier_id": "acme", "name": "Acme", "state_webhooks": True,
+              "webhook_url": "https://acme.example/hooks"},
+    )  # fmt: skip
+    acme = cloud.client(r.json()["api_key"])
+    quiet = await cloud.create_carrier("quiet")  # did not ask: no events
+    await cloud.create_location(counts={"small": 3})
+    await cloud.create_location("LOC-2", counts={"small": 1})
+    body = {"location_id": "LOC-1", "order_id": "O", "customer_id": "C", "package_size": "small"}
+    a = (await acme.post("/api/v1/allocations", json={**body, "package_id": "P1"})).json()
+    await acme.post(
+        f"/api/v1/allocations/{a['allocation_id']}/deposit",
+        json={"driver_id": "D", "scan_code": "P1"},
+    )
+    await acme.post(
+        "/api/v1/pickup", json={"location_id": "LOC-1", "pickup_code": a["pickup_code"]}
+    )
+    b = (await acme.post("/api/v1/allocations", json={**body, "package_id": "P2"})).json()
+    await acme.post(
+        f"/api/v1/allocations/{b['allocation_id']}/redirect", json={"location_id": "LOC-2"}
+    )
+    await acme.post(f"/api/v1/allocations/{b['allocation_id']}/cancel", json={"reason": "x"})
+    q = (await quiet.post("/api/v1/allocations", json={**body, "package_id": "Q1"})).json()
+    await quiet.post(f"/api/v1/allocations/{q['allocation_id']}/cancel")
+    events = await _events(cloud)
+    assert [(e["event"], e["package_id"], e["location_id"]) for e in events] == [
+        ("parcel.deposited.v1", "P1", "LOC-1"),
+        ("parcel.picked_up.v1", "P1", "LOC-1"),
+        ("parcel.redirected.v1", "P2", "LOC-2"),
+        ("parcel.cancelled.v1", "P2", "LOC-2"),
+    ]
+    assert events[0]["locker_number"] == "1"
+    assert events[0]["at"].endswith("Z")
+    assert "T" in events[0]["at"]
