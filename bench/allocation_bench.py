@@ -307,9 +307,9 @@ _DOORS_SQL = """
             ORDER BY t.rank LIMIT 1
         ) s
     )
-    INSERT INTO doors (location_id, door_number, size, size_rank, width_in, height_in,
+    INSERT INTO doors (location_id, door_number, label, size, size_rank, width_in, height_in,
                        depth_in, status_changed_at)
-    SELECT l.location_id, s.n, s.size, s.rank, s.w, s.h, s.d, now()
+    SELECT l.location_id, s.n, s.n::text, s.size, s.rank, s.w, s.h, s.d, now()
     FROM locations l CROSS JOIN slots s
     WHERE l.location_id >= %(lo)s AND l.location_id < %(hi)s
     ORDER BY l.location_id, s.n

@@ -33,8 +33,12 @@ async def create_carrier(
     webhook_url: str | None,
     now: datetime,
     api_key: str | None = None,
+    webhook_secret: str | None = None,
+    state_events: bool = False,
 ) -> str:
     """Registers a carrier and returns its API key (the only time it is visible).
+
+    ``webhook_secret`` signs its webhooks (`cloud.webhooks`); None: unsigned.
 
     Raises:
         AlreadyExists.
@@ -47,8 +51,15 @@ async def create_carrier(
         api_key_hash=hash_key(key),
         webhook_url=webhook_url,
         now=now,
+        webhook_secret=webhook_secret,
+        state_events=state_events,
     )
     return key
+
+
+def new_webhook_secret() -> str:
+    """A carrier's webhook signing secret: 32 random bytes, as text."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 async def carrier_for_key(conn: Conn, key: str) -> str | None:

@@ -20,11 +20,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from cloud import metrics
+from cloud import metrics, webhooks
 from cloud.store import notifications as store
 from cloud.store.database import Pool
-from cloud.store.notifications import Notification  # the senders' argument, named here too
-from shared.clock import Clock
+from cloud.store.notifications import (
+    Notification,  # the senders' argument, named here too
+    json_value,
+)
+from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,11 @@ def webhook_body(notification: Notification) -> dict[str, Any]:
         "carrier_id": notification.carrier_id,
         "customer_id": notification.customer_id,
         "payload": notification.payload,
+        # issue 10: the body's version, and when the event was recorded (ISO, as the API).
+        "version": webhooks.BODY_VERSION,
+        "created_at": None
+        if notification.created_at is None
+        else json_value(notification.created_at),
     }
 
 
@@ -84,20 +92,28 @@ class WebhookSender:
     The ``Idempotency-Key`` header carries the notification's stable key.
     """
 
-    def __init__(self, client: httpx.AsyncClient, default_url: str | None) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, default_url: str | None, clock: Clock | None = None
+    ) -> None:
         self._client = client
         self._default_url = default_url
+        self._clock = clock or SystemClock()
 
     async def send(self, notification: Notification) -> None:
         url = notification.webhook_url or self._default_url
         if not url:
             raise SendFailed("no webhook URL for this carrier", permanent=True)
-        try:
-            response = await self._client.post(
-                url,
-                json=webhook_body(notification),
-                headers={"Idempotency-Key": str(notification.idempotency_key)},
+        body = json.dumps(webhook_body(notification)).encode()
+        headers = {
+            "Idempotency-Key": str(notification.idempotency_key),
+            "Content-Type": "application/json",
+        }
+        if notification.webhook_secret:
+            headers[webhooks.SIGNATURE_HEADER] = webhooks.signature(
+                notification.webhook_secret, body, self._clock.now()
             )
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise SendFailed(f"{type(exc).__name__}: {exc}") from exc
         if response.is_success:

@@ -142,9 +142,11 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _error(500, "internal_error", "something went wrong on our side; it was logged")
 
 
-def _make_sender(settings: CloudSettings, client: httpx.AsyncClient) -> NotificationSender:
+def _make_sender(
+    settings: CloudSettings, client: httpx.AsyncClient, clock: Clock
+) -> NotificationSender:
     if settings.notification_sender == "webhook":
-        return WebhookSender(client, settings.notification_webhook_url)
+        return WebhookSender(client, settings.notification_webhook_url, clock)
     return LoggingSender()
 
 
@@ -206,7 +208,7 @@ def create_app(
                 )
                 dispatcher = Dispatcher(
                     pool,
-                    sender or _make_sender(settings, client),
+                    sender or _make_sender(settings, client, clock),
                     clock,
                     settings.notification_interval_seconds,
                     settings.notification_max_attempts,

@@ -72,6 +72,7 @@ def _door_specs(body: list[DoorIn], counts: Mapping[Size, int] | None) -> list[D
 @router.post("/carriers", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorOut}})
 async def create_carrier(body: CarrierIn, _: Admin, svc: Svc) -> CarrierOut:
     """Registers a carrier. The response holds its API key, which is never shown again."""
+    secret = carriers.new_webhook_secret()
     async with svc.pool.connection() as conn:
         key = await carriers.create_carrier(
             conn,
@@ -79,8 +80,12 @@ async def create_carrier(body: CarrierIn, _: Admin, svc: Svc) -> CarrierOut:
             name=body.name,
             webhook_url=body.webhook_url,
             now=svc.clock.now(),
+            webhook_secret=secret,
+            state_events=body.state_webhooks,
         )
-    return CarrierOut(carrier_id=body.carrier_id, name=body.name, api_key=key)
+    return CarrierOut(
+        carrier_id=body.carrier_id, name=body.name, api_key=key, webhook_secret=secret
+    )
 
 
 @router.post(

@@ -16,6 +16,7 @@ from cloud.api.schemas import (
     AllocationOut,
     CancelIn,
     CapacityOut,
+    DeliveryOut,
     DepositIn,
     ErrorOut,
     ExtendIn,
@@ -25,6 +26,7 @@ from cloud.api.schemas import (
     OpenedDoor,
     PickupIn,
     PickupOut,
+    RedirectIn,
     ReturnDropOffIn,
     ReturnIn,
     ReturnOut,
@@ -34,9 +36,11 @@ from cloud.api.sizing import resolve_size
 from cloud.parcels import deposit as deposits
 from cloud.parcels import finish, guessing, pickup_changes, returns
 from cloud.parcels import pickup as pickups
+from cloud.parcels import redirect as redirects
 from cloud.parcels.lookup import allocation_for
 from cloud.parcels.requests import AllocationRequest, ReturnRequest
 from cloud.store import doors as store_doors
+from cloud.store import notifications as store_notifications
 from cloud.store.records import Return
 from cloud.store.transaction import unit
 from shared.sizes import Size
@@ -143,6 +147,29 @@ async def collect(allocation_id: uuid.UUID, who: AnyCaller, svc: Svc) -> Allocat
     async with svc.pool.connection() as conn:
         async with unit(conn, svc.clock.now()) as work:
             await finish.collect(work, await allocation_for(conn, allocation_id, who.carrier_id))
+        return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
+
+
+@router.post(
+    "/allocations/{allocation_id}/redirect",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def redirect_allocation(
+    allocation_id: uuid.UUID, body: RedirectIn, who: AnyCaller, svc: Svc
+) -> AllocationOut:
+    """Moves a reserved parcel to another location before deposit: a door and the customer's
+    code there; the old door is freed. ``409 location_full`` lists alternatives near the new
+    location."""
+    async with svc.pool.connection() as conn:
+        try:
+            async with unit(conn, svc.clock.now()) as work:
+                found = await allocation_for(conn, allocation_id, who.carrier_id)
+                await redirects.redirect(work, found, body.location_id)
+        except errors.LocationFull as exc:
+            exc.details["nearest"] = await locations.nearest_alternatives(
+                conn, body.location_id, found.size
+            )
+            raise
         return AllocationOut.of(await allocation_for(conn, allocation_id, None, lock=False))
 
 
@@ -315,6 +342,17 @@ async def nearby_locations(
             conn, latitude=lat, longitude=lng, size=size, limit=limit
         )
     return NearbyOut.model_validate({"locations": found})
+
+
+@router.get("/webhooks/deliveries")
+async def webhook_deliveries(
+    carrier_id: CarrierId, svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[DeliveryOut]:
+    """The carrier's delivery log, newest first: each notification, its status (``pending``,
+    ``sent``, ``failed``, ``cancelled``), attempts, last error and next try."""
+    async with svc.pool.connection() as conn:
+        rows = await store_notifications.deliveries(conn, carrier_id, limit)
+    return [DeliveryOut.model_validate(r) for r in rows]
 
 
 @router.get("/locations/{location_id}/capacity", responses={404: {"model": ErrorOut}})

@@ -104,6 +104,12 @@ class CancelIn(Request):
     reason: FreeText = "cancelled_by_carrier"
 
 
+class RedirectIn(Request):
+    """The location a reserved parcel goes to instead."""
+
+    location_id: Identifier
+
+
 class ExtendIn(Request):
     """The parcel's new pickup deadline (later than the current one)."""
 
@@ -201,12 +207,30 @@ class CarrierIn(Request):
     webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s\x00]+$")] | None = (
         None
     )
+    # A webhook on each state change of its parcels (parcel.deposited.v1, ...).
+    state_webhooks: bool = Field(default=False, strict=True)
 
 
 class CarrierOut(BaseModel):
     carrier_id: str
     name: str
     api_key: str
+    # Signs its webhooks (Locker-Signature, docs/api.md); shown only here, like the key.
+    webhook_secret: str
+
+
+class DeliveryOut(Response):
+    """A notification in the carrier's delivery log."""
+
+    id: uuid.UUID
+    kind: str
+    allocation_id: uuid.UUID
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
 
 
 class DoorIn(Request):

@@ -34,8 +34,16 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_once_per_round
 ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
 ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN
     ('pickup_code', 'reminder', 'expires_today', 'expired', 'return_code', 'cancelled',
-     'code_reissued', 'deadline_extended'));
+     'code_reissued', 'deadline_extended', 'state_changed'));
 
 -- issue 10: doors within reach (an operator's flag, e.g. the lowest rows), for allocations that
 -- ask for one.
 ALTER TABLE doors ADD COLUMN accessible boolean NOT NULL DEFAULT false;
+
+-- issue 10: each carrier's webhook signing secret (HMAC-SHA256, shown once at creation; NULL
+-- for carriers created before: their webhooks go unsigned until a secret is set).
+ALTER TABLE carriers ADD COLUMN webhook_secret text;
+
+-- issue 10: carriers that asked for a webhook on each state change of their parcels (kind
+-- state_changed, one per allocation and state: `round` is the state's place in the machine).
+ALTER TABLE carriers ADD COLUMN state_events boolean NOT NULL DEFAULT false;

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
+from cloud.store import carrier_events
 from cloud.store.database import Conn
 from cloud.store.doors import FIT_SQL, fit_params
 from cloud.store.records import Allocation, AllocationKind
@@ -468,6 +469,8 @@ async def set_status(
     if cur.rowcount != len(ids):
         raise IllegalTransition("AllocationStatus", "a status changed meanwhile", target.value)
     work.changed(*ids)
+    # issue 10: the carrier's state-change webhook, in the same transaction.
+    await carrier_events.state_changed(work, ids, target)
 
 
 async def move_to_door(work: Unit, allocation_ids: Sequence[uuid.UUID], door_id: int) -> None:
@@ -538,3 +541,22 @@ async def pickup_extensions(conn: Conn, allocation_id: uuid.UUID) -> int:
     )
     row = await cur.fetchone()
     return 0 if row is None else int(row["pickup_extensions"])
+
+
+async def relocate(
+    work: Unit,
+    allocation_id: uuid.UUID,
+    *,
+    location_id: str,
+    door_id: int,
+    pickup_code_id: int,
+    fingerprint: str,
+) -> None:
+    """Moves a reservation to another location's door and code (a redirect before deposit)."""
+    await work.conn.execute(
+        "UPDATE allocations SET location_id = %s, door_id = %s, pickup_code_id = %s,"
+        " request_fingerprint = %s, updated_at = %s"
+        " WHERE allocation_id = %s AND status = 'reserved'",
+        (location_id, door_id, pickup_code_id, fingerprint, work.now, allocation_id),
+    )
+    work.changed(allocation_id)

@@ -18,6 +18,8 @@ async def insert(
     api_key_hash: bytes,
     webhook_url: str | None,
     now: datetime,
+    webhook_secret: str | None = None,
+    state_events: bool = False,
 ) -> None:
     """Adds a carrier.
 
@@ -28,9 +30,9 @@ async def insert(
         # Its own (sub)transaction, so a taken id leaves the caller's transaction usable.
         async with conn.transaction():
             await conn.execute(
-                "INSERT INTO carriers (carrier_id, name, api_key_hash, webhook_url, created_at)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (carrier_id, name, api_key_hash, webhook_url, now),
+                "INSERT INTO carriers (carrier_id, name, api_key_hash, webhook_url, created_at,"
+                " webhook_secret, state_events) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (carrier_id, name, api_key_hash, webhook_url, now, webhook_secret, state_events),
             )
     except UniqueViolation:
         raise errors.AlreadyExists(f"carrier {carrier_id!r} already exists") from None

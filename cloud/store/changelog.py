@@ -115,6 +115,7 @@ async def append(
     changed: Mapping[uuid.UUID, Allocation | None],
     maintenance: Sequence[MaintenanceNote],
     labels: Sequence[DoorLabelNote] = (),
+    departed: Sequence[Allocation] = (),
 ) -> None:
     """Appends a change per allocation (its final state) and per maintenance note.
 
@@ -125,6 +126,10 @@ async def append(
     unread = [i for i, a in changed.items() if a is None]
     read = await allocations.load(conn, unread) if unread else {}
     pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for gone in departed:  # first: the old location's kiosk lets go of the door
+        pending[gone.location_id].append(
+            {"kind": "allocation", "allocation": state_of(gone).model_dump(mode="json")}
+        )
     for allocation_id, known in changed.items():
         allocation = known or read.get(allocation_id)
         if allocation is not None:

@@ -29,6 +29,44 @@ class Notification:
     payload: dict[str, Any]
     attempts: int  # counting the one this claim is for
     webhook_url: str | None
+    # issue 10: the carrier's webhook signing secret (None: sent unsigned), and when it was made.
+    webhook_secret: str | None = None
+    created_at: datetime | None = None
+
+
+def json_value(value: object) -> str:
+    """How a payload holds what JSON has no type for: times in ISO 8601 as the API gives
+    them (``2026-03-02T09:00:00Z``), anything else as its text."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A notification as its carrier's delivery log shows it."""
+
+    id: uuid.UUID
+    kind: str
+    allocation_id: uuid.UUID
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+
+
+async def deliveries(conn: Conn, carrier_id: str, limit: int) -> list[Delivery]:
+    """The carrier's notifications, newest first."""
+    cur = await conn.execute(
+        "SELECT idempotency_key AS id, kind, allocation_id, status, attempts, last_error,"
+        " created_at, CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at,"
+        " sent_at FROM notifications WHERE carrier_id = %s"
+        " ORDER BY created_at DESC, notification_id DESC LIMIT %s",
+        (carrier_id, limit),
+    )
+    return [Delivery(**row) for row in await cur.fetchall()]
 
 
 async def enqueue(
@@ -61,7 +99,7 @@ async def enqueue(
             carrier_id,
             customer_id,
             kind,
-            json.dumps(payload, default=str),
+            json.dumps(payload, default=json_value),
             due_at,
             due_at,
             now,
@@ -89,7 +127,7 @@ async def revise_pending(
         WHERE allocation_id = ANY(%(ids)s) AND status = 'pending'
         """,
         {
-            "changes": json.dumps(changes, default=str),
+            "changes": json.dumps(changes, default=json_value),
             "waiting": ["reminder", "expires_today"],
             "shift": shift or timedelta(0),
             "ids": list(allocation_ids),
@@ -131,7 +169,8 @@ async def claim_due(
                 LIMIT %(batch)s
                 FOR UPDATE SKIP LOCKED)
             RETURNING n.notification_id, n.idempotency_key, n.kind, n.carrier_id,
-                      n.customer_id, n.payload, n.attempts, c.webhook_url
+                      n.customer_id, n.payload, n.attempts, c.webhook_url,
+                      c.webhook_secret, n.created_at
             """,
             {"now": now, "lease_until": lease_until, "batch": batch},
         )

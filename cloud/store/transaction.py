@@ -37,6 +37,7 @@ class Unit:
     _changed: dict[uuid.UUID, Allocation | None] = field(default_factory=dict)
     _maintenance: list[MaintenanceNote] = field(default_factory=list)
     _labels: list[DoorLabelNote] = field(default_factory=list)
+    _departed: list[Allocation] = field(default_factory=list)
 
     def changed(self, *allocation_ids: uuid.UUID) -> None:
         """Notes allocations changed in this unit; their state is read back at its end."""
@@ -53,6 +54,11 @@ class Unit:
         """Notes a door put in or out of maintenance."""
         self._maintenance.append(note)
 
+    def departed(self, allocation: Allocation) -> None:
+        """Notes an allocation that left its location (redirected): ``allocation`` is how that
+        location's kiosk must see it now (cancelled there)."""
+        self._departed.append(allocation)
+
     def labelled(self, note: DoorLabelNote) -> None:
         """Notes a door's label set (a new door)."""
         self._labels.append(note)
@@ -68,5 +74,7 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
     async with conn.transaction():
         work = Unit(conn, now)
         yield work
-        if work._changed or work._maintenance or work._labels:
-            await changelog.append(conn, now, work._changed, work._maintenance, work._labels)
+        if work._changed or work._maintenance or work._labels or work._departed:
+            await changelog.append(
+                conn, now, work._changed, work._maintenance, work._labels, work._departed
+            )
