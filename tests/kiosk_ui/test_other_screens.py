@@ -319,3 +319,29 @@ async def test_a_return_the_kiosk_recorded_collected_is_shown_collected(
             ": collected (door shut, compartment empty)"
         )
         assert app.screen.query_one("#collected-r1").disabled
+
+
+async def test_staff_clear_a_doors_fault_and_it_is_audited(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    from kiosk.store import audit
+
+    await kiosk.poll()
+    fake_bank.open_by_hand(7)
+    await kiosk.poll()
+    fake_bank.close(7)
+    await kiosk.poll()
+    assert kiosk.door(7).fault == "opened without a command"
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, app)
+        assert not app.screen.query_one("#clear-fault").display
+        await tap(pilot, "#door-7")
+        assert app.screen.query_one("#clear-fault").display
+        await tap(pilot, "#clear-fault")
+        await settle(pilot)
+        assert text(app, "#staff-status") == ("Locker 7: fault cleared (opened without a command).")
+        assert not app.screen.query_one("#clear-fault").display
+    assert kiosk.door(7).fault is None
+    [entry] = audit.entries(kiosk.store.db, command="clear_fault")
+    assert entry.detail["cleared_by"] == "staff-touchscreen"
