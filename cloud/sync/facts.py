@@ -70,6 +70,7 @@ ALERT_EVENTS = frozenset(
         EventType.KEYPAD_LOCKED,
         EventType.REMOTE_OPEN_REFUSED,
         EventType.DOOR_BANK_UNAVAILABLE,
+        EventType.STAFF_PIN_LOCKED,
     }
 )
 # Events kept for the audit trail only: they change nothing the cloud keeps.

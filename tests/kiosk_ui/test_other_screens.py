@@ -52,7 +52,7 @@ async def test_driver_multi_drop_with_a_problem_report_and_a_summary(
         assert text(app, "#drop-count") == "Parcels: 2"
         fake_bank.close(6)
         await kiosk.poll()
-        await wait_for(lambda: not app.screen.query_one("#problems").display)
+        await wait_for(lambda: not app.screen.query_one("#problems").visible)
         await tap(pilot, "#finish")
         await settle(pilot)
         assert isinstance(app.screen, NoticeScreen)
@@ -268,10 +268,10 @@ async def test_a_late_door_not_empty_after_a_real_deposit_keeps_the_deposit(
         await pilot.click("#driver")
         await pilot.press(*"PKG-1", "enter")
         await settle(pilot)
-        assert app.screen.query_one("#problems").display
+        assert app.screen.query_one("#problems").visible
         fake_bank.close(1)  # the parcel went in and the door shut
         await kiosk.poll()
-        await wait_for(lambda: not app.screen.query_one("#problems").display)
+        await wait_for(lambda: not app.screen.query_one("#problems").visible)
         assert "the parcel is in" in text(app, "#drop-status")
         await pilot.press("enter")  # nothing to press any more; a stray key changes nothing
         await tap(pilot, "#finish")

@@ -28,7 +28,7 @@ def test_every_event_type_has_a_model_of_that_type() -> None:
 
 def test_the_kiosk_imports_the_shared_event_types() -> None:
     assert records.EventType is EventType
-    assert len(EventType) == 22
+    assert len(EventType) == 23
 
 
 @pytest.mark.parametrize("event_type", list(EventType))
