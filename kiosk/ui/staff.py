@@ -126,9 +126,14 @@ class StaffScreen(KioskScreen):
         # The grid shows what the store last recorded; while the boards do not answer that may
         # be stale, and no door can be opened: say so above the doors.
         error = self.services.board_error()
+        hint = self.services.ctx.bank_health.wiring_hint
         banner = self.query_one("#board-banner", Static)
-        banner.update("" if error is None else f"{BOARDS_DOWN} ({error})")
-        banner.set_class(error is not None, "-shown")
+        if error is not None:
+            banner.update(f"{BOARDS_DOWN} ({error})")
+        else:
+            # Most doors read open at boot: tell staff what to check before anything else.
+            banner.update("" if hint is None else f"Check the wiring: {hint}")
+        banner.set_class(error is not None or hint is not None, "-shown")
         for number, door in self.doors.items():
             buttons = self.query(f"#door-{number}")
             if not buttons:

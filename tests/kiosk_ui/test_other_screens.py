@@ -345,3 +345,19 @@ async def test_staff_clear_a_doors_fault_and_it_is_audited(
     assert kiosk.door(7).fault is None
     [entry] = audit.entries(kiosk.store.db, command="clear_fault")
     assert entry.detail["cleared_by"] == "staff-touchscreen"
+
+
+async def test_the_staff_grid_says_when_most_doors_read_open_at_boot(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    from kiosk.reconcile import reconcile
+
+    for door in range(1, 8):
+        fake_bank.open_by_hand(door)
+    await reconcile(kiosk.ctx)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, app)
+        banner = text(app, "#board-banner")
+        assert banner.startswith("Check the wiring: 7 of 8 doors read open at once")
+        assert "lock-bit polarity" in banner
