@@ -26,7 +26,7 @@ from demo.person import shut_doors_after
 from demo.provisioning import provision_demo_kiosk, write_hardware_config
 from hardware_sim.bank import SimulatedBank
 from kiosk.config import load_config
-from kiosk.daemon import Daemon
+from kiosk.daemon import Daemon, ScanOutcome
 from kiosk.flows.context import FlowContext
 from kiosk.store.allocations import find_allocation
 from shared.cancellation import cancel_and_wait
@@ -107,21 +107,49 @@ class DemoSystem:
             self.bank.scanner.scan(code)
 
     def home_note(self) -> str:
-        """The demo's line on the kiosk's home screen: what to try, with which code."""
-        waiting = [i for i in self.parcels if i.parcel.status == "deposited"]
-        reserved = [i for i in self.parcels if i.parcel.status == "reserved"]
+        """The demo's line on the kiosk's home screen: what to try, with which code.
+
+        Only codes and barcodes that still work are offered: a parcel's state is read from the
+        kiosk's store (a code used at the kiosk, a parcel already dropped off, drop out).
+        """
+        waiting = [i for i in self.parcels if self._still(i) == "deposited"]
+        reserved = [i for i in self.parcels if self._still(i) == "reserved"]
         codes = sorted({i.parcel.pickup_code for i in waiting})
-        lines = ["Demo: pick up with code " + " or ".join(codes) + " (1, then type it)."]
+        lines = (
+            ["Demo: pick up with code " + " or ".join(codes) + " (1, then type it)."]
+            if codes
+            else ["Demo: every parcel has been picked up."]
+        )
         if reserved:
             lines.append(f"Driver (2): scan or type barcode {reserved[0].parcel.package_id}.")
         lines.append(f"Staff PIN {seed.DEMO_STAFF_PIN}. Ctrl+C stops the demo.")
         return "\n".join(lines)
+
+    def _still(self, item: DemoParcelAtKiosk) -> str:
+        try:
+            status = self._kiosk_status(item.parcel.allocation_id)
+        except Exception:  # the store closing as the demo stops: the seed's view will do
+            status = None
+        return item.parcel.status if status is None else status
+
+    def describe_scan(self, outcome: ScanOutcome) -> None:
+        """Prints what a scan did, headless (the touchscreen shows it otherwise)."""
+        if not self._seeded.is_set():
+            return  # the seeding drivers' own scans: the printout lists their parcels
+        if outcome.refusal is not None:
+            self.out(f"scan refused ({outcome.refusal}): {outcome.message}")
+        elif outcome.error is not None:
+            self.out(f"scan failed: {outcome.error}")
+        else:
+            self.out(f"scan opened door(s) {', '.join(map(str, outcome.doors))}")
 
     # Start-up steps
 
     async def _start_kiosk(self) -> None:
         ui = None if self.ui is None else self._once_seeded(self.ui)
         daemon = self.daemon = Daemon(load_config(self.kiosk_folder / "kiosk.toml"), ui=ui)
+        if ui is None:
+            daemon.on_scan_outcome = self.describe_scan
         ready: list[str] = []
         task = self._kiosk_task = asyncio.create_task(
             daemon.run(self._kiosk_stop, on_ready=ready.append), name="demo-kiosk"

@@ -34,12 +34,15 @@ class BankHealth:
         last_poll_ok_at: When a poll last succeeded.
         reconciled: False while boot reconciliation still waits for the bank to answer (a bank
             absent at boot); nothing is pulsed until it has run.
+        wiring_hint: What boot reconciliation suspects when most doors read open at once (the
+            lock-bit polarity or the sensor wiring), for the staff screen; None otherwise.
     """
 
     board_error: str | None = None
     failed_polls: int = 0
     last_poll_ok_at: datetime | None = None
     reconciled: bool = True
+    wiring_hint: str | None = None
 
     @property
     def down(self) -> bool:

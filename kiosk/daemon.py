@@ -84,6 +84,7 @@ class ScanOutcome:
     doors: tuple[int, ...] = ()
     refusal: str | None = None
     error: str | None = None
+    message: str | None = None  # the refusal's words for the person (never holds a code)
 
 
 def scan_kind(line: str) -> ScanKind:
@@ -114,7 +115,7 @@ async def handle_scan(ctx: FlowContext, line: str, *, driver_id: str) -> ScanOut
             not_opened = [] if result.opening.opened else [result.door]
     except FlowRefused as refused:
         log.info("scan of %s refused (%s): %s", shown, refused.refusal, refused.message)
-        return ScanOutcome(kind, refusal=refused.refusal.value)
+        return ScanOutcome(kind, refusal=refused.refusal.value, message=refused.message)
     except Exception as error:
         log.exception("scan of %s failed", shown)
         return ScanOutcome(kind, error=f"{type(error).__name__}: {error}")
@@ -173,6 +174,8 @@ class Daemon:
         # while it runs it may take the scans (`scan_handler`).
         self.ui = ui
         self.scan_handler: Callable[[str], None] | None = None
+        # Told what each scan the daemon handled itself did (the headless demo prints it).
+        self.on_scan_outcome: Callable[[ScanOutcome], None] | None = None
         self.clock = clock or SystemClock()
         self.ctx: FlowContext | None = None
         self.monitor: DoorMonitor | None = None
@@ -333,7 +336,11 @@ class Daemon:
                         if self.scan_handler is not None:
                             self.scan_handler(line)  # the UI runs the flow and shows it
                         else:
-                            await handle_scan(ctx, line, driver_id=self.config.scanner_driver_id)
+                            outcome = await handle_scan(
+                                ctx, line, driver_id=self.config.scanner_driver_id
+                            )
+                            if self.on_scan_outcome is not None:
+                                self.on_scan_outcome(outcome)
                         self._outbox_changed()
             except PortError as error:
                 if not opened.is_set():

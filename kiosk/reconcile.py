@@ -110,8 +110,10 @@ async def reconcile(ctx: FlowContext) -> Reconciliation:
                 report.abandoned.append(operation.operation_id)
         reading_open = sum(1 for state in states.values() if state.is_open)
         report.wiring_suspect = len(states) >= 2 and reading_open * 2 > len(states)
+        ctx.bank_health.wiring_hint = None
         if report.wiring_suspect:
             hint = WIRING_HINT.format(open=reading_open, total=len(states))
+            ctx.bank_health.wiring_hint = hint
             log.warning("%s", hint)
             audit.record_entry(
                 db, now, Actor.KIOSK, "door_bank", "wiring_suspect", detail={"hint": hint}

@@ -65,6 +65,7 @@ class EventType(StrEnum):
     DOOR_BANK_UNAVAILABLE = "door_bank_unavailable"
     DOOR_BANK_RESTORED = "door_bank_restored"
     CODE_GIVEN_BACK = "code_given_back"
+    STAFF_PIN_LOCKED = "staff_pin_locked"
 
 
 # Field types. Ids as the sync protocol bounds them (`shared.protocol.AllocationState`); free
@@ -319,6 +320,14 @@ class CodeGivenBack(PayloadModel):
     reason: Reason
 
 
+class StaffPinLocked(PayloadModel):
+    """Too many wrong staff PINs: staff sign-in is refused until ``locked_until``."""
+
+    type: Literal[EventType.STAFF_PIN_LOCKED] = EventType.STAFF_PIN_LOCKED
+    failures: Annotated[StrictInt, Field(gt=0)]
+    locked_until: AwareDatetime
+
+
 KioskEvent = Annotated[
     CodeUsed
     | CodeReleased
@@ -342,7 +351,8 @@ KioskEvent = Annotated[
     | CloudChangeRefused
     | DoorBankUnavailable
     | DoorBankRestored
-    | CodeGivenBack,
+    | CodeGivenBack
+    | StaffPinLocked,
     Field(discriminator="type"),
 ]
 """Any kiosk event, told apart by its ``type``."""

@@ -115,6 +115,7 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "allocation_ids": ["a1"],
         "reason": "interrupted before the pulse",
     },
+    EventType.STAFF_PIN_LOCKED: {"failures": 5, "locked_until": "2026-01-05T10:15:00+00:00"},
 }
 
 

@@ -74,6 +74,7 @@ ALERT_EVENTS = frozenset(
         # sees what was refused and why.
         EventType.CLOUD_CHANGE_REFUSED,
         EventType.DOOR_BANK_UNAVAILABLE,
+        EventType.STAFF_PIN_LOCKED,
     }
 )
 # Events kept for the audit trail only: they change nothing the cloud keeps.

@@ -98,6 +98,9 @@ def door_seen_shut(
     operations.transition(
         db, operation.operation_id, OperationState.COMPLETED, now, outcome=outcome
     )
+    if operation.purpose is Purpose.PICKUP:
+        # Another door of its code may have been abandoned unreached while this one was open.
+        give_back_pickup_code(db, operation, "another door of the code shut", now)
     audit.record_entry(
         db,
         now,
@@ -164,9 +167,10 @@ def abandon(db: Database, operation: DoorOperation, outcome: str, now: datetime)
     opened, and a code opens its doors once (invariant 4). The customer of such a parcel gets
     a new code from the carrier.
     """
-    operations.transition(
-        db, operation.operation_id, OperationState.ABANDONED, now, outcome=outcome
-    )
+    stored = outcome
+    if operation.purpose is Purpose.PICKUP and operation.never_reached_door:
+        stored += NEVER_REACHED  # kept with the operation: the code may be given back later
+    operations.transition(db, operation.operation_id, OperationState.ABANDONED, now, outcome=stored)
     for entry in audit.pending_entries(db, operation.operation_id):
         audit.finish_entry(db, entry.audit_id, outcome, now)
     abandoned = OperationAbandoned(
@@ -178,40 +182,59 @@ def abandon(db: Database, operation: DoorOperation, outcome: str, now: datetime)
     log.warning(
         "door %d: operation %s abandoned (%s)", operation.door, operation.operation_id, outcome
     )
-    if operation.purpose is Purpose.PICKUP and operation.never_reached_door:
-        _give_back_pickup_code(db, operation, outcome, now)
+    if operation.purpose is Purpose.PICKUP:
+        give_back_pickup_code(db, operation, outcome, now)
 
 
-def _give_back_pickup_code(
+NEVER_REACHED = " (never reached its door)"
+"""Ends the outcome of an abandoned pickup operation whose pulse never reached its door."""
+
+
+def give_back_pickup_code(
     db: Database, operation: DoorOperation, reason: str, now: datetime
 ) -> None:
+    """Gives the operation's pickup code back when no pulse of it reached a parcel still waiting.
+
+    Called whenever a pickup operation ends (abandoned, or completed: a two-parcel code whose
+    second door never got its pulse is given back once the first door has shut). The code is
+    given back only when none of its operations is still under way, one of them never reached
+    its door, and every parcel the code would open again has only such operations: a parcel
+    whose door did open (shut with the parcel inside, say) keeps the code spent.
+    """
     code_id = operation.code_id
-    if code_id is None:
+    if code_id is None or codes.get_code(db, code_id).used_at is None:
         return
-    if any(other.state.is_active for other in operations.operations_for_code(db, code_id)):
-        return  # another door of the code may still open; its parcel decides nothing here
+    ops = operations.operations_for_code(db, code_id)
+    if any(other.state.is_active for other in ops):
+        return  # another door of the code may still open; decide when it has ended
+    never = {op.operation_id for op in ops if (op.outcome or "").endswith(NEVER_REACHED)}
+    if not never:
+        return
     waiting = [
         parcel.allocation_id
         for parcel in allocations.allocations_with_code(db, code_id)
         if parcel.kind is AllocationKind.DELIVERY and parcel.status is AllocationStatus.DEPOSITED
     ]
-    if not waiting or not codes.release(db, code_id):
+    reached = {op.allocation_id for op in ops if op.operation_id not in never}
+    if not waiting or reached & set(waiting) or not codes.release(db, code_id):
         return
     code_ref = code_reference(codes.get_code(db, code_id).code_hash)
-    why = f"never reached its door: {reason}"
+    why = reason if reason.endswith(NEVER_REACHED) else reason + NEVER_REACHED
     event = CodeGivenBack(code_ref=code_ref, allocation_ids=waiting, reason=why)
     outbox.append_event(db, event, now)
-    audit.record_entry(
-        db,
-        now,
-        Actor.KIOSK,
-        "code_given_back",
-        "done",
-        door=operation.door,
-        operation_id=operation.operation_id,
-        detail={"code_ref": code_ref, "allocation_ids": waiting, "reason": why},
-    )
-    log.info("door %d: pickup code given back (%s)", operation.door, why)
+    for unreached in (op for op in ops if op.operation_id in never):
+        # One entry per operation that never reached its door: what made giving it back safe.
+        audit.record_entry(
+            db,
+            now,
+            Actor.KIOSK,
+            "code_given_back",
+            "done",
+            door=unreached.door,
+            operation_id=unreached.operation_id,
+            detail={"code_ref": code_ref, "allocation_ids": waiting, "reason": why},
+        )
+    log.info("pickup code given back for %s (%s)", ", ".join(waiting), why)
 
 
 def _complete(

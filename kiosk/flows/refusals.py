@@ -32,6 +32,8 @@ class Refusal(StrEnum):
     DOOR_HAS_PARCEL = "door_has_parcel"
     # Issue 11: the lock boards do not answer; nothing was committed (a code stays valid).
     BOARDS_DOWN = "boards_down"
+    WRONG_STAFF_PIN = "wrong_staff_pin"
+    STAFF_PIN_LOCKED = "staff_pin_locked"
 
 
 class FlowRefused(Exception):

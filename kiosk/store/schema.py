@@ -276,6 +276,17 @@ def _operation_pulse_started(db: Database) -> None:
     db.execute("ALTER TABLE door_operations ADD COLUMN pulse_started_at TEXT")
 
 
+@migrations(name="0008_staff_pin_guard")
+def _staff_pin_guard(db: Database) -> None:
+    # The staff PIN's brute-force guard, kept in SQLite like the keypad's so that a reboot does
+    # not reset it (`kiosk.store.staff_pin_guard`).
+    db.execute("CREATE TABLE staff_pin_failures (failure_id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
+    db.execute(
+        "CREATE TABLE staff_pin_lock (id INTEGER PRIMARY KEY CHECK (id = 1), locked_until TEXT)"
+    )
+    db.execute("INSERT INTO staff_pin_lock (id, locked_until) VALUES (1, NULL)")
+
+
 # Issue 14: cloud changes deferred until their blocker ends.
 
 
@@ -311,6 +322,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0006_store_incarnation",
     "0007_door_labels",
     "0008_operation_pulse_started",
+    "0008_staff_pin_guard",
     "0009_deferred_changes",
 )
 

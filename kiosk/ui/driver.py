@@ -157,7 +157,10 @@ class DriverScreen(KioskScreen):
             text += "\nThen scan the next parcel, or touch Finish."
         self.query_one("#drop-status", Static).update(text)
         self.query_one("#drop-status").set_class(refusal is not None, "-refused")
-        self.query_one("#problems").display = current is not None and not self.door_shut
+        problems = self.query_one("#problems")
+        problems.display = current is not None
+        # Hidden in place once the door shut: the buttons below do not move under a finger.
+        problems.visible = not self.door_shut
         self.query_one("#drop-count", Static).update(f"Parcels: {len(self.deposits)}")
 
     def finish(self) -> None:

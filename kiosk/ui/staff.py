@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal
 from textual.widgets import Button, Static
 
-from kiosk.flows import opening, staff
+from kiosk.flows import faults, opening, staff
 from kiosk.flows.refusals import FlowRefused
 from kiosk.store import doors, operations
 from kiosk.store.records import Actor, Door, OperationState, Purpose
@@ -73,6 +73,8 @@ class StaffScreen(KioskScreen):
         with Horizontal(classes="actions"):
             yield Button("Open door", id="open-door", disabled=True)
             yield Button("Maintenance", id="maintenance", disabled=True)
+            # Shown only for a selected door with a fault (a tamper, a failed pulse).
+            yield Button("Clear fault", id="clear-fault", variant="warning")
             yield Button("Collect parcels", id="collect", variant="primary")
             yield Button("Log out", id="logout")
             yield Button("◀", id="page-back", classes="page", tooltip="Previous doors")
@@ -124,9 +126,14 @@ class StaffScreen(KioskScreen):
         # The grid shows what the store last recorded; while the boards do not answer that may
         # be stale, and no door can be opened: say so above the doors.
         error = self.services.board_error()
+        hint = self.services.ctx.bank_health.wiring_hint
         banner = self.query_one("#board-banner", Static)
-        banner.update("" if error is None else f"{BOARDS_DOWN} ({error})")
-        banner.set_class(error is not None, "-shown")
+        if error is not None:
+            banner.update(f"{BOARDS_DOWN} ({error})")
+        else:
+            # Most doors read open at boot: tell staff what to check before anything else.
+            banner.update("" if hint is None else f"Check the wiring: {hint}")
+        banner.set_class(error is not None or hint is not None, "-shown")
         for number, door in self.doors.items():
             buttons = self.query(f"#door-{number}")
             if not buttons:
@@ -149,6 +156,7 @@ class StaffScreen(KioskScreen):
         maintenance.disabled = door is None
         on = door is not None and door.status is DoorStatus.MAINTENANCE
         maintenance.label = "End maintenance" if on else "Maintenance"
+        self.query_one("#clear-fault", Button).display = door is not None and door.fault is not None
 
     def _say(self, text: str) -> None:
         self.query_one("#staff-status", Static).update(text)
@@ -161,6 +169,8 @@ class StaffScreen(KioskScreen):
             self.run_worker(self.open_selected(), group="flow")
         elif button == "maintenance" and self.selected is not None:
             self.run_worker(self.toggle_maintenance(), group="flow")
+        elif button == "clear-fault" and self.selected is not None:
+            self.clear_selected_fault()
         elif button == "collect":
             self.kiosk.push_screen(CollectionScreen())
         elif button == "logout":
@@ -221,6 +231,25 @@ class StaffScreen(KioskScreen):
         ):
             return active.operation_id
         return None
+
+    def clear_selected_fault(self) -> None:
+        door = self.selected
+        assert door is not None
+        ctx = self.services.ctx
+        try:
+            fault = faults.clear_fault(
+                ctx.store,
+                door,
+                actor=Actor.STAFF,
+                cleared_by=self.services.staff_id,
+                now=ctx.clock.now(),
+            )
+        except FlowRefused as refused:
+            self._say(refused.message)
+            return
+        locker = self.services.locker(door)
+        self._say(f"{locker}: fault cleared ({fault})." if fault else f"{locker} has no fault.")
+        self.refresh_doors()
 
     async def toggle_maintenance(self) -> None:
         door = self.selected

@@ -1,7 +1,10 @@
-"""Staff sign-in: a PIN on a digit keypad, checked by the service the UI is given."""
+"""Staff sign-in: a PIN on a digit keypad, checked by the service the UI is given and guarded
+against guessing (`kiosk.flows.staff_sign_in`)."""
 
 from __future__ import annotations
 
+from kiosk.flows import staff_sign_in
+from kiosk.flows.refusals import FlowRefused
 from kiosk.ui.code_entry import CodeEntryScreen
 from kiosk.ui.notice import NoticeScreen
 from kiosk.ui.staff import StaffScreen
@@ -17,7 +20,10 @@ class StaffPinScreen(CodeEntryScreen):
     MASKED = True
 
     async def submit(self, code: str) -> None:
-        if self.services.check_staff_pin(code):
-            self.kiosk.switch_screen(StaffScreen())
-        else:
-            self.kiosk.push_screen(NoticeScreen("Wrong PIN", "That PIN is not right."))
+        # Guarded (issue 11): wrong PINs are counted and lock sign-in, with an operator alert.
+        try:
+            staff_sign_in.sign_in(self.services.ctx, code, self.services.check_staff_pin)
+        except FlowRefused as refused:
+            self.kiosk.push_screen(NoticeScreen("Wrong PIN", refused.message))
+            return
+        self.kiosk.switch_screen(StaffScreen())

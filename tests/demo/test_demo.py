@@ -153,6 +153,9 @@ def run_pickup(demo: Demo, *, embedded: bool) -> None:
     demo.read_until(rf"^door {bob['door']} opened", 20)
     status = cloud_status_once_picked_up(base, bob["allocation"], between=lambda: time.sleep(0.2))
     assert status == "picked_up", "".join(demo.lines)
+    # The same code again is refused, and headless the demo says why (issue 11).
+    demo.send(f"scan {bob['code']}")
+    demo.read_until(r"^scan refused \(code_used\): This code was already used", 20)
 
     demo.process.send_signal(signal.SIGINT)
     out, _ = demo.process.communicate(timeout=STOP_TIMEOUT_S)

@@ -21,7 +21,7 @@ from kiosk.flows.pickup import pick_up
 from kiosk.hardware.errors import BoardTimeout
 from kiosk.hardware.fake_bank import FakeDoorBank
 from kiosk.hardware.protocols import BoardProtocol
-from kiosk.monitor import sweep
+from kiosk.monitor import record_reading, sweep
 from kiosk.reconcile import reconcile
 from kiosk.store import allocations, audit, codes, operations
 from kiosk.store.records import EventType, OperationState
@@ -168,3 +168,42 @@ async def test_a_pulse_queued_behind_timed_out_polls_gives_the_code_back(
         board.power_on()
     await wait_for(lambda: k.monitor is not None and k.monitor.health.board_error is None)
     assert (await pick_up(k.ctx, "ABC234")).all_opened
+
+
+class DeadLockBank(FakeDoorBank):
+    """A fake bank whose board cannot deliver pulses to one door (its channel is dead)."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__(sorted(LAYOUT), FAST)
+        self.dead = dead
+
+    async def _pulse(self, door: int) -> None:
+        if door == self.dead:
+            raise BoardTimeout(f"no reply to open door {door}")
+        await super()._pulse(door)
+
+
+async def test_a_two_parcel_code_is_given_back_for_the_door_never_pulsed_once_the_other_shut(
+    kiosk: Kiosk,
+) -> None:
+    bank = DeadLockBank(dead=2)
+    ctx = FlowContext(kiosk.store, bank, kiosk.clock, kiosk.ctx.rules)
+    kiosk.allocate("a1", code="ABC234", door=1, status=AllocationStatus.DEPOSITED)
+    kiosk.allocate("a2", code="ABC234", door=2, status=AllocationStatus.DEPOSITED)
+    result = await pick_up(ctx, "ABC234")
+    assert [o.outcome for o in result.openings] == [OpeningOutcome.OPENED, OpeningOutcome.FAILED]
+    kiosk.clock.advance(kiosk.ctx.rules.abandon_after)
+    sweep(ctx)  # door 2 given up while door 1 is still open: nothing given back yet
+    assert code_used(kiosk, "a2")
+
+    bank.close(1)  # the customer took parcel 1 and shut its door
+    for door, state in (await bank.read_states()).items():
+        record_reading(ctx, door, state)
+
+    assert allocations.get_allocation(kiosk.store.db, "a1").status is AllocationStatus.PICKED_UP
+    assert not code_used(kiosk, "a2")
+    [given] = kiosk.events(EventType.CODE_GIVEN_BACK)
+    assert given.payload["allocation_ids"] == ["a2"]
+    bank.dead = 0
+    again = await pick_up(ctx, "ABC234")
+    assert again.doors == (2,)  # only the parcel still waiting; door 1's is gone

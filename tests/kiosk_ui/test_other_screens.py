@@ -52,7 +52,7 @@ async def test_driver_multi_drop_with_a_problem_report_and_a_summary(
         assert text(app, "#drop-count") == "Parcels: 2"
         fake_bank.close(6)
         await kiosk.poll()
-        await wait_for(lambda: not app.screen.query_one("#problems").display)
+        await wait_for(lambda: not app.screen.query_one("#problems").visible)
         await tap(pilot, "#finish")
         await settle(pilot)
         assert isinstance(app.screen, NoticeScreen)
@@ -268,10 +268,10 @@ async def test_a_late_door_not_empty_after_a_real_deposit_keeps_the_deposit(
         await pilot.click("#driver")
         await pilot.press(*"PKG-1", "enter")
         await settle(pilot)
-        assert app.screen.query_one("#problems").display
+        assert app.screen.query_one("#problems").visible
         fake_bank.close(1)  # the parcel went in and the door shut
         await kiosk.poll()
-        await wait_for(lambda: not app.screen.query_one("#problems").display)
+        await wait_for(lambda: not app.screen.query_one("#problems").visible)
         assert "the parcel is in" in text(app, "#drop-status")
         await pilot.press("enter")  # nothing to press any more; a stray key changes nothing
         await tap(pilot, "#finish")
@@ -319,3 +319,45 @@ async def test_a_return_the_kiosk_recorded_collected_is_shown_collected(
             ": collected (door shut, compartment empty)"
         )
         assert app.screen.query_one("#collected-r1").disabled
+
+
+async def test_staff_clear_a_doors_fault_and_it_is_audited(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    from kiosk.store import audit
+
+    await kiosk.poll()
+    fake_bank.open_by_hand(7)
+    await kiosk.poll()
+    fake_bank.close(7)
+    await kiosk.poll()
+    assert kiosk.door(7).fault == "opened without a command"
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, app)
+        assert not app.screen.query_one("#clear-fault").display
+        await tap(pilot, "#door-7")
+        assert app.screen.query_one("#clear-fault").display
+        await tap(pilot, "#clear-fault")
+        await settle(pilot)
+        assert text(app, "#staff-status") == ("Locker 7: fault cleared (opened without a command).")
+        assert not app.screen.query_one("#clear-fault").display
+    assert kiosk.door(7).fault is None
+    [entry] = audit.entries(kiosk.store.db, command="clear_fault")
+    assert entry.detail["cleared_by"] == "staff-touchscreen"
+
+
+async def test_the_staff_grid_says_when_most_doors_read_open_at_boot(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    from kiosk.reconcile import reconcile
+
+    for door in range(1, 8):
+        fake_bank.open_by_hand(door)
+    await reconcile(kiosk.ctx)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, app)
+        banner = text(app, "#board-banner")
+        assert banner.startswith("Check the wiring: 7 of 8 doors read open at once")
+        assert "lock-bit polarity" in banner
