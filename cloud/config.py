@@ -24,6 +24,8 @@ class CloudSettings(BaseSettings):
     data_dir: str = "var/cloud"
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
+    # How long a request waits for a database connection before a 503 (a failover, an outage).
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # Allocation requests that arrive together are made in one transaction: at most
     # this many per transaction, and this many transactions (pooled connections) at once.
     allocation_batch_max: int = Field(default=64, ge=1)

@@ -25,6 +25,7 @@ from cloud.api import routes_admin, routes_carrier
 from cloud.api.auth import KeyCache, metrics_scraper
 from cloud.api.body_limit import BodySizeLimit
 from cloud.api.services import Services
+from cloud.api.unavailable import UNAVAILABLE, database_unavailable
 from cloud.config import CloudSettings
 from cloud.dispatch import Dispatcher, LoggingSender, NotificationSender, WebhookSender
 from cloud.errors import ServiceError, TooManyAttempts
@@ -184,7 +185,12 @@ def create_app(
         )
         assert url
         await db.migrate(url)
-        pool = await db.open_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        pool = await db.open_pool(
+            url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            connection_wait=settings.db_pool_timeout_seconds,
+        )
         allocator = AllocationBatcher(
             pool, workers=settings.allocation_batch_workers, max_batch=settings.allocation_batch_max
         )
@@ -248,6 +254,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_unavailable)
     app.include_router(routes_carrier.router)
     app.include_router(routes_admin.router)
     # The operations console: HTML for operators' browsers, outside the carrier API's schema.

@@ -142,11 +142,14 @@ async def migrate(conninfo: str) -> list[str]:
     return applied_now
 
 
-async def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
+async def open_pool(
+    conninfo: str, *, min_size: int = 2, max_size: int = 20, connection_wait: float = 30.0
+) -> Pool:
     """Opens a pool of autocommit connections returning rows as dicts.
 
     Autocommit, because every unit of work opens its own ``conn.transaction()``;
-    nothing is ever left in an implicit transaction between requests.
+    nothing is ever left in an implicit transaction between requests. ``connection_wait``: how
+    long a caller waits for a connection before `psycopg_pool.PoolTimeout` (the API's 503).
     """
     kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
     pool: Pool = AsyncConnectionPool(
@@ -156,9 +159,22 @@ async def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> 
         kwargs=kwargs,
         open=False,
         connection_class=psycopg.AsyncConnection[DictRow],
+        # Each connection is checked as it is handed out: after a failover the pool is full of
+        # connections to the old primary, dead or now a read-only standby; each is dropped here
+        # (and replaced) instead of failing the request that drew it.
+        check=_check_writable,
+        timeout=connection_wait,
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+async def _check_writable(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Raises unless ``conn`` answers and is on a primary (one round trip)."""
+    cur = await conn.execute("SELECT pg_is_in_recovery()")
+    row = await cur.fetchone()  # a dict: the pool's connections use dict_row
+    if row is None or row["pg_is_in_recovery"]:
+        raise psycopg.OperationalError("the server is a standby (read-only) now")
 
 
 async def ping(pool: Pool) -> None:
