@@ -163,11 +163,15 @@ def apply_allocation(
         # code the customer already used live again.
         finished = (update.status if current is None else current.status).is_final
         hashed = update.hashed_code(store.hasher)
-        code_id = (
-            None
-            if hashed is None or finished
-            else codes.attach_code(db, hashed, update.code_kind, now)
-        )
+        if hashed is None or finished:
+            code_id = None
+        elif current is not None and _has_code(db, current.code_id, hashed):
+            # Its own code sent again (the cloud logs the parcel after the kiosk's code_used):
+            # kept as it is. Attaching would find no live row once the code is spent here and
+            # make a new, live one: the code the customer just used would work again.
+            code_id = current.code_id
+        else:
+            code_id = codes.attach_code(db, hashed, update.code_kind, now)
         if current is None:
             return _create(db, update, code_id, revision, now)
         fields: dict[str, object] = {
@@ -196,6 +200,10 @@ def apply_allocation(
             )
         allocations.move(db, update.allocation_id, update.status, now, cancel_reason="cloud")
         return ApplyResult(ApplyOutcome.APPLIED)
+
+
+def _has_code(db: Database, code_id: int | None, code_hash: str) -> bool:
+    return code_id is not None and codes.get_code(db, code_id).code_hash == code_hash
 
 
 def cancel_allocation(

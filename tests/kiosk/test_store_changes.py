@@ -232,6 +232,41 @@ def test_a_deposited_parcel_from_a_snapshot_occupies_its_door(
     assert _door(store, 6) is DoorStatus.AWAITING_COLLECTION
 
 
+def test_its_own_code_sent_again_does_not_revive_a_code_spent_here(
+    store: Store, clock: ManualClock
+) -> None:
+    # The customer's code is spent at the kiosk and the door is open; the cloud, told of the
+    # code_used, logs the parcel again with the same code before the door shuts. The code must
+    # stay spent (it once came back live: the demo's second scan of a used code then said
+    # "nothing to open" instead of "already used").
+    apply(store, clock, "a1", 1, door=5, status=A.DEPOSITED, code="K7XW9P")
+    parcel = alloc.find_allocation(store.db, "a1")
+    assert parcel is not None
+    assert parcel.code_id is not None
+    with store.transaction() as db:
+        codes.mark_used(db, parcel.code_id, clock.now())
+    clock.advance(timedelta(seconds=1))
+
+    result = apply(store, clock, "a1", 2, door=5, status=A.DEPOSITED, code="K7XW9P")
+
+    assert result.outcome is ApplyOutcome.APPLIED
+    again = alloc.find_allocation(store.db, "a1")
+    assert again is not None
+    assert again.code_id == parcel.code_id
+    live = store.db.execute("SELECT count(*) FROM codes WHERE used_at IS NULL").fetchone()
+    assert live == (0,)
+
+
+def test_a_new_code_for_a_parcel_replaces_its_old_one(store: Store, clock: ManualClock) -> None:
+    apply(store, clock, "a1", 1, door=5, status=A.DEPOSITED, code="K7XW9P")
+    before = alloc.find_allocation(store.db, "a1")
+    apply(store, clock, "a1", 2, door=5, status=A.DEPOSITED, code="M4RT8Q")  # re-issued
+    after = alloc.find_allocation(store.db, "a1")
+    assert before is not None
+    assert after is not None
+    assert after.code_id != before.code_id
+
+
 def test_a_return_records_its_order(store: Store, clock: ManualClock) -> None:
     returned = replace(
         update("r1", kind=AllocationKind.RETURN, clock=clock),

@@ -36,8 +36,15 @@ async def test_a_replaced_store_gets_its_new_events_applied(cloud: Cloud, site: 
         "SELECT kind, detail FROM fleet_alerts WHERE kiosk_id = %s ORDER BY alert_id",
         site.kiosk_id,
     )
-    assert [a["kind"] for a in alerts] == ["store_replaced"]
+    kinds = [a["kind"] for a in alerts]
+    assert kinds[0] == "store_replaced"
     assert alerts[0]["detail"]["first_cursor_sequence"] == old_cursor + 1
+    # The new store, catching up from revision 0, refuses the cloud's "deposited" for the parcel
+    # the old store took in (only a kiosk deposits): reported, so an operator sees a parcel this
+    # store does not know is in its door (a known limit, docs/security.md).
+    assert set(kinds[1:]) <= {"cloud_change_refused"}
+    for refused in alerts[1:]:
+        assert refused["detail"]["allocation_id"] == str(before["allocation_id"])
     cursor_rows = await cloud.fetch(
         "SELECT through_sequence FROM kiosk_cursors WHERE kiosk_id = %s", site.kiosk_id
     )
