@@ -270,6 +270,13 @@ def create_app(
         body = await metrics.exposition(svc.pool, svc.clock, PresenceRule.of(settings))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        # The process answers: what a load balancer checks (deploy/ha/haproxy), so that while
+        # the database fails over the API's own 503 database_unavailable reaches the carrier
+        # instead of "no server available". /healthz also asks the database.
+        return {"status": "ok"}
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         svc: Services = app.state.services

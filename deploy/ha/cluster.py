@@ -41,12 +41,12 @@ def free_port() -> int:
         return port
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if found is None:
         raise RuntimeError(
-            f"{name} is not installed: run scripts/install-system-tools --ha"
-            " (Debian's etcd-server, patroni)"
+            f"{name} is not installed: run scripts/install-system-tools"
+            " (Debian's etcd-server, patroni, haproxy)"
         )
     return found
 
@@ -130,34 +130,39 @@ class Cluster:
         self.folder.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.folder, RUN_AS)
         self.save()
-        initial = ",".join(
-            f"etcd{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(self.etcd)
-        )
-        for i, (client, peer) in enumerate(self.etcd):
-            data = self.folder / f"etcd{i}"
-            member = Member(
-                f"etcd{i}",
-                [
-                    _tool("etcd"),
-                    f"--name=etcd{i}",
-                    f"--data-dir={data}",
-                    f"--listen-client-urls=http://127.0.0.1:{client}",
-                    f"--advertise-client-urls=http://127.0.0.1:{client}",
-                    f"--listen-peer-urls=http://127.0.0.1:{peer}",
-                    f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-                    f"--initial-cluster={initial}",
-                    "--initial-cluster-state=new",
-                    f"--initial-cluster-token={SCOPE}",
-                    # Patroni 3.0 of Debian 12 speaks etcd's v2 API.
-                    "--enable-v2=true",
-                ],
-                self.folder / f"etcd{i}.log",
-            )
-            member.start()
-            self.members[member.name] = member
+        for i in range(len(self.etcd)):
+            self.start_etcd(i)
         for i in range(len(self.nodes)):
             self.start_node(i)
         self.wait_ready(timeout)
+
+    def start_etcd(self, index: int) -> None:
+        """Starts etcd member ``index`` (again, after a kill: its data folder remembers the
+        cluster, and the ``--initial-*`` flags are then ignored)."""
+        initial = ",".join(
+            f"etcd{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(self.etcd)
+        )
+        client, peer = self.etcd[index]
+        member = Member(
+            f"etcd{index}",
+            [
+                tool("etcd"),
+                f"--name=etcd{index}",
+                f"--data-dir={self.folder / f'etcd{index}'}",
+                f"--listen-client-urls=http://127.0.0.1:{client}",
+                f"--advertise-client-urls=http://127.0.0.1:{client}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster={initial}",
+                "--initial-cluster-state=new",
+                f"--initial-cluster-token={SCOPE}",
+                # Patroni 3.0 of Debian 12 speaks etcd's v2 API.
+                "--enable-v2=true",
+            ],
+            self.folder / f"etcd{index}.log",
+        )
+        member.start()
+        self.members[member.name] = member
 
     def patroni_config(self, index: int) -> Path:
         pg, api = self.nodes[index]
@@ -178,10 +183,11 @@ class Cluster:
             "etcd": {"hosts": hosts},
             "bootstrap": {
                 "dcs": {
-                    # Failover in about 10 s: the leader key lives 10 s, renewed every 2 s.
-                    "ttl": 10,
+                    # Failover in under 10 s: the leader key lives 8 s, renewed every 2 s
+                    # (Patroni needs loop_wait + 2 * retry_timeout <= ttl).
+                    "ttl": 8,
                     "loop_wait": 2,
-                    "retry_timeout": 4,
+                    "retry_timeout": 3,
                     "maximum_lag_on_failover": 1048576,
                     "synchronous_mode": True,
                     "postgresql": {
@@ -216,7 +222,7 @@ class Cluster:
         config = self.patroni_config(index)
         member = Member(
             f"node{index}",
-            [_tool("patroni"), str(config)],
+            [tool("patroni"), str(config)],
             self.folder / f"node{index}.log",
             as_postgres=True,
         )
@@ -246,6 +252,10 @@ class Cluster:
             ):
                 return index
         return None
+
+    def running(self, name: str) -> bool:
+        member = self.members.get(name)
+        return member is not None and member.process is not None
 
     def wait_ready(self, timeout: float) -> None:
         """Until there is a primary and every other node streams from it (synchronously)."""
