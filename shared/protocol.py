@@ -40,8 +40,8 @@ _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 MAX_KIOSKS_PER_LOCATION = 4
 """issue 9: kiosks registered (and not revoked) at one location at once. Each adds its own code
-hash to every allocation the cloud sends, and 250 allocations with 4 hashes (ids of 64
-characters) still fit a snapshot part in the payload limit."""
+hash to every allocation the cloud sends (up to 134 bytes with a 64-character id), which bounds
+an allocation's size on the wire (`shared.snapshot_parts.PART_ALLOCATION_BYTES`)."""
 
 
 class Channel(StrEnum):

@@ -115,7 +115,7 @@ async def register(
             if location is None:
                 raise errors.LocationNotFound(f"no location {location_id!r}")
             # issue 9: each kiosk adds its own code hash to every allocation sent to the
-            # location, and a snapshot part has room for MAX_KIOSKS_PER_LOCATION of them.
+            # location, and the protocol takes MAX_KIOSKS_PER_LOCATION of them.
             cur = await conn.execute(
                 "SELECT count(*) AS n FROM kiosks WHERE location_id = %s AND revoked_at IS NULL",
                 (location_id,),
