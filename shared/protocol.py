@@ -38,6 +38,11 @@ MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 40
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
+MAX_KIOSKS_PER_LOCATION = 4
+"""issue 9: kiosks registered (and not revoked) at one location at once. Each adds its own code
+hash to every allocation the cloud sends (up to 134 bytes with a 64-character id), which bounds
+an allocation's size on the wire (`shared.snapshot_parts.PART_ALLOCATION_BYTES`)."""
+
 
 class Channel(StrEnum):
     """The part of a topic after ``locker/v1/{location}/``."""
@@ -140,6 +145,30 @@ class AllocationState(_Body):
     pickup_expires_at: AwareDatetime | None = None
     order_id: Annotated[str, Field(max_length=128)] | None = None
     return_reason: Annotated[str, Field(max_length=500)] | None = None
+    # issue 9: one code secret per kiosk. The change log is per location, so an allocation
+    # carries its code's hash under each registered kiosk's own secret, by kiosk id; a kiosk
+    # takes its own entry only (`code_hash_for`). ``code_hash`` stays for a kiosk that predates
+    # per-kiosk secrets (the location's newest kiosk's hash).
+    code_hashes: (
+        Annotated[
+            dict[
+                Annotated[str, Field(pattern=_ID.pattern)],
+                Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")],
+            ],
+            Field(max_length=MAX_KIOSKS_PER_LOCATION),
+        ]
+        | None
+    ) = None
+
+    def code_hash_for(self, kiosk_id: str) -> str | None:
+        """The code's hash under ``kiosk_id``'s own secret (None: none was sent for it).
+
+        With ``code_hashes`` present, a kiosk missing from it gets None, never another kiosk's
+        hash (which it could not verify): its store then waits for a snapshot hashed for it.
+        """
+        if self.code_hashes is None:
+            return self.code_hash
+        return self.code_hashes.get(kiosk_id)
 
 
 class AllocationChange(_Body):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from shared.protocol import MAX_SNAPSHOT_PARTS, SnapshotBody, SnapshotPartBody
+from shared.protocol import MAX_SNAPSHOT_PARTS, AllocationState, SnapshotBody, SnapshotPartBody
 
 ALLOCATIONS_PER_PART = 250
 """About 95 KB of allocations per part: well under the payload limit, with room for long ids
@@ -24,14 +24,21 @@ KEPT_SNAPSHOTS = 2
 """Snapshots assembled at once; an older unfinished one is dropped for a newer one."""
 
 
+PART_ALLOCATION_BYTES = 200_000
+"""issue 9: the allocations' JSON one part carries at most (with part 1's maintenance and labels
+counted in), leaving the rest of the payload limit to the envelope and signature. Each kiosk of a
+location adds a code hash to every allocation (`AllocationState.code_hashes`), so 250 of the
+largest allocations no longer fit, and a part closes at whichever limit comes first."""
+
+
 def split_snapshot(
     body: SnapshotBody,
     *,
     per_part: int = ALLOCATIONS_PER_PART,
     snapshot_id: uuid.UUID | None = None,
 ) -> list[SnapshotPartBody]:
-    """The parts of ``body``: its allocations ``per_part`` at a time, its maintenance and door
-    labels in part 1.
+    """The parts of ``body``: its allocations ``per_part`` at a time (fewer where their JSON
+    would pass `PART_ALLOCATION_BYTES`), its maintenance and door labels in part 1.
 
     Raises:
         ValueError: ``per_part`` is below 1, or the snapshot would need more than
@@ -39,10 +46,20 @@ def split_snapshot(
     """
     if per_part < 1:
         raise ValueError(f"a part holds at least one allocation, not {per_part}")
-    chunks = [
-        body.allocations[start : start + per_part]
-        for start in range(0, len(body.allocations), per_part)
-    ] or [[]]
+    extras = sum(len(m.model_dump_json()) + 1 for m in body.maintenance) + sum(
+        len(label.model_dump_json()) + 1 for label in body.labels
+    )
+    chunks: list[list[AllocationState]] = []
+    chunk: list[AllocationState] = []
+    used = extras  # part 1 carries the maintenance and labels
+    for state in body.allocations:
+        size = len(state.model_dump_json()) + 1
+        if chunk and (len(chunk) >= per_part or used + size > PART_ALLOCATION_BYTES):
+            chunks.append(chunk)
+            chunk, used = [], 0
+        chunk.append(state)
+        used += size
+    chunks = [*chunks, chunk] if chunk or not chunks else chunks
     if len(chunks) > MAX_SNAPSHOT_PARTS:
         raise ValueError(f"{len(chunks)} parts exceed the {MAX_SNAPSHOT_PARTS}-part limit")
     shared_id = snapshot_id or uuid.uuid4()

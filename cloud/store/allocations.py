@@ -42,15 +42,17 @@ LIVE = sorted(s.value for s in LIVE_ALLOCATION_STATUSES)
 
 
 def code_secret_sql(location: str) -> str:
-    """A scalar sub-select: the code secret of the location ``location`` (an SQL expression).
+    """A scalar sub-select: the code secrets of the location ``location`` (an SQL expression).
 
-    The newest registered kiosk's; NULL before any kiosk is registered. ``location`` must be a
-    parameter or a qualified column (``a.location_id``): a bare ``location_id`` would name the
-    sub-select's own ``kiosks.location_id`` and match every kiosk.
+    issue 9: one secret per kiosk. A JSON array of ``[kiosk_id, secret in hex]``, one per
+    registered kiosk that is not revoked, the newest first; NULL before any kiosk is registered.
+    ``location`` must be a parameter or a qualified column (``a.location_id``): a bare
+    ``location_id`` would name the sub-select's own ``kiosks.location_id`` and match every kiosk.
     """
     return (
-        f"(SELECT k.code_secret FROM kiosks k WHERE k.location_id = {location}"
-        " ORDER BY k.registered_at DESC LIMIT 1)"
+        "(SELECT jsonb_agg(jsonb_build_array(k.kiosk_id, encode(k.code_secret, 'hex'))"
+        " ORDER BY k.registered_at DESC, k.kiosk_id)"
+        f" FROM kiosks k WHERE k.location_id = {location} AND k.revoked_at IS NULL)"
     )
 
 

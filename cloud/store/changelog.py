@@ -20,14 +20,16 @@ in one query. Appends are sent without waiting for their answers, so in a pipeli
 allocation batch) they travel with the COMMIT: one round trip per batch however many locations
 it touches (docs/BENCHMARKS.md).
 
-Code hashes: an allocation change carries ``code_hash``, the HMAC-SHA256 of its pickup or return
-code under the code secret of the location's kiosk (`shared.codes.code_hash`). Before a kiosk is
-registered there is no secret, so changes are logged without a hash; registering a kiosk records
-the location's revision then (``kiosks.registered_revision``) and a kiosk asking for revisions at
-or below it gets a snapshot, whose code hashes are computed afresh. A transaction that read the
-secret before a registration and appends after it (the registration race) logs changes without
-a hash past that revision: its append raises the kiosk's ``registered_revision`` to its own last
-revision, in the same statement, so those changes are never served as they are.
+Code hashes: an allocation change carries ``code_hashes``, the HMAC-SHA256 of its pickup or
+return code under each unrevoked kiosk's own code secret, by kiosk id (issue 9: one secret per
+kiosk; ``code_hash`` is the newest kiosk's, for older kiosks; `shared.codes.code_hash`). Before a
+kiosk is registered there is no secret for it, so changes are logged without its hash;
+registering a kiosk records the location's revision then (``kiosks.registered_revision``) and a
+kiosk asking for revisions at or below it gets a snapshot, whose code hashes are computed afresh.
+A transaction that read the secrets before a registration and appends after it (the
+registration race) logs changes without that kiosk's hash past that revision: its append raises
+the kiosk's ``registered_revision`` to its own last revision, in the same statement, so those
+changes are never served as they are.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ NOTIFY_CHANNEL = "locker_location_changes"
 def state_of(allocation: Allocation) -> AllocationState:
     """An allocation's state as the log (and a snapshot) records it."""
     secret = allocation.code_secret
+    code = PickupCode(allocation.pickup_code)
     is_return = allocation.kind is AllocationKind.RETURN
     return AllocationState(
         allocation_id=str(allocation.allocation_id),
@@ -67,7 +70,8 @@ def state_of(allocation: Allocation) -> AllocationState:
         status=allocation.status,
         # A finished allocation holds no door in the cloud any more.
         proposed_door=allocation.door_number if allocation.status.holds_door else None,
-        code_hash=None if secret is None else code_hash(secret, PickupCode(allocation.pickup_code)),
+        code_hash=None if secret is None else code_hash(secret, code),
+        code_hashes={kiosk: code_hash(key, code) for kiosk, key in allocation.code_secrets} or None,
         reservation_expires_at=allocation.reservation_expires_at,
         pickup_expires_at=allocation.pickup_expires_at,
         order_id=allocation.order_id if is_return else None,
@@ -94,13 +98,15 @@ _APPEND_SQL = """
         WHERE location_id = %(loc)s
         RETURNING revision
     ), unhashed AS (
-        -- Entries without a code hash, and a kiosk registered meanwhile (between this
-        -- transaction's read of the code secret and this append, which waited for the
-        -- registration's lock on the location): its kiosk must not take them as they are.
+        -- Allocation entries without a code hash for a kiosk registered meanwhile (between
+        -- this transaction's read of the code secrets and this append, which waited for the
+        -- registration's lock on the location): that kiosk must not take them as they are.
         -- Raising its floor makes a request from before them get a snapshot, hashed afresh.
         UPDATE kiosks SET registered_revision = bump.revision
         FROM bump
-        WHERE %(unhashed)s AND kiosks.location_id = %(loc)s
+        WHERE %(has_allocations)s AND kiosks.location_id = %(loc)s
+          AND kiosks.revoked_at IS NULL
+          AND NOT (kiosks.kiosk_id = ANY(%(hashed_for)s::text[]))
           AND kiosks.registered_revision < bump.revision
     )
     INSERT INTO location_changes (location_id, revision, change, created_at)
@@ -156,12 +162,16 @@ async def append(
                 "n": len(entries),
                 "changes": json.dumps(entries),
                 "now": now,
-                "unhashed": any(
-                    e["kind"] == "allocation" and e["allocation"]["code_hash"] is None
-                    for e in entries
-                ),
+                **_hashed_for(entries),
             },
         )
+
+
+def _hashed_for(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The append's parameters naming the kiosks every allocation entry carries a hash for."""
+    hashes = [e["allocation"]["code_hashes"] or {} for e in entries if e["kind"] == "allocation"]
+    common = set.intersection(*(set(h) for h in hashes)) if hashes else set()
+    return {"has_allocations": bool(hashes), "hashed_for": sorted(common)}
 
 
 @dataclass(frozen=True, slots=True)

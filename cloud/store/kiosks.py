@@ -18,6 +18,7 @@ from psycopg.rows import DictRow
 from cloud import errors
 from cloud.store import publications
 from cloud.store.database import Conn, Pool
+from shared.protocol import MAX_KIOSKS_PER_LOCATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ async def register(
     Raises:
         LocationNotFound: no such location.
         AlreadyExists: the kiosk id is taken.
+        LimitReached: the location has `MAX_KIOSKS_PER_LOCATION` unrevoked kiosks already.
     """
     try:
         async with conn.transaction():
@@ -112,6 +114,18 @@ async def register(
             location = await cur.fetchone()
             if location is None:
                 raise errors.LocationNotFound(f"no location {location_id!r}")
+            # issue 9: each kiosk adds its own code hash to every allocation sent to the
+            # location, and the protocol takes MAX_KIOSKS_PER_LOCATION of them.
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM kiosks WHERE location_id = %s AND revoked_at IS NULL",
+                (location_id,),
+            )
+            active = await cur.fetchone()
+            if active is not None and active["n"] >= MAX_KIOSKS_PER_LOCATION:
+                raise errors.LimitReached(
+                    f"location {location_id!r} already has {MAX_KIOSKS_PER_LOCATION} kiosks:"
+                    " revoke one (locker-cloud revoke-kiosk) before registering another"
+                )
             cur = await conn.execute(
                 """
                 INSERT INTO kiosks (kiosk_id, location_id, public_key, code_secret,

@@ -60,21 +60,27 @@ class Allocation:
     address: str
     timezone: str
     return_reason: str | None
-    # The location's kiosk code secret (None before a kiosk is registered): for the change log's
-    # code hash only, never shown.
-    code_secret: bytes | None = field(repr=False)
+    # The code secret of each of the location's kiosks, newest first (issue 9: one per kiosk;
+    # empty before a kiosk is registered): for the change log's code hashes only, never shown.
+    code_secrets: tuple[tuple[str, bytes], ...] = field(repr=False)
+
+    @property
+    def code_secret(self) -> bytes | None:
+        """The newest kiosk's code secret (for the single ``code_hash`` of older kiosks)."""
+        return self.code_secrets[0][1] if self.code_secrets else None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Allocation:
         """From a row with a column per field (`cloud.store.allocations`' queries)."""
-        values = {name: row[name] for name in cls.__dataclass_fields__}
-        secret = row["code_secret"]
+        fields = (name for name in cls.__dataclass_fields__ if name != "code_secrets")
+        values: dict[str, Any] = {name: row[name] for name in fields}
+        secrets = row["code_secret"] or []
         values.update(
             kind=AllocationKind(row["kind"]),
             size=Size(row["size"]),
             status=AllocationStatus(row["status"]),
             door_size=Size(row["door_size"]),
-            code_secret=None if secret is None else bytes(secret),
+            code_secrets=tuple((kiosk, bytes.fromhex(secret)) for kiosk, secret in secrets),
         )
         return cls(**values)
 

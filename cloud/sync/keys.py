@@ -93,7 +93,7 @@ async def register_kiosk(
 
 
 async def location_code_secret(conn: Conn, location_id: str) -> bytes | None:
-    """The code secret of the location's kiosks (a second kiosk there gets the same one)."""
+    """The code secret of the location's newest kiosk (each kiosk has its own, issue 9)."""
     return await kiosks.latest_code_secret(conn, location_id)
 
 

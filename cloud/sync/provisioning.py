@@ -1,8 +1,8 @@
 """Provisioning a kiosk: its identity, its files, and its registration with the cloud.
 
-`provision_kiosk` generates the kiosk's Ed25519 key pair and takes the location's code secret
-(a new one for the location's first kiosk; the same one for a second kiosk there, since the
-location's changes carry one code hash), writes the kiosk's files into a folder:
+`provision_kiosk` generates the kiosk's Ed25519 key pair and a code secret of its own (issue 9:
+one per kiosk, a location's second kiosk too: the location's changes carry a code hash per
+kiosk, `shared.protocol.AllocationState.code_hashes`), writes the kiosk's files into a folder:
 
 - ``kiosk-key.pem``: the kiosk's private key (PKCS#8, mode 0600);
 - ``code-secret``: the code secret (text, mode 0600);
@@ -35,7 +35,7 @@ from cloud.doors import announce_labels
 from cloud.fleet_ca import FleetCa
 from cloud.store import kiosks
 from cloud.store.database import Conn
-from cloud.sync.keys import location_code_secret, register_kiosk, write_private
+from cloud.sync.keys import register_kiosk, write_private
 from shared.broker_url import parse_broker_url
 from shared.signing import Signer, Verifier
 
@@ -86,9 +86,10 @@ async def provision_kiosk(
     if taken:
         raise errors.AlreadyExists(f"{folder} already holds {', '.join(taken)}: use another folder")
     layout = await _layout(conn, location_id)
-    secret = await location_code_secret(conn, location_id)
-    if secret is None:
-        secret = secrets.token_urlsafe(32).encode()  # text, as kiosk.code_secret_file reads it
+    # issue 9: a code secret of its own for every kiosk, a second one at a location too, so a
+    # stolen kiosk's secret says nothing of the codes hashed for the others, nor (once it is
+    # revoked) of any code issued afterwards. Text, as kiosk.code_secret_file reads it.
+    secret = secrets.token_urlsafe(32).encode()
     signer = Signer.generate()
     config = _config(
         location_id, kiosk_id, broker_url, cloud_key.public_base64(), layout, ca is not None

@@ -173,7 +173,7 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
     """
     if isinstance(change, AllocationChange):
         try:
-            update = allocation_update(change.allocation)
+            update = allocation_update(change.allocation, store.identity.kiosk_id)
         except ValueError as error:
             return ApplyResult(ApplyOutcome.REFUSED, str(error))
         return changes.apply_allocation(store, update, change.revision, now)
@@ -197,8 +197,10 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
         return ApplyResult(ApplyOutcome.REFUSED, "no such door here")
 
 
-def allocation_update(state: AllocationState) -> AllocationUpdate:
+def allocation_update(state: AllocationState, kiosk_id: str) -> AllocationUpdate:
     """The store's form of an allocation as the protocol carries it (code as its hash).
+
+    The hash kept is the one under this kiosk's own code secret (issue 9: one secret per kiosk).
 
     Raises:
         ValueError: the allocation cannot be stored (e.g. a blank barcode).
@@ -214,7 +216,7 @@ def allocation_update(state: AllocationState) -> AllocationUpdate:
         pickup_expires_at=state.pickup_expires_at,
         order_id=state.order_id,
         return_reason=state.return_reason,
-        code_hash=state.code_hash,
+        code_hash=state.code_hash_for(kiosk_id),
     )
 
 

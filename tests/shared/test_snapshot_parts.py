@@ -10,6 +10,7 @@ import pytest
 
 from shared.protocol import (
     CLOUD_SENDER,
+    MAX_KIOSKS_PER_LOCATION,
     MAX_PAYLOAD_BYTES,
     AllocationState,
     Channel,
@@ -123,3 +124,44 @@ def test_an_empty_snapshot_is_one_part() -> None:
     [only] = split_snapshot(SnapshotBody(revision=3, allocations=[], maintenance=[]))
     assert (only.part, only.parts) == (1, 1)
     assert SnapshotAssembly().add(only) == SnapshotBody(revision=3, allocations=[], maintenance=[])
+
+
+def test_parts_of_the_largest_allocations_with_a_hash_per_kiosk_fit_the_payload_limit() -> None:
+    """issue 9: each kiosk of a location adds its own code hash to every allocation. With the
+    most kiosks a location may have, ids of 64 characters and the longest texts, 250 allocations
+    no longer fit one part: the split counts bytes, not only allocations."""
+    signer = Signer.generate()
+    kiosks = [f"{n}{'k' * 63}" for n in range(MAX_KIOSKS_PER_LOCATION)]
+    body = SnapshotBody(
+        revision=9,
+        allocations=[
+            AllocationState(
+                allocation_id=f"{n:06d}{'a' * 58}",
+                kind="return",
+                barcode=f"{n:06d}{'b' * 122}",
+                size=Size.SMALL,
+                status=AllocationStatus.RESERVED,
+                proposed_door=n + 1,
+                code_hash="ab" * 32,
+                code_hashes=dict.fromkeys(kiosks, "cd" * 32),
+                reservation_expires_at=NOW,
+                pickup_expires_at=NOW,
+                order_id="o" * 128,
+                return_reason="r" * 500,
+            )
+            for n in range(600)
+        ],
+        maintenance=[],
+    )
+    parts = split_snapshot(body)
+    for part in parts:
+        payload = seal(
+            signer,
+            MessageType.SNAPSHOT_PART,
+            location_id="l" * 64,
+            sender=CLOUD_SENDER,
+            body=part,
+            now=NOW,
+        )
+        assert len(payload) <= MAX_PAYLOAD_BYTES
+    assert sum(len(p.allocations) for p in parts) == 600

@@ -292,7 +292,29 @@ async def make_site(
     """
     tag = uuid.uuid4().hex[:10]
     location_id, carrier_id = await make_cloud_location(cloud, tag, specs)
-    kiosk_id = f"kiosk-{tag}"
+    return await provision_site(
+        cloud,
+        folder,
+        location_id=location_id,
+        carrier_id=carrier_id,
+        kiosk_id=f"kiosk-{tag}",
+        proxy=proxy,
+        ack_timeout_s=ack_timeout_s,
+    )
+
+
+async def provision_site(
+    cloud: Cloud,
+    folder: Path,
+    *,
+    location_id: str,
+    carrier_id: str,
+    kiosk_id: str,
+    proxy: bool = False,
+    ack_timeout_s: float = 1.0,
+) -> Site:
+    """A kiosk provisioned (files in ``folder``) at an existing location, not started: a
+    location's second kiosk, given the first one's location."""
     relay = None
     host, port = cloud.broker
     if proxy:
