@@ -113,11 +113,12 @@ max_payload: 1MB
             return False
         if self.process is not None:
             return self.process.poll() is None
+        # Started by an earlier `up`: not our child; a zombie left unreaped counts as dead.
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
             return False
-        return True
+        return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 @dataclass
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{node.name} {node.mqtt_url} {state}")
         return 0
     cluster.stop()
+    cluster.save()
     return 0
 
 
