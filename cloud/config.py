@@ -57,7 +57,11 @@ class CloudSettings(BaseSettings):
     # MQTT sync with the kiosks (docs/protocol.md). The broker, as mqtt://host:port (mqtts://
     # for TLS). Empty: this process runs no sync worker.
     # mqtt(s)://USER:PASSWORD@host:port for a broker that takes passwords (%-encode them).
-    mqtt_url: str | None = Field(default=None, pattern=r"^mqtts?://([^/@]+@)?[^/:@]+(:\d+)?/?$")
+    # Issue 13: a broker cluster's nodes as a comma-separated list (one identity on each).
+    mqtt_url: str | None = Field(
+        default=None,
+        pattern=r"^mqtts?://([^/@,]+@)?[^/:@,]+(:\d+)?/?(,\s*mqtts?://([^/@,]+@)?[^/:@,]+(:\d+)?/?)*$",
+    )
     # Subscribe through the shared subscription ($share/locker-cloud/...) so that several
     # workers split the kiosks' messages. Off for a broker without shared subscriptions (amqtt).
     mqtt_shared_subscription: bool = True

@@ -53,6 +53,7 @@ from kiosk.hardware.config import (
 )
 from kiosk.hardware.door_bank import MAX_POLL_INTERVAL_S
 from kiosk.store.code_hash import MIN_SECRET_BYTES
+from shared.broker_list import parse_broker_urls
 from shared.broker_url import BrokerUrl, BrokerUrlError, ClientTls, parse_broker_url
 from shared.signing import Signer, SigningError, Verifier
 from shared.sizes import Size, SizeError
@@ -84,6 +85,7 @@ class SyncConfig:
     Attributes:
         broker_host: The MQTT broker's host.
         broker_port: Its port (1883 for ``mqtt://``, 8883 for ``mqtts://`` unless given).
+        other_brokers: The broker cluster's other nodes (host, port), from ``broker_urls``.
         cloud_key: The cloud's public key, which every cloud message must be signed with.
         private_key_file: The kiosk's Ed25519 private key (PEM).
         signer: That key, loaded; None when loaded with ``read_secret=False``.
@@ -128,6 +130,13 @@ class SyncConfig:
     client_key_file: Path | None = None
     rate_limit_per_s: float = 100.0
     rate_limit_burst: int = 1000
+    # Issue 13 (broker cluster): the cluster's other nodes, tried in turn after a failure.
+    other_brokers: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def brokers(self) -> tuple[tuple[str, int], ...]:
+        """Every broker node (host, port): ``broker_url``'s, then ``broker_urls``' ones."""
+        return ((self.broker_host, self.broker_port), *self.other_brokers)
 
     def client_tls(self) -> ClientTls | None:
         """The TLS settings of the broker connection; None without TLS."""
@@ -212,6 +221,7 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "monitor.poll_interval_s",
     "monitor.max_backoff_s",
     "sync.broker_url",
+    "sync.broker_urls",
     "sync.cloud_public_key",
     "sync.private_key_file",
     "sync.ca_file",
@@ -259,6 +269,16 @@ def _positive_rate(value: object) -> float:
 def _broker_url(value: object) -> BrokerUrl:
     try:
         return parse_broker_url(_non_empty(value))
+    except BrokerUrlError as error:
+        raise problem(str(error)) from None
+
+
+def _broker_urls(value: object) -> tuple[BrokerUrl, ...]:
+    # Issue 13 (broker cluster): a TOML array of URLs or one comma-separated string.
+    if not isinstance(value, str | list) or not all(isinstance(v, str) for v in value):
+        raise problem(f"expected a list of broker URLs, got {value!r}")
+    try:
+        return parse_broker_urls(value)
     except BrokerUrlError as error:
         raise problem(str(error)) from None
 
@@ -418,9 +438,19 @@ class SyncTable(TableModel):
     password_file: Text | None = None
     rate_limit_per_s: Annotated[float | None, PlainValidator(_positive_rate)] = None
     rate_limit_burst: AtLeastOne | None = None
+    broker_urls: Annotated[tuple[BrokerUrl, ...] | None, PlainValidator(_broker_urls)] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SyncTable:
+        for other in self.broker_urls or ():
+            same = (other.tls, other.username, other.password)
+            if same != (self.broker_url.tls, self.broker_url.username, self.broker_url.password):
+                raise problem(
+                    "every broker needs broker_url's scheme, user name and password",
+                    key="broker_urls",
+                )
+            if (other.host, other.port) == (self.broker_url.host, self.broker_url.port):
+                raise problem("lists broker_url's broker again", key="broker_urls")
         for key in ("ca_file", "client_cert_file", "client_key_file"):
             if getattr(self, key) is not None and not self.broker_url.tls:
                 raise problem("only used with an mqtts:// broker_url", key=key)
@@ -619,6 +649,7 @@ def _sync(table: SyncTable, base: Path, read: bool) -> SyncConfig:
         password=password,
         client_cert_file=_optional_path(table.client_cert_file, base),
         client_key_file=_optional_path(table.client_key_file, base),
+        other_brokers=tuple((url.host, url.port) for url in table.broker_urls or ()),
         **_given(table, *_SYNC_OPTIONS),
     )
     tls = sync.client_tls()

@@ -159,7 +159,7 @@ def _make_sync_worker(
     return SyncWorker(
         pool,
         database_url=database_url,
-        broker=BrokerAddress.from_url(settings.mqtt_url, settings.mqtt_client_tls()),
+        broker=BrokerAddress.list_from_urls(settings.mqtt_url, settings.mqtt_client_tls()),
         signer=load_cloud_signer(key_file, create=may_create),
         clock=clock,
         pickup_window=settings.pickup_window,

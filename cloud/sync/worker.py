@@ -32,6 +32,7 @@ import re
 import ssl
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,7 @@ from cloud.sync.events import UnknownKiosk, apply_events
 from cloud.sync.keys import KioskDirectory, resolver_for
 from cloud.sync.publisher import Publisher
 from shared.backoff import backoff_delay
+from shared.broker_list import BrokerRotation, parse_broker_urls
 from shared.broker_url import ClientTls, parse_broker_url
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
@@ -123,6 +125,21 @@ class BrokerAddress:
         """The connection's TLS context; None for plain ``mqtt://``."""
         return self.client_tls.context() if self.tls else None
 
+    @classmethod
+    def list_from_urls(
+        cls, urls: str, client_tls: ClientTls | None = None
+    ) -> tuple[BrokerAddress, ...]:
+        """A broker cluster's nodes from a comma-separated list of URLs (issue 13; one URL
+        gives one node), all with one scheme and one identity (`shared.broker_list`).
+
+        Raises:
+            ValueError: see `from_url` and `shared.broker_list.parse_broker_urls`.
+        """
+        parse_broker_urls(urls)
+        return tuple(
+            cls.from_url(url.strip(), client_tls) for url in urls.split(",") if url.strip()
+        )
+
 
 class SyncWorker:
     """Runs the cloud side of the sync until cancelled.
@@ -138,7 +155,7 @@ class SyncWorker:
         pool: Pool,
         *,
         database_url: str,
-        broker: BrokerAddress,
+        broker: BrokerAddress | Sequence[BrokerAddress],
         signer: Signer,
         clock: Clock,
         pickup_window: timedelta,
@@ -155,7 +172,10 @@ class SyncWorker:
     ) -> None:
         self._pool = pool
         self._database_url = database_url
-        self._broker = broker
+        # Issue 13: one broker, or a cluster's nodes, the next one tried after each failure.
+        self._brokers = BrokerRotation(
+            (broker,) if isinstance(broker, BrokerAddress) else tuple(broker)
+        )
         self._signer = signer
         self._clock = clock
         self._pickup_window = pickup_window
@@ -210,23 +230,29 @@ class SyncWorker:
             held = connected_at is not None and loop.time() - connected_at >= CONNECTION_HELD_S
             if subscribed and held:
                 attempt = 0
+            self._brokers.failed()
             first, longest = self._backoff
             delay = backoff_delay(attempt, first=first, longest=longest)
             attempt += 1
             log.info("sync: reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
+    @property
+    def broker(self) -> BrokerAddress:
+        """The broker node connected to, or tried next (issue 13: one of a cluster's)."""
+        return self._brokers.current
+
     def _client(self) -> MqttClient:
         return MqttClient(
-            self._broker.host,
-            self._broker.port,
+            self.broker.host,
+            self.broker.port,
             identifier=self._client_id,
             clean_session=True,
             keepalive=30,
             timeout=10,
-            tls_context=self._broker.tls_context(),
-            username=self._broker.username,
-            password=self._broker.password,
+            tls_context=self.broker.tls_context(),
+            username=self.broker.username,
+            password=self.broker.password,
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -240,8 +266,8 @@ class SyncWorker:
             await client.subscribe(self._subscription, qos=1)
             log.info(
                 "sync: connected to %s:%d as %s, subscribed to %s",
-                self._broker.host,
-                self._broker.port,
+                self.broker.host,
+                self.broker.port,
                 self._client_id,
                 self._subscription,
             )

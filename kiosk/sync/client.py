@@ -44,6 +44,7 @@ from kiosk.store.records import OutboxEvent
 from kiosk.sync import apply, commands, presence
 from kiosk.sync.pump import OutboxPump
 from shared.backoff import backoff_delay
+from shared.broker_list import BrokerRotation
 from shared.cancellation import cancel_and_wait, raise_if_cancelling
 from shared.flood_gate import FloodGate, RateLimit, RejectionLog
 from shared.mqtt_client import MqttClient
@@ -105,6 +106,7 @@ class SyncStatus:
         last_message_at: When the last valid cloud message arrived.
         last_revision: The last cloud revision applied.
         rejected: Rejected cloud messages by reason.
+        broker: The broker node (host, port) connected to, or tried next (issue 13).
     """
 
     connected: bool = False
@@ -115,6 +117,7 @@ class SyncStatus:
     last_message_at: datetime | None = None
     last_revision: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    broker: tuple[str, int] | None = None
 
 
 class KioskSync:
@@ -167,6 +170,8 @@ class KioskSync:
         self._failures = 0
         self._connected_at: float | None = None
         self.will_renewal = WILL_RENEWAL
+        # Issue 13: the broker cluster's nodes, the next one tried after each failure.
+        self._brokers = BrokerRotation(config.brokers)
 
     # The connection
 
@@ -194,6 +199,7 @@ class KioskSync:
                 ):
                     self._failures = 0  # it held: a fresh outage starts from the minimum
                 self._connected_at = None
+                self._brokers.failed()
                 delay = self.backoff(self._failures)
                 self._failures += 1
                 log.info("reconnecting to the broker in %.1f s", delay)
@@ -223,9 +229,10 @@ class KioskSync:
             qos=1,
             retain=True,
         )
+        host, port = self.status.broker = self._brokers.current
         client = MqttClient(
-            self.config.broker_host,
-            self.config.broker_port,
+            host,
+            port,
             identifier=self.kiosk_id,
             # A clean session: the broker queues nothing for an offline kiosk. What it missed
             # comes from the change log (step 4) in a few large messages; a persistent session
@@ -261,8 +268,7 @@ class KioskSync:
         self._connected_at = asyncio.get_running_loop().time()
         log.info(
             "connected to %s:%d as %s (epoch %d)",
-            self.config.broker_host,
-            self.config.broker_port,
+            *self._brokers.current,
             self.kiosk_id,
             epoch,
         )

@@ -62,3 +62,21 @@ def test_a_broker_url_with_a_path_is_not_a_valid_setting(
 
     with pytest.raises(ValidationError):
         CloudSettings()
+
+
+def test_a_broker_clusters_nodes_are_a_comma_list_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: the worker fails over between a cluster's nodes."""
+    monkeypatch.setenv("LOCKER_MQTT_URL", "mqtt://b1:1884,mqtt://b2, mqtt://b3:1886")
+
+    settings = CloudSettings()
+    assert settings.mqtt_url is not None
+    brokers = BrokerAddress.list_from_urls(settings.mqtt_url)
+
+    assert [(b.host, b.port) for b in brokers] == [("b1", 1884), ("b2", 1883), ("b3", 1886)]
+
+
+def test_a_broker_list_mixing_schemes_is_refused() -> None:
+    with pytest.raises(ValueError, match="same scheme"):
+        BrokerAddress.list_from_urls("mqtt://b1,mqtts://b2")

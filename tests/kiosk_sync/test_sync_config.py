@@ -200,3 +200,34 @@ def test_check_config_loads_the_broker_certificate_and_never_prints_the_password
     tls = sync.client_tls()
     assert tls is not None
     assert tls.context().verify_mode == ssl.CERT_REQUIRED
+
+
+# Issue 13: a broker cluster's other nodes
+
+
+def test_the_broker_clusters_other_nodes_load_as_an_array_or_a_comma_list(
+    tmp_path: Path,
+) -> None:
+    array = config_with(tmp_path, base(broker_urls='["mqtt://b2:1884", "mqtt://b3"]'))
+    sync = load_config(array).sync
+    assert sync is not None
+    assert sync.brokers == (("broker.example.net", 1883), ("b2", 1884), ("b3", 1883))
+    (tmp_path / "comma").mkdir()
+    comma = config_with(tmp_path / "comma", base(broker_urls='"mqtt://b2:1884,mqtt://b3"'))
+    from_comma = load_config(comma).sync
+    assert from_comma is not None
+    assert from_comma.brokers == sync.brokers
+
+
+@pytest.mark.parametrize(
+    ("urls", "message"),
+    [
+        ('["mqtts://b2"]', "broker_url's scheme"),
+        ('["mqtt://broker.example.net:1883"]', "broker_url's broker again"),
+        ("7", "a list of broker URLs"),
+        ('["ftp://b2"]', "expected mqtt://"),
+    ],
+)
+def test_a_bad_broker_list_is_named(tmp_path: Path, urls: str, message: str) -> None:
+    with pytest.raises(KioskConfigError, match=rf"sync\.broker_urls.*{message}"):
+        load_config(config_with(tmp_path, base(broker_urls=urls)))
