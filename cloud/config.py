@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cloud.parcels.guessing import GuessLimits
 from cloud.parcels.pickup_changes import PickupChangeLimits
 from shared.broker_url import ClientTls
+from shared.protocol import SHARED_GROUP
 
 
 class CloudSettings(BaseSettings):
@@ -65,6 +66,11 @@ class CloudSettings(BaseSettings):
     # Subscribe through the shared subscription ($share/locker-cloud/...) so that several
     # workers split the kiosks' messages. Off for a broker without shared subscriptions (amqtt).
     mqtt_shared_subscription: bool = True
+    # The shared subscription's group ($share/GROUP/...): workers of one group split the
+    # kiosks' messages; a second cloud on the same broker (staging, a test run) takes its own
+    # group and so gets its own copy instead of half of this one's. A broker ACL made by
+    # `locker-cloud mosquitto-config` grants only the default group.
+    mqtt_share_group: str = Field(default=SHARED_GROUP, pattern=r"^[A-Za-z0-9._-]{1,64}$")
     # The cloud's Ed25519 signing key (PEM). Empty: <data_dir>/cloud-signing-key.pem, generated
     # on first start when missing (demo, embedded mode). A file named here must exist.
     cloud_key_file: str | None = None

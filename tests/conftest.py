@@ -2,11 +2,16 @@
 
 LOCKER_TEST_DATABASE_URL points at a server (CI: the machine's PostgreSQL); each
 test session creates its own database there and drops it at the end. Without the
-variable, an embedded PostgreSQL is started for the session.
+variable, an embedded PostgreSQL is started for the session. Under pytest-xdist
+(`scripts/check` runs ``-n 4 --dist loadgroup``) every worker is a session of its
+own, so each worker has its own database and workers never see each other's rows.
+
+`XDIST_GROUPS` keeps the tests that must not run beside each other on one worker.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +21,47 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+XDIST_GROUPS: dict[str, str] = {
+    # The heavy clusters: three Patroni + etcd nodes behind HAProxy, three NATS nodes. Both in
+    # one group, so the two never start at once on the 2 cores (their failover timings assume
+    # the machine is not also electing the other cluster's leader).
+    "tests/ha/": "clusters",
+    "tests/broker_cluster/": "clusters",
+    # Chromium is the heaviest thing a single test starts; one browser at a time.
+    "tests/browser/": "browser",
+    # Each module starts a Mosquitto of its own in a module-scoped fixture: one group per module
+    # makes it start once (on one worker) rather than once on every worker that gets a test.
+    "tests/broker_tls/test_broker_acl.py": "broker_tls_acl",
+    "tests/broker_tls/test_sync_over_tls.py": "broker_tls_sync",
+    # The demo's subprocess tests each start the whole system (broker, cloud, kiosk).
+    "tests/demo/": "demo",
+}
+"""Path prefix (relative to the repository) -> pytest-xdist group. Under ``--dist loadgroup``
+the tests of one group run on one worker, one after another; the longest prefix wins."""
+
+
+def xdist_group_of(relative_path: str) -> str | None:
+    matches = [prefix for prefix in XDIST_GROUPS if relative_path.startswith(prefix)]
+    return XDIST_GROUPS[max(matches, key=len)] if matches else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: xdist turns the xdist_group marks into node-id suffixes in its own hook of
+    # this name, which would otherwise run before this one and see no marks.
+    for item in items:
+        relative = item.path.relative_to(config.rootpath).as_posix()
+        group = xdist_group_of(relative)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Collection leaves a large heap of long-lived objects (modules, hypothesis strategies,
+    # pydantic models); moving them to the permanent generation keeps every later full
+    # collection from walking them again.
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

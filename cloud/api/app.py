@@ -164,6 +164,7 @@ def _make_sync_worker(
         clock=clock,
         pickup_window=settings.pickup_window,
         shared_subscription=settings.mqtt_shared_subscription,
+        share_group=settings.mqtt_share_group,
         topic_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
         kiosk_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
     )

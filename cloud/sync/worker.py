@@ -181,7 +181,7 @@ class SyncWorker:
         self._pickup_window = pickup_window
         # Workers of one group split the kiosks' messages; another group (a test run, a
         # staging cloud on the same broker) gets its own copy instead of taking half of them.
-        self._subscription = (
+        self.subscription = (
             f"$share/{share_group}/{PLAIN_SUBSCRIPTION}"
             if shared_subscription
             else PLAIN_SUBSCRIPTION
@@ -263,13 +263,13 @@ class SyncWorker:
         listener = await psycopg.AsyncConnection.connect(self._database_url, autocommit=True)
         async with listener:
             await database.listen(listener, NOTIFY_CHANNEL, COMMANDS_CHANNEL)
-            await client.subscribe(self._subscription, qos=1)
+            await client.subscribe(self.subscription, qos=1)
             log.info(
                 "sync: connected to %s:%d as %s, subscribed to %s",
                 self.broker.host,
                 self.broker.port,
                 self._client_id,
-                self._subscription,
+                self.subscription,
             )
             self.ready.set()
             async with asyncio.TaskGroup() as group:

@@ -80,3 +80,18 @@ def test_a_broker_clusters_nodes_are_a_comma_list_setting(
 def test_a_broker_list_mixing_schemes_is_refused() -> None:
     with pytest.raises(ValueError, match="same scheme"):
         BrokerAddress.list_from_urls("mqtt://b1,mqtts://b2")
+
+
+def test_the_share_group_is_a_setting_and_a_topic_level_in_it_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second cloud (a parallel test run) on the same broker takes a group of its own."""
+    assert CloudSettings().mqtt_share_group == "locker-cloud"
+    monkeypatch.setenv("LOCKER_MQTT_SHARE_GROUP", "staging-2")
+    assert CloudSettings().mqtt_share_group == "staging-2"
+
+    # A '/', '+' or '#' would change which topics the worker subscribes to.
+    for bad in ("a/b", "cloud+", "#", ""):
+        monkeypatch.setenv("LOCKER_MQTT_SHARE_GROUP", bad)
+        with pytest.raises(ValidationError, match="mqtt_share_group"):
+            CloudSettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,19 @@ from shared.protocol import (
 )
 from shared.signing import Signer
 
-from .conftest import KioskPeer, Site, eventually, now
+from .conftest import TEST_SHARE_GROUP, KioskPeer, Site, eventually, now
 
 ADMIN = "sync-admin-key"
 
 
 @contextlib.asynccontextmanager
 async def running_service(
-    url: str, broker: tuple[str, int, bool], signer: Signer, folder: Path
+    url: str,
+    broker: tuple[str, int, bool],
+    signer: Signer,
+    folder: Path,
+    *,
+    share_group: str = TEST_SHARE_GROUP,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     key_file = folder / "cloud.pem"
     write_private(key_file, signer.private_pem())
@@ -45,6 +51,9 @@ async def running_service(
         run_background_jobs=False,
         mqtt_url=f"mqtt://{host}:{port}",
         mqtt_shared_subscription=shared,
+        # This run's own group: a parallel test run (or a second xdist worker) on the same
+        # broker must not take half of this service's messages.
+        mqtt_share_group=share_group,
         cloud_key_file=str(key_file),
         kiosk_stale_after_seconds=90,
     )
@@ -82,6 +91,18 @@ async def _kiosk(service: httpx.AsyncClient, site: Site) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     [kiosk] = r.json()["kiosks"]
     return dict(kiosk)
+
+
+async def test_the_service_subscribes_in_the_share_group_its_settings_name(
+    sync_db_url: str, mqtt_broker: tuple[str, int, bool], cloud_signer: Signer, tmp_path: Path
+) -> None:
+    if not mqtt_broker[2]:
+        pytest.skip("the test broker has no shared subscriptions (set LOCKER_TEST_MQTT_URL)")
+    group = f"locker-cloud-staging-{uuid.uuid4().hex[:6]}"
+    async with running_service(
+        sync_db_url, mqtt_broker, cloud_signer, tmp_path, share_group=group
+    ) as (_, app):
+        assert app.state.sync_worker.subscription == f"$share/{group}/locker/v1/+/kiosk/#"
 
 
 def _birth(site: Site, epoch: int) -> BirthBody:
