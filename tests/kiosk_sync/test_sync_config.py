@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.config import KioskConfigError, load_config
 from shared.signing import Signer
 from tests.kiosk_process.helpers import write_config
 
 FAKE = '[doors]\nbackend = "fake"\n[doors.fake]\ndoors = 8\n'
-CLOUD_KEY = Signer.generate().verifier.public_base64()
+# A fixed key, not a generated one: the configurations below are parametrize ids, and every
+# pytest-xdist worker must collect the same ids (a key generated at import differs per worker).
+CLOUD_KEY = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32)))).verifier.public_base64()
 
 
 def config_with(tmp_path: Path, sync: str, *, key: bool = True) -> Path:
