@@ -13,6 +13,12 @@ waiting for CONNACK (a kiosk or worker stopped mid-reconnect), or CONNACK not ar
 keeps pinging the broker for a client nobody holds; the socket is finalised whenever the loop
 ends, as ``ResourceWarning: unclosed <socket.socket ...>`` (seen as a flaky test under
 warnings-as-errors). `MqttClient.__aenter__` closes it before it re-raises.
+
+And aiomqtt 2.5 stores a lost connection as an ``MqttCodeError`` in a future that only its
+message iterator reads; its exit returns early on a lost connection without reading it. When
+the task iterating messages was cancelled first (a kiosk or worker stopping as the broker went
+away), asyncio logged "Future exception was never retrieved" whenever the future was collected.
+`MqttClient.__aexit__` reads it: the loss was already handled by whoever saw it.
 """
 
 from __future__ import annotations
@@ -88,6 +94,14 @@ class MqttClient(aiomqtt.Client):
             await super().__aexit__(None, None, None)
             raise
         return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await super().__aexit__(*exc_info)
+        finally:
+            lost = self._disconnected
+            if lost.done() and not lost.cancelled():
+                lost.exception()  # marks it retrieved; nothing else would read it now
 
     async def _close_attempt(self) -> None:
         """Closes the socket of an attempt that failed (no DISCONNECT: its will is due)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator
 
@@ -118,3 +119,36 @@ async def test_attempts_cancelled_at_any_moment_against_a_real_broker_leave_no_s
             await client.__aexit__(None, None, None)
     await asyncio.sleep(0.3)  # clean disconnects close on the loop's next turns
     assert open_sockets() - before == set()
+
+
+async def test_a_lost_connection_nobody_read_leaves_no_never_retrieved_error(
+    mqtt_broker: tuple[str, int, bool],
+) -> None:
+    """The connection drops (a killed proxy), the task reading messages is cancelled before it
+    sees the loss, and the client is left. aiomqtt's exit returns early on a lost connection
+    without reading the loss it stored; asyncio then logged "Future exception was never
+    retrieved (MqttCodeError: Unexpected disconnection)" whenever that future was collected:
+    inside a later test, or at interpreter exit."""
+    from tests.kiosk_sync.conftest import TcpProxy
+
+    host, port, _ = mqtt_broker
+    proxy = TcpProxy(host, port)
+    await proxy.start()
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        client = MqttClient("127.0.0.1", proxy.port, identifier=f"lost-{os.getpid()}", timeout=5)
+        async with client:
+            await proxy.kill()
+            # paho notices the end of the stream on its next read and records the loss.
+            deadline = loop.time() + 10
+            while not client._disconnected.done():
+                assert loop.time() < deadline, "the client never noticed the lost connection"
+                await asyncio.sleep(0.02)
+        del client
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert [c["message"] for c in reported] == []
