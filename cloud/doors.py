@@ -77,20 +77,23 @@ async def add_doors(conn: Conn, location_id: str, doors: Sequence[DoorSpec], now
                 f"location {location_id!r} already has one of doors {sorted(numbers)}"
                 f" or labels {sorted(labels)}"
             )
-        # Each new door's label (and reach) is logged, kiosk or not: a kiosk registered later
-        # has its registration revision above these entries, so its first sync is a snapshot,
-        # which lists them all; a registered kiosk learns them from the log.
-        for d in doors:
-            work.labelled(DoorLabelNote(location_id, d.door_number, d.effective_label()))
-            if d.accessible:
-                work.access_changed(DoorAccessNote(location_id, d.door_number, True))
+        # A registered kiosk learns each new door's label (and reach) from the change log.
+        # Before one is registered nothing is logged (the revisions stay those of the parcels):
+        # registering a kiosk announces every door (`announce_labels`), and any later snapshot
+        # lists them all.
+        if await store_doors.has_kiosk(conn, location_id):
+            for d in doors:
+                work.labelled(DoorLabelNote(location_id, d.door_number, d.effective_label()))
+                if d.accessible:
+                    work.access_changed(DoorAccessNote(location_id, d.door_number, True))
 
 
 async def announce_labels(conn: Conn, location_id: str, now: datetime) -> None:
-    """Logs every door's label and reach in the location's change log.
+    """Logs every door's label and reach in the location's change log (a kiosk was just
+    registered).
 
-    For a location whose doors predate the logging of labels at creation (its log can be empty:
-    a kiosk's first catch-up is then changes, not a snapshot); provisioning calls it.
+    Labels of doors created before any kiosk was registered are not in the log, and a kiosk's
+    first catch-up is changes, not a snapshot, when the log is empty; this puts them there.
     """
     async with unit(conn, now) as work:
         for door in await store_doors.list_with_holders(conn, location_id):

@@ -129,7 +129,6 @@ async def append(
     maintenance: Sequence[MaintenanceNote],
     labels: Sequence[DoorLabelNote] = (),
     departed: Sequence[Allocation] = (),
-    *,
     access: Sequence[DoorAccessNote] = (),
 ) -> None:
     """Appends a change per allocation (its final state) and per maintenance note.

@@ -98,6 +98,12 @@ async def free_counts(conn: Conn, location_id: str) -> list[tuple[Size, bool, in
     return [(Size(r["size"]), r["accessible"], r["n"]) for r in await cur.fetchall()]
 
 
+async def has_kiosk(conn: Conn, location_id: str) -> bool:
+    """Whether a kiosk is registered at the location (it then follows its change log)."""
+    cur = await conn.execute("SELECT 1 FROM kiosks WHERE location_id = %s LIMIT 1", (location_id,))
+    return await cur.fetchone() is not None
+
+
 async def add(
     conn: Conn,
     location_id: str,

@@ -87,5 +87,5 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
                 work._maintenance,
                 work._labels,
                 work._departed,
-                access=work._access,
+                work._access,
             )

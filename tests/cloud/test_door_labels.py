@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cloud import doors
 from cloud.store import changelog
 from cloud.sync.keys import register_kiosk
 from cloud.sync.snapshot import build_snapshot
@@ -80,13 +81,11 @@ async def test_a_label_used_twice_is_refused_and_adds_nothing(cloud):
     assert len(doors) == 4
 
 
-async def test_new_doors_send_their_labels_in_the_change_log_kiosk_or_not(cloud):
+async def test_new_doors_send_their_labels_in_the_change_log_once_a_kiosk_follows_it(cloud):
     await _location_with_labels(cloud)
     async with cloud.pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) AS n FROM location_changes")
-        # issue 10: logged with no kiosk too, so that a kiosk registered later starts from a
-        # snapshot (its registration revision is above them), which lists them all.
-        assert (await cur.fetchone())["n"] == 4
+        assert (await cur.fetchone())["n"] == 0  # no kiosk: registering one announces them
         await conn.execute(
             "INSERT INTO kiosks (kiosk_id, location_id, public_key, code_secret,"
             " registered_revision, registered_at)"
@@ -104,7 +103,7 @@ async def test_new_doors_send_their_labels_in_the_change_log_kiosk_or_not(cloud)
             " AND change->>'kind' = 'door_label' ORDER BY revision"
         )
         logged = [(row["change"]["door"], row["change"]["label"]) for row in await cur.fetchall()]
-    assert logged == [(1, "A1"), (2, "B5"), (3, "XL-7"), (4, "4"), (5, "C1"), (6, "6")]
+    assert logged == [(5, "C1"), (6, "6")]
 
 
 async def test_a_door_is_relabelled_and_its_kiosk_gets_the_label_in_the_change_log(cloud):
@@ -139,10 +138,9 @@ async def test_a_relabel_to_a_taken_label_or_a_bad_one_changes_nothing(cloud):
     assert [d["label"] for d in doors] == ["A1", "B5", "XL-7", "4"]
 
 
-async def test_a_kiosk_registered_after_the_doors_starts_from_a_snapshot_with_labels_and_reach(
-    cloud,
-):
-    # issue 10: doors created before any kiosk reach it through sync, not only provisioning.
+async def test_a_kiosk_registered_after_the_doors_learns_their_labels_and_reach_by_sync(cloud):
+    # issue 10: the accessible flag travels like the labels: announced at registration, in the
+    # change log when it changes, and in every snapshot.
     await _location_with_labels(cloud)
     r = await cloud.admin.put(
         "/api/v1/admin/locations/LOC-1/doors/2/accessible", json={"accessible": True}
@@ -157,8 +155,16 @@ async def test_a_kiosk_registered_after_the_doors_starts_from_a_snapshot_with_la
             code_secret=b"k" * 32,
             now=cloud.clock.now(),
         )
-        catchup = await changelog.changes_since(conn, "LOC-1", 0)
-    assert catchup.needs_snapshot
+        await doors.announce_labels(conn, "LOC-1", cloud.clock.now())  # as provisioning does
+        # The flag set before the registration was logged: the kiosk starts from a snapshot.
+        assert (await changelog.changes_since(conn, "LOC-1", 0)).needs_snapshot
+        cur = await conn.execute(
+            "SELECT change FROM location_changes WHERE location_id = 'LOC-1'"
+            " AND change->>'kind' = 'door_access' ORDER BY revision"
+        )
+        logged = [row["change"] for row in await cur.fetchall()]
+    announced = {"kind": "door_access", "door": 2, "accessible": True}
+    assert logged == [announced, announced]  # set, then announced at registration
     snapshot = await build_snapshot(cloud.pool, "LOC-1")
     assert [(x.door, x.label) for x in snapshot.labels] == [
         (1, "A1"), (2, "B5"), (3, "XL-7"), (4, "4")
