@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cloud.store import carriers as store
 from cloud.store.database import Conn
@@ -65,3 +65,20 @@ def new_webhook_secret() -> str:
 async def carrier_for_key(conn: Conn, key: str) -> str | None:
     """The id of the carrier whose API key this is, if any."""
     return await store.carrier_for_key_hash(conn, hash_key(key))
+
+
+async def rotate_webhook_secret(
+    conn: Conn, carrier_id: str, now: datetime, overlap: timedelta
+) -> tuple[str, datetime | None]:
+    """Gives the carrier a new webhook secret (the only time it is visible); the old one keeps
+    signing beside it for ``overlap`` (`cloud.webhooks`, "Rotation").
+
+    Returns:
+        The new secret, and until when the old one signs (None: the carrier had none).
+
+    Raises:
+        CarrierNotFound.
+    """
+    secret = new_webhook_secret()
+    until = await store.rotate_webhook_secret(conn, carrier_id, secret, now + overlap)
+    return secret, until

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import httpx
 
 from cloud import metrics, webhooks
+from cloud.store import carrier_events
 from cloud.store import notifications as store
 from cloud.store.database import Pool
 from cloud.store.notifications import (
@@ -109,8 +110,9 @@ class WebhookSender:
             "Content-Type": "application/json",
         }
         if notification.webhook_secret:
+            older = notification.previous_webhook_secret  # during a rotation's overlap
             headers[webhooks.SIGNATURE_HEADER] = webhooks.signature(
-                notification.webhook_secret, body, self._clock.now()
+                notification.webhook_secret, body, self._clock.now(), *([older] if older else [])
             )
         try:
             response = await self._client.post(url, content=body, headers=headers)
@@ -143,6 +145,9 @@ async def record_result(
 ) -> None:
     if error is None:
         await store.mark_sent(pool, notification.notification_id, now)
+        if notification.kind == "reminder" and notification.allocation_id is not None:
+            # issue 10: the carrier's parcel.reminder_sent.v1 (if it asked for state webhooks).
+            await carrier_events.reminder_sent(pool, notification.allocation_id, now)
         return
     give_up = error.permanent or notification.attempts >= max_attempts
     metrics.NOTIFICATION_FAILURES.labels(str(give_up).lower()).inc()
@@ -177,6 +182,9 @@ async def dispatch_due(
         How many were sent successfully.
     """
     delivered = 0
+    # issue 10: parcel.reserved.v1 for the allocations made since the last round, written here
+    # rather than by the reservation, which stays as short as it is.
+    await carrier_events.sweep_reservations(pool, clock.now())
     while True:
         claimed = await claim_due(pool, clock.now(), batch)
         if not claimed:

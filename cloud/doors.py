@@ -15,7 +15,7 @@ from cloud import errors
 from cloud.store import allocations
 from cloud.store import doors as store_doors
 from cloud.store.database import Conn
-from cloud.store.records import Door, DoorLabelNote
+from cloud.store.records import Door, DoorAccessNote, DoorLabelNote
 from cloud.store.transaction import Unit, unit
 from shared.sizes import Dimensions, Size
 from shared.states import DoorStatus, IllegalTransition, door_transition
@@ -77,15 +77,20 @@ async def add_doors(conn: Conn, location_id: str, doors: Sequence[DoorSpec], now
                 f"location {location_id!r} already has one of doors {sorted(numbers)}"
                 f" or labels {sorted(labels)}"
             )
-        # A registered kiosk learns each new door's label from the change log. Before one is
-        # registered nothing is logged: a kiosk's first sync is a snapshot, which has them all.
+        # A registered kiosk learns each new door's label (and reach) from the change log.
+        # Before one is registered nothing is logged (the revisions stay those of the parcels):
+        # registering a kiosk announces every door (`announce_labels`), and any later snapshot
+        # lists them all.
         if await store_doors.has_kiosk(conn, location_id):
             for d in doors:
                 work.labelled(DoorLabelNote(location_id, d.door_number, d.effective_label()))
+                if d.accessible:
+                    work.access_changed(DoorAccessNote(location_id, d.door_number, True))
 
 
 async def announce_labels(conn: Conn, location_id: str, now: datetime) -> None:
-    """Logs every door's label in the location's change log (a kiosk was just registered).
+    """Logs every door's label and reach in the location's change log (a kiosk was just
+    registered).
 
     Labels of doors created before any kiosk was registered are not in the log, and a kiosk's
     first catch-up is changes, not a snapshot, when the log is empty; this puts them there.
@@ -93,17 +98,40 @@ async def announce_labels(conn: Conn, location_id: str, now: datetime) -> None:
     async with unit(conn, now) as work:
         for door in await store_doors.list_with_holders(conn, location_id):
             work.labelled(DoorLabelNote(location_id, door.door_number, door.label))
+            if door.accessible:
+                work.access_changed(DoorAccessNote(location_id, door.door_number, True))
 
 
-async def set_accessible(conn: Conn, location_id: str, door_number: int, accessible: bool) -> Door:
-    """Flags a door as within reach (or not), for allocations that ask for one.
+async def relabel(
+    conn: Conn, location_id: str, door_number: int, label: str, now: datetime
+) -> Door:
+    """Gives a door another label; the location's kiosks get it in the change log.
+
+    Raises:
+        DoorNotFound, AlreadyExists: another door of the location has the label.
+    """
+    async with unit(conn, now) as work:
+        door = await store_doors.relabel(conn, location_id, door_number, label)
+        if door is None:
+            raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
+        work.labelled(DoorLabelNote(location_id, door_number, label))
+    return door
+
+
+async def set_accessible(
+    conn: Conn, location_id: str, door_number: int, accessible: bool, now: datetime
+) -> Door:
+    """Flags a door as within reach (or not), for allocations that ask for one; the location's
+    kiosks get it in the change log (``door_access``), for the doors they substitute.
 
     Raises:
         DoorNotFound.
     """
-    door = await store_doors.set_accessible(conn, location_id, door_number, accessible)
-    if door is None:
-        raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
+    async with unit(conn, now) as work:
+        door = await store_doors.set_accessible(conn, location_id, door_number, accessible)
+        if door is None:
+            raise errors.DoorNotFound(f"no door {door_number} at {location_id!r}")
+        work.access_changed(DoorAccessNote(location_id, door_number, accessible))
     return door
 
 

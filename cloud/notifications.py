@@ -33,6 +33,8 @@ KINDS: tuple[str, ...] = (
 )  # fmt: skip
 # issue 10: told each time a carrier re-issues the code or extends the pickup deadline.
 KINDS += ("code_reissued", "deadline_extended")
+# issue 10: told when a carrier redirects a reserved parcel to another location.
+KINDS += ("redirected",)
 # Kinds that only make sense while the parcel waits in its door.
 WAITING_KINDS = ("reminder", "expires_today")
 
@@ -111,6 +113,11 @@ async def schedule_after_deposit(
         due_at=expires_today_due(deposited_at, expires_at, timezone),
         **common,
     )
+
+
+async def count_kind(conn: Conn, allocation_id: uuid.UUID, kind: str) -> int:
+    """How many notifications of ``kind`` the allocation has (to number the next one's round)."""
+    return await store.count_kind(conn, allocation_id, kind)
 
 
 async def cancel_pending(

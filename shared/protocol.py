@@ -203,8 +203,19 @@ class DoorLabelState(_Body):
     label: DoorLabel
 
 
+class DoorAccessChange(_Body):
+    """issue 10: a door flagged within reach (``accessible``), or no longer: a drop-off the kiosk
+    moves out of an accessible door goes to another accessible one."""
+
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["door_access"] = "door_access"
+    door: Annotated[int, Field(gt=0)]
+    accessible: bool
+
+
 Change = Annotated[
-    AllocationChange | MaintenanceChange | DoorLabelChange, Field(discriminator="kind")
+    AllocationChange | MaintenanceChange | DoorLabelChange | DoorAccessChange,
+    Field(discriminator="kind"),
 ]
 
 
@@ -224,6 +235,8 @@ class SnapshotBody(_Body):
     allocations: list[AllocationState]
     maintenance: list[MaintenanceState]
     labels: list[DoorLabelState] = []  # issue 10: every door's label
+    # issue 10: the numbers of the doors flagged within reach (every other door is not).
+    accessible_doors: list[Annotated[int, Field(gt=0)]] = []
 
 
 MAX_SNAPSHOT_PARTS = 10_000
@@ -246,6 +259,7 @@ class SnapshotPartBody(_Body):
     allocations: list[AllocationState]
     maintenance: list[MaintenanceState]
     labels: list[DoorLabelState] = []  # every door's label, in part 1 (as maintenance)
+    accessible_doors: list[Annotated[int, Field(gt=0)]] = []  # in part 1 (as labels)
 
     @model_validator(mode="after")
     def _part_within_parts(self) -> SnapshotPartBody:

@@ -46,8 +46,10 @@ def split_snapshot(
     """
     if per_part < 1:
         raise ValueError(f"a part holds at least one allocation, not {per_part}")
-    extras = sum(len(m.model_dump_json()) + 1 for m in body.maintenance) + sum(
-        len(label.model_dump_json()) + 1 for label in body.labels
+    extras = (
+        sum(len(m.model_dump_json()) + 1 for m in body.maintenance)
+        + sum(len(label.model_dump_json()) + 1 for label in body.labels)
+        + sum(len(str(door)) + 1 for door in body.accessible_doors)
     )
     chunks: list[list[AllocationState]] = []
     chunk: list[AllocationState] = []
@@ -72,6 +74,7 @@ def split_snapshot(
             allocations=chunk,
             maintenance=body.maintenance if number == 1 else [],
             labels=body.labels if number == 1 else [],
+            accessible_doors=body.accessible_doors if number == 1 else [],
         )
         for number, chunk in enumerate(chunks, start=1)
     ]
@@ -130,6 +133,7 @@ class SnapshotAssembly:
             allocations=[state for piece in ordered for state in piece.allocations],
             maintenance=[entry for piece in ordered for entry in piece.maintenance],
             labels=[entry for piece in ordered for entry in piece.labels],
+            accessible_doors=[door for piece in ordered for door in piece.accessible_doors],
         )
 
     def pending(self) -> dict[uuid.UUID, tuple[int, int]]:

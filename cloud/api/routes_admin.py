@@ -10,14 +10,17 @@ from fastapi import APIRouter, status
 from cloud import carriers, doors, errors, locations
 from cloud.api.auth import Admin
 from cloud.api.location_view import location_view, open_alerts
+from cloud.api.routes_carrier import webhook_secret_rotation
 from cloud.api.schemas import (
     COMMON_ERRORS,
     AccessibleIn,
     AdminLocationOut,
     AlertOut,
+    CarrierIdPath,
     CarrierIn,
     CarrierOut,
     DoorIn,
+    DoorLabelIn,
     DoorNumberPath,
     DoorOut,
     DoorsIn,
@@ -29,6 +32,8 @@ from cloud.api.schemas import (
     MaintenanceIn,
     RemoteCommandOut,
     RemoteOpenIn,
+    WebhookSecretIn,
+    WebhookSecretOut,
 )
 from cloud.api.services import Svc
 from cloud.doors import DoorSpec
@@ -86,6 +91,15 @@ async def create_carrier(body: CarrierIn, _: Admin, svc: Svc) -> CarrierOut:
     return CarrierOut(
         carrier_id=body.carrier_id, name=body.name, api_key=key, webhook_secret=secret
     )
+
+
+@router.post("/carriers/{carrier_id}/webhook-secret", responses={404: {"model": ErrorOut}})
+async def rotate_webhook_secret(
+    carrier_id: CarrierIdPath, _: Admin, svc: Svc, body: WebhookSecretIn | None = None
+) -> WebhookSecretOut:
+    """Sets or rotates a carrier's webhook secret (shown only here); the old one keeps signing
+    beside it for ``overlap_hours``."""
+    return await webhook_secret_rotation(svc, carrier_id, body)
 
 
 @router.post(
@@ -217,7 +231,26 @@ async def set_accessible(
 ) -> DoorOut:
     """Flags a door as within reach (or not), for allocations asking for an accessible door."""
     async with svc.pool.connection() as conn:
-        row = await doors.set_accessible(conn, location_id, door_number, body.accessible)
+        row = await doors.set_accessible(
+            conn, location_id, door_number, body.accessible, svc.clock.now()
+        )
+    return DoorOut.model_validate(row)
+
+
+@router.put(
+    "/locations/{location_id}/doors/{door_number}/label",
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def relabel_door(
+    location_id: LocationIdPath,
+    door_number: DoorNumberPath,
+    body: DoorLabelIn,
+    _: Admin,
+    svc: Svc,
+) -> DoorOut:
+    """Gives a door another label (``locker_number``); its kiosk gets it in the change log."""
+    async with svc.pool.connection() as conn:
+        row = await doors.relabel(conn, location_id, door_number, body.label, svc.clock.now())
     return DoorOut.model_validate(row)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from cloud import errors, locations
+from cloud import carriers, errors, locations
 from cloud.api.auth import AnyCaller, CarrierId
 from cloud.api.location_view import location_view
 from cloud.api.schemas import (
@@ -30,6 +31,8 @@ from cloud.api.schemas import (
     ReturnDropOffIn,
     ReturnIn,
     ReturnOut,
+    WebhookSecretIn,
+    WebhookSecretOut,
 )
 from cloud.api.services import Svc
 from cloud.api.sizing import resolve_size
@@ -353,6 +356,28 @@ async def webhook_deliveries(
     async with svc.pool.connection() as conn:
         rows = await store_notifications.deliveries(conn, carrier_id, limit)
     return [DeliveryOut.model_validate(r) for r in rows]
+
+
+@router.post("/webhooks/secret")
+async def rotate_webhook_secret(
+    carrier_id: CarrierId, svc: Svc, body: WebhookSecretIn | None = None
+) -> WebhookSecretOut:
+    """Gives the carrier a new webhook secret, shown only in this answer. The old one keeps
+    signing beside it (a second ``v1`` in ``Locker-Signature``) for ``overlap_hours``."""
+    return await webhook_secret_rotation(svc, carrier_id, body)
+
+
+async def webhook_secret_rotation(
+    svc: Svc, carrier_id: str, body: WebhookSecretIn | None
+) -> WebhookSecretOut:
+    overlap = timedelta(hours=(body or WebhookSecretIn()).overlap_hours)
+    async with svc.pool.connection() as conn:
+        secret, until = await carriers.rotate_webhook_secret(
+            conn, carrier_id, svc.clock.now(), overlap
+        )
+    return WebhookSecretOut(
+        carrier_id=carrier_id, webhook_secret=secret, previous_secret_valid_until=until
+    )
 
 
 @router.get("/locations/{location_id}/capacity", responses={404: {"model": ErrorOut}})

@@ -49,6 +49,9 @@ ScanCode = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
 LocationIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN, description="a location id")
 ]
+CarrierIdPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN, description="a carrier id")
+]
 DoorNumberPath = Annotated[int, Path(gt=0, le=MAX_DOOR_NUMBER, description="a door number")]
 
 
@@ -217,6 +220,25 @@ class CarrierOut(BaseModel):
     api_key: str
     # Signs its webhooks (Locker-Signature, docs/api.md); shown only here, like the key.
     webhook_secret: str
+
+
+class WebhookSecretIn(Request):
+    """How long the secret being replaced keeps signing beside the new one (default 24 h; 0:
+    stop at once, for a leaked secret)."""
+
+    overlap_hours: int = Field(default=24, ge=0, le=168, strict=True)
+
+
+class WebhookSecretOut(BaseModel):
+    carrier_id: str
+    # The new secret: shown only here.
+    webhook_secret: str
+    # Until when webhooks also carry a signature under the previous secret (null: none).
+    previous_secret_valid_until: datetime | None
+
+
+class DoorLabelIn(Request):
+    label: DoorLabelText
 
 
 class DeliveryOut(Response):

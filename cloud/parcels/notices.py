@@ -101,6 +101,31 @@ async def return_code(work: Unit, allocation: Allocation, return_id: str) -> Non
     )
 
 
+async def redirected(work: Unit, allocation: Allocation, *, from_location_id: str) -> None:
+    """Tells the customer a reserved parcel now goes to another location (``allocation`` as it
+    is there). One per redirect: ``round`` counts the redirects before it."""
+    await notifications.enqueue(
+        work.conn,
+        allocation_id=allocation.allocation_id,
+        carrier_id=allocation.carrier_id,
+        customer_id=allocation.customer_id,
+        kind="redirected",
+        payload={
+            "allocation_id": str(allocation.allocation_id),
+            "package_id": allocation.package_id,
+            "order_id": allocation.order_id,
+            "from_location_id": from_location_id,
+            "location_id": allocation.location_id,
+            "address": allocation.address,
+            "locker_number": allocation.door_label,
+            "door_number": allocation.door_number,
+        },
+        due_at=work.now,
+        now=work.now,
+        round=await notifications.count_kind(work.conn, allocation.allocation_id, "redirected"),
+    )
+
+
 async def drop_pending(work: Unit, allocations: list[Allocation]) -> None:
     """Drops every message not sent yet: the allocations ended."""
     await notifications.cancel_pending(work.conn, [a.allocation_id for a in allocations])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from cloud import errors
+from cloud.parcels import notices
 from cloud.parcels.requests import AllocationRequest
 from cloud.parcels.reserve import check_location, location_full
 from cloud.store import allocations as store_allocations
@@ -70,6 +71,12 @@ async def redirect(work: Unit, allocation: Allocation, location_id: str) -> None
     )
     await codes.retire_orphaned(work, [allocation.pickup_code_id])
     await carrier_events.redirected(work, allocation.allocation_id)
+    # issue 10: the customer is told where the parcel now goes (their pickup code comes, as
+    # always, once it is deposited there).
+    moved = (await store_allocations.load(work.conn, [allocation.allocation_id]))[
+        allocation.allocation_id
+    ]
+    await notices.redirected(work, moved, from_location_id=allocation.location_id)
     work.departed(
         dataclasses.replace(
             allocation, status=AllocationStatus.CANCELLED, cancel_reason="redirected"

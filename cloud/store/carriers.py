@@ -45,3 +45,34 @@ async def carrier_for_key_hash(conn: Conn, api_key_hash: bytes) -> str | None:
     )
     row = await cur.fetchone()
     return None if row is None else str(row["carrier_id"])
+
+
+async def rotate_webhook_secret(
+    conn: Conn, carrier_id: str, new_secret: str, previous_until: datetime
+) -> datetime | None:
+    """Makes ``new_secret`` the carrier's webhook secret; the one it replaces keeps signing
+    until ``previous_until`` (none when the carrier had none).
+
+    Returns:
+        Until when the previous secret signs (None: there was none).
+
+    Raises:
+        CarrierNotFound.
+    """
+    cur = await conn.execute(
+        """
+        UPDATE carriers SET
+            previous_webhook_secret = webhook_secret,
+            previous_webhook_secret_until = CASE WHEN webhook_secret IS NULL THEN NULL
+                                                 ELSE %(until)s::timestamptz END,
+            webhook_secret = %(secret)s
+        WHERE carrier_id = %(carrier)s
+        RETURNING previous_webhook_secret_until
+        """,
+        {"carrier": carrier_id, "secret": new_secret, "until": previous_until},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise errors.CarrierNotFound(f"no carrier {carrier_id!r}")
+    until: datetime | None = row["previous_webhook_secret_until"]
+    return until

@@ -44,12 +44,19 @@ from typing import Any
 
 from cloud.store import allocations
 from cloud.store.database import Conn, Pool
-from cloud.store.records import Allocation, AllocationKind, DoorLabelNote, MaintenanceNote
+from cloud.store.records import (
+    Allocation,
+    AllocationKind,
+    DoorAccessNote,
+    DoorLabelNote,
+    MaintenanceNote,
+)
 from shared.codes import PickupCode, code_hash
 from shared.protocol import (
     AllocationChange,
     AllocationState,
     Change,
+    DoorAccessChange,
     DoorLabelChange,
     MaintenanceChange,
 )
@@ -122,6 +129,7 @@ async def append(
     maintenance: Sequence[MaintenanceNote],
     labels: Sequence[DoorLabelNote] = (),
     departed: Sequence[Allocation] = (),
+    access: Sequence[DoorAccessNote] = (),
 ) -> None:
     """Appends a change per allocation (its final state) and per maintenance note.
 
@@ -151,6 +159,10 @@ async def append(
     for label in labels:
         pending[label.location_id].append(
             {"kind": "door_label", "door": label.door_number, "label": label.label}
+        )
+    for flag in access:  # issue 10: last, after the labels
+        pending[flag.location_id].append(
+            {"kind": "door_access", "door": flag.door_number, "accessible": flag.accessible}
         )
     for location_id in sorted(pending):  # sorted: two transactions lock locations in one order
         entries = pending[location_id]
@@ -196,6 +208,8 @@ def parse_change(revision: int, change: dict[str, Any]) -> Change:
         return AllocationChange.model_validate({"revision": revision, **change})
     if change["kind"] == "door_label":
         return DoorLabelChange.model_validate({"revision": revision, **change})
+    if change["kind"] == "door_access":
+        return DoorAccessChange.model_validate({"revision": revision, **change})
     return MaintenanceChange.model_validate({"revision": revision, **change})
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from psycopg.errors import UniqueViolation
 
+from cloud import errors
 from cloud.store.database import Conn
 from cloud.store.records import Door, MaintenanceNote
 from shared.sizes import Dimensions, Size
@@ -63,6 +64,27 @@ async def set_accessible(
         (accessible, location_id, door_number),
     )
     row = await cur.fetchone()
+    return None if row is None else Door.from_row(row)
+
+
+async def relabel(conn: Conn, location_id: str, door_number: int, label: str) -> Door | None:
+    """Sets a door's label (None: no such door).
+
+    Raises:
+        AlreadyExists: another door of the location has the label.
+    """
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                f"UPDATE doors d SET label = %s WHERE d.location_id = %s AND d.door_number = %s"
+                f" RETURNING {_DOOR_COLUMNS}, NULL::uuid AS allocation_id",
+                (label, location_id, door_number),
+            )
+            row = await cur.fetchone()
+    except UniqueViolation:
+        raise errors.AlreadyExists(
+            f"another door at {location_id!r} is labelled {label!r}"
+        ) from None
     return None if row is None else Door.from_row(row)
 
 

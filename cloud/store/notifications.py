@@ -32,6 +32,10 @@ class Notification:
     # issue 10: the carrier's webhook signing secret (None: sent unsigned), and when it was made.
     webhook_secret: str | None = None
     created_at: datetime | None = None
+    # The secret rotated out, while its overlap lasts (signs beside the new one), and the
+    # allocation the notification is about.
+    previous_webhook_secret: str | None = None
+    allocation_id: uuid.UUID | None = None
 
 
 def json_value(value: object) -> str:
@@ -135,6 +139,16 @@ async def revise_pending(
     )
 
 
+async def count_kind(conn: Conn, allocation_id: uuid.UUID, kind: str) -> int:
+    """How many notifications of ``kind`` the allocation has, whatever their status."""
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM notifications WHERE allocation_id = %s AND kind = %s",
+        (allocation_id, kind),
+    )
+    row = await cur.fetchone()
+    return 0 if row is None else int(row["n"])
+
+
 async def cancel_pending(
     conn: Conn, allocation_ids: Sequence[uuid.UUID], kinds: Sequence[str]
 ) -> None:
@@ -170,7 +184,9 @@ async def claim_due(
                 FOR UPDATE SKIP LOCKED)
             RETURNING n.notification_id, n.idempotency_key, n.kind, n.carrier_id,
                       n.customer_id, n.payload, n.attempts, c.webhook_url,
-                      c.webhook_secret, n.created_at
+                      c.webhook_secret, n.created_at, n.allocation_id,
+                      CASE WHEN c.previous_webhook_secret_until > %(now)s
+                           THEN c.previous_webhook_secret END AS previous_webhook_secret
             """,
             {"now": now, "lease_until": lease_until, "batch": batch},
         )

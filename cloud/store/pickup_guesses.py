@@ -22,7 +22,12 @@ class Count:
 # ended. One statement, so concurrent attempts are counted exactly (the row lock of the upsert).
 _COUNT_SQL = """
 INSERT INTO pickup_guesses AS g (scope, key, window_start, attempts)
-VALUES ('carrier', %(carrier)s, %(now)s, 1), ('location', %(location)s, %(now)s, 1)
+SELECT 'carrier', %(carrier)s, %(now)s, 1
+UNION ALL
+-- Only a location that exists is counted: each unknown id tried would leave a row of its own.
+-- Guesses at unknown ids are still counted per carrier.
+SELECT 'location', %(location)s, %(now)s, 1
+WHERE EXISTS (SELECT 1 FROM locations WHERE location_id = %(location)s)
 ON CONFLICT (scope, key) DO UPDATE SET
     attempts = CASE WHEN g.window_start <= %(now)s - %(window)s THEN 1 ELSE g.attempts + 1 END,
     window_start = CASE WHEN g.window_start <= %(now)s - %(window)s THEN %(now)s
@@ -49,7 +54,12 @@ async def forgive_attempt(
         "UPDATE pickup_guesses SET attempts = attempts - 1"
         " WHERE attempts > 0 AND ((scope = 'carrier' AND key = %s AND window_start = %s)"
         " OR (scope = 'location' AND key = %s AND window_start = %s))",
-        (carrier_key, window_start["carrier"], location_id, window_start["location"]),
+        (
+            carrier_key,
+            window_start["carrier"],
+            location_id,
+            window_start.get("location"),  # absent: the location was not counted
+        ),
     )
 
 

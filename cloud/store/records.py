@@ -164,6 +164,15 @@ class DoorLabelNote:
 
 
 @dataclass(frozen=True, slots=True)
+class DoorAccessNote:
+    """A door flagged within reach or not (issue 10), as the change log records it."""
+
+    location_id: str
+    door_number: int
+    accessible: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceNote:
     """A door put in (``on``) or out of maintenance, as the change log records it."""
 

@@ -33,6 +33,15 @@ async def door_labels(conn: Conn, location_id: str) -> list[tuple[int, str]]:
     return [(row["door_number"], row["label"]) for row in await cur.fetchall()]
 
 
+async def accessible_doors(conn: Conn, location_id: str) -> list[int]:
+    """The numbers of the location's doors flagged within reach, in order."""
+    cur = await conn.execute(
+        "SELECT door_number FROM doors WHERE location_id = %s AND accessible ORDER BY door_number",
+        (location_id,),
+    )
+    return [row["door_number"] for row in await cur.fetchall()]
+
+
 async def maintenance_doors(conn: Conn, location_id: str) -> list[MaintenanceDoor]:
     """The location's doors in maintenance, by number."""
     cur = await conn.execute(

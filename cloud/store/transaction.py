@@ -20,7 +20,7 @@ from datetime import datetime
 
 from cloud.store import changelog
 from cloud.store.database import Conn
-from cloud.store.records import Allocation, DoorLabelNote, MaintenanceNote
+from cloud.store.records import Allocation, DoorAccessNote, DoorLabelNote, MaintenanceNote
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Unit:
     _maintenance: list[MaintenanceNote] = field(default_factory=list)
     _labels: list[DoorLabelNote] = field(default_factory=list)
     _departed: list[Allocation] = field(default_factory=list)
+    _access: list[DoorAccessNote] = field(default_factory=list)
 
     def changed(self, *allocation_ids: uuid.UUID) -> None:
         """Notes allocations changed in this unit; their state is read back at its end."""
@@ -60,8 +61,12 @@ class Unit:
         self._departed.append(allocation)
 
     def labelled(self, note: DoorLabelNote) -> None:
-        """Notes a door's label set (a new door)."""
+        """Notes a door's label set (a new door, or relabelled)."""
         self._labels.append(note)
+
+    def access_changed(self, note: DoorAccessNote) -> None:
+        """Notes a door flagged within reach, or no longer (issue 10)."""
+        self._access.append(note)
 
 
 @asynccontextmanager
@@ -74,7 +79,13 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
     async with conn.transaction():
         work = Unit(conn, now)
         yield work
-        if work._changed or work._maintenance or work._labels or work._departed:
+        if work._changed or work._maintenance or work._labels or work._departed or work._access:
             await changelog.append(
-                conn, now, work._changed, work._maintenance, work._labels, work._departed
+                conn,
+                now,
+                work._changed,
+                work._maintenance,
+                work._labels,
+                work._departed,
+                work._access,
             )

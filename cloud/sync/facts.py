@@ -32,14 +32,16 @@ from typing import Any
 
 from cloud.parcels import finish, pickup
 from cloud.parcels.deposit import deposit
-from cloud.store import alerts, allocations, codes, doors, fleet_health
+from cloud.store import alerts, allocations, carrier_events, codes, doors, fleet_health
 from cloud.store.database import Conn
 from cloud.store.records import Allocation, AllocationKind, Door, MaintenanceNote
 from cloud.store.transaction import Unit, unit
 from shared.events import (
     CodeGivenBack,
     CodeUsed,
+    DoorCommandFailed,
     DoorMaintenance,
+    DoorOpenNotDetected,
     DoorSubstituted,
     EventType,
     KioskEvent,
@@ -153,7 +155,33 @@ async def apply_fact(ctx: FactContext) -> Outcome:
         raise
 
 
+async def _drop_off_fault(work: Unit, fact: KioskEvent) -> None:
+    """issue 10: ``parcel.door_fault.v1`` for the carrier when a door failed during its parcel's
+    drop-off (the door did not open, or the driver reported a problem with it)."""
+    allocation_id: str | None = None
+    fault, door = "", 0
+    if isinstance(fact, DoorOpenNotDetected | DoorCommandFailed) and fact.purpose in (
+        "drop_off",
+        "return",
+    ):
+        allocation_id, fault, door = fact.allocation_id, fact.type.value, fact.door
+    elif isinstance(fact, DoorMaintenance) and fact.on and fact.detached_allocation_id:
+        allocation_id, fault, door = (
+            fact.detached_allocation_id,
+            fact.reason or "reported",
+            fact.door,
+        )
+    if allocation_id is None:
+        return
+    try:
+        parsed = uuid.UUID(allocation_id)
+    except ValueError:
+        return  # not one of the cloud's allocations; the event's own handling says so
+    await carrier_events.door_fault(work, parsed, door_number=door, fault=fault[:200])
+
+
 async def _apply(ctx: FactContext, work: Unit) -> Outcome:
+    await _drop_off_fault(work, ctx.fact)
     match ctx.fact:
         case ParcelDeposited() | ReturnDeposited() as fact:
             return await _parcel_deposited(ctx, work, fact)

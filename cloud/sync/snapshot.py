@@ -32,11 +32,13 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
             DoorLabelState(door=door, label=label)
             for door, label in await snapshots.door_labels(conn, location_id)
         ]
+        accessible = await snapshots.accessible_doors(conn, location_id)
     return SnapshotBody.model_validate(
         {
             "revision": revision,
             "allocations": allocations,
             "maintenance": maintenance,
             "labels": labels,
+            "accessible_doors": accessible,
         }
     )

@@ -20,7 +20,7 @@ from kiosk.flows import opening
 from kiosk.flows.context import FlowContext
 from kiosk.flows.opening import DoorOpening, PendingOpening
 from kiosk.flows.refusals import FlowRefused, Refusal
-from kiosk.store import allocations, audit, doors, operations, outbox
+from kiosk.store import allocations, audit, door_access, doors, operations, outbox
 from kiosk.store.records import (
     Actor,
     Allocation,
@@ -164,7 +164,12 @@ async def report_problem(
 
 
 def choose_door(db: Database, parcel: Allocation, exclude: tuple[int, ...] = ()) -> int | None:
-    """The door a parcel goes into: the one it holds here, else the smallest free one that fits."""
+    """The door a parcel goes into: the one it holds here, else the smallest free one that fits.
+
+    issue 10: a parcel the cloud gave a door within reach gets a substitute within reach, or
+    none. The kiosk cannot tell whether the carrier asked for reach, and a customer who did must
+    not find the parcel out of it; a driver refused keeps the parcel (NO_FREE_DOOR).
+    """
     if (
         parcel.door is not None
         and parcel.door not in exclude
@@ -172,7 +177,9 @@ def choose_door(db: Database, parcel: Allocation, exclude: tuple[int, ...] = ())
         and operations.active_operation(db, parcel.door) is None
     ):
         return parcel.door
-    free = doors.find_free_door(db, parcel.size, exclude=exclude)
+    given = [d for d in (parcel.door, parcel.proposed_door, *exclude) if d is not None]
+    within_reach = any(door_access.is_accessible(db, d) for d in given)
+    free = doors.find_free_door(db, parcel.size, exclude=exclude, accessible=within_reach)
     return None if free is None else free.number
 
 

@@ -175,8 +175,11 @@ def mark_left_open_alerted(db: Database, number: int, now: datetime) -> None:
     )
 
 
-def find_free_door(db: Database, size: Size, exclude: Iterable[int] = ()) -> Door | None:
-    """The smallest available door of ``size`` or larger with no operation under way.
+def find_free_door(
+    db: Database, size: Size, exclude: Iterable[int] = (), *, accessible: bool = False
+) -> Door | None:
+    """The smallest available door of ``size`` or larger with no operation under way
+    (``accessible``: only among the doors the cloud flagged within reach).
 
     Ties go to the lowest door number, so the choice is predictable for drivers and tests.
     """
@@ -184,11 +187,15 @@ def find_free_door(db: Database, size: Size, exclude: Iterable[int] = ()) -> Doo
     candidates = [
         _door(row)
         for row in db.query(
-            "SELECT * FROM doors WHERE status = ? AND number NOT IN"
+            "SELECT * FROM doors WHERE status = ? AND (accessible = 1 OR NOT ?) AND number NOT IN"
             " (SELECT door FROM door_operations WHERE state IN ("
             + ", ".join("?" for _ in ACTIVE_OPERATION_STATES)
             + "))",
-            [DoorStatus.AVAILABLE.value, *sorted(s.value for s in ACTIVE_OPERATION_STATES)],
+            [
+                DoorStatus.AVAILABLE.value,
+                int(accessible),
+                *sorted(s.value for s in ACTIVE_OPERATION_STATES),
+            ],
         )
     ]
     fitting = [

@@ -313,6 +313,16 @@ def _deferred_changes(db: Database) -> None:
     db.execute("CREATE INDEX deferred_changes_revision ON deferred_changes (revision, subject)")
 
 
+# issue 10: doors within reach.
+
+
+@migrations(name="0012_door_accessible")
+def _door_accessible(db: Database) -> None:
+    # The operator's "within reach" flag of the door, from the cloud (``door_access``): 0 until
+    # the cloud says otherwise. A drop-off moved out of such a door goes to another one.
+    db.execute("ALTER TABLE doors ADD COLUMN accessible INTEGER NOT NULL DEFAULT 0")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
@@ -324,6 +334,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0008_operation_pulse_started",
     "0008_staff_pin_guard",
     "0009_deferred_changes",
+    "0012_door_accessible",
 )
 
 

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlite_utils import Database
 
-from kiosk.store import allocations, changes, doors
+from kiosk.store import allocations, changes, door_access, doors
 from kiosk.store.changes import ApplyOutcome
 from kiosk.store.database import Store
 from kiosk.store.records import Actor
@@ -32,6 +32,7 @@ from kiosk.sync import deferred
 from shared.protocol import (
     AllocationChange,
     ChangesBody,
+    DoorAccessChange,
     DoorLabelChange,
     MaintenanceChange,
     SnapshotBody,
@@ -190,6 +191,13 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
         for entry in body.labels:
             label = DoorLabelChange(revision=revision, door=entry.door, label=entry.label)
             _note(refused, deferred.consider(store, label, now))
+        reachable = set(body.accessible_doors)  # issue 10: every other door is not
+        for door in doors.list_doors(db):
+            if door.number in reachable or door_access.is_accessible(db, door.number):
+                access = DoorAccessChange(
+                    revision=revision, door=door.number, accessible=door.number in reachable
+                )
+                _note(refused, deferred.consider(store, access, now))
         changes.advance_revision(db, revision, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"

@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlite_utils import Database
 
-from kiosk.store import changes, door_labels, doors, outbox
+from kiosk.store import changes, door_access, door_labels, doors, outbox
 from kiosk.store.changes import AllocationUpdate, ApplyOutcome, ApplyResult
 from kiosk.store.database import Store, require_transaction
 from kiosk.store.records import Actor, AllocationKind, to_db_time
@@ -36,6 +36,7 @@ from shared.events import CloudChangeRefused
 from shared.protocol import (
     AllocationChange,
     AllocationState,
+    DoorAccessChange,
     DoorLabelChange,
     MaintenanceChange,
 )
@@ -58,7 +59,7 @@ class SnapshotCancel(BaseModel):
 
 
 CloudChange = Annotated[
-    AllocationChange | MaintenanceChange | DoorLabelChange | SnapshotCancel,
+    AllocationChange | MaintenanceChange | DoorLabelChange | DoorAccessChange | SnapshotCancel,
     Field(discriminator="kind"),
 ]
 """One change of the cloud's as the kiosk keeps it while it waits."""
@@ -96,6 +97,8 @@ def subject_of(change: CloudChange) -> str:
         return f"allocation:{change.allocation_id}"
     if isinstance(change, DoorLabelChange):
         return f"label:{change.door}"
+    if isinstance(change, DoorAccessChange):
+        return f"access:{change.door}"
     return f"door:{change.door}"
 
 
@@ -183,6 +186,8 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
         )
     if isinstance(change, DoorLabelChange):
         return door_labels.set_label(store, change.door, change.label)
+    if isinstance(change, DoorAccessChange):
+        return door_access.set_accessible(store, change.door, change.accessible)
     try:
         return changes.set_door_maintenance(
             store,

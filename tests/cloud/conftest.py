@@ -22,6 +22,7 @@ from shared.clock import ManualClock
 ADMIN_KEY = "test-admin-key"
 TABLES = "notifications, returns, allocations, pickup_codes, doors, locations, carriers, operators"
 TABLES += ", pickup_guesses"  # issue 10: counted pickup attempts
+TABLES += ", webhook_sweeps"  # issue 10: how far the parcel.reserved.v1 sweep went
 
 
 @pytest.fixture(scope="session")

@@ -458,3 +458,51 @@ async def test_a_code_given_back_by_the_kiosk_works_again_and_a_lost_bank_is_an_
         assert [r["kind"] for r in await cur.fetchall()] == ["door_bank_unavailable"]
     # The customer's code opens the parcel again, as at the kiosk.
     assert (await site.allocation(parcel["allocation_id"]))["status"] == "deposited"
+
+
+async def _door_fault_events(site: Site) -> list[dict[str, Any]]:
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT payload FROM notifications n JOIN allocations a USING (allocation_id)"
+            " WHERE a.location_id = %s AND n.kind = 'state_changed'"
+            " AND n.payload->>'event' = 'parcel.door_fault.v1' ORDER BY n.notification_id",
+            (site.location_id,),
+        )
+        return [row["payload"] for row in await cur.fetchall()]
+
+
+async def test_a_door_fault_during_drop_off_is_a_webhook_for_a_carrier_that_asked(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    # issue 10: parcel.door_fault.v1, for carriers with state webhooks.
+    async with site.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE carriers SET state_events = true WHERE carrier_id = %s", (site.carrier_id,)
+        )
+    parcel = await site.reserve()
+    ident = str(parcel["allocation_id"])
+    command = {"operation_id": "op-1", "door": parcel["door_number"], "actor": "driver",
+               "allocation_id": ident, "attempt": 0}  # fmt: skip
+    await peer.send_events(
+        [
+            peer.event("door_open_not_detected", {**command, "purpose": "drop_off"}),
+            peer.event(
+                "door_maintenance",
+                {
+                    "door": parcel["door_number"],
+                    "on": True,
+                    "reason": "driver reported: jammed",
+                    "actor": "driver",
+                    "detached_allocation_id": ident,
+                },
+            ),
+            # A pickup's door failing is no drop-off fault.
+            peer.event("door_command_failed", {**command, "purpose": "pickup"}),
+        ]
+    )
+    await peer.ack_through(3)
+    faults = await _door_fault_events(site)
+    assert [(f["fault"], f["fault_door_number"], f["allocation_id"]) for f in faults] == [
+        ("door_open_not_detected", parcel["door_number"], ident),
+        ("driver reported: jammed", parcel["door_number"], ident),
+    ]

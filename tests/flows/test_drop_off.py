@@ -9,7 +9,8 @@ import pytest
 from kiosk.flows.drop_off import DoorProblem, drop_off, report_problem
 from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.hardware.fake_bank import FakeDoorBank
-from kiosk.store import allocations, audit
+from kiosk.store import allocations, audit, door_access
+from kiosk.store.changes import ApplyOutcome
 from kiosk.store.records import Actor, EventType
 from shared.sizes import Size
 from shared.states import AllocationStatus, DoorStatus
@@ -212,3 +213,41 @@ async def test_a_door_shut_empty_does_not_deposit_when_the_compartment_sensor_sa
     assert allocations.get_allocation(kiosk.store.db, "a2").status is AllocationStatus.DEPOSITED
     closed = audit.entries(kiosk.store.db, command="door_closed")
     assert [(e.door, e.result) for e in closed] == [(3, "closed empty"), (4, "deposited")]
+
+
+async def test_a_parcel_in_a_door_within_reach_is_substituted_only_by_one_within_reach(
+    kiosk: Kiosk, fake_bank: FakeDoorBank
+) -> None:
+    # issue 10: the cloud flagged doors 1 and 3 within reach (door_access); 2 is the smallest
+    # free small door otherwise, and is out of reach.
+    for door in (1, 3):
+        assert door_access.set_accessible(kiosk.store, door, True).outcome is ApplyOutcome.APPLIED
+    kiosk.allocate("a1", door=1, barcode="PKG-1")
+    fake_bank.kill_solenoid(1)
+    first = await drop_off(kiosk.ctx, "PKG-1", driver_id="d")
+
+    second = await report_problem(
+        kiosk.ctx, first.opening.operation_id, DoorProblem.DID_NOT_OPEN, actor=Actor.DRIVER,
+        reporter="d",
+    )  # fmt: skip
+
+    assert second.door == 3
+    assert second.replaced_door == 1
+
+
+async def test_with_no_other_door_within_reach_the_driver_is_told_to_keep_the_parcel(
+    kiosk: Kiosk, fake_bank: FakeDoorBank
+) -> None:
+    assert door_access.set_accessible(kiosk.store, 1, True).outcome is ApplyOutcome.APPLIED
+    kiosk.allocate("a1", door=1, barcode="PKG-1")
+    fake_bank.kill_solenoid(1)
+    first = await drop_off(kiosk.ctx, "PKG-1", driver_id="d")
+
+    with pytest.raises(FlowRefused) as refused:
+        await report_problem(
+            kiosk.ctx, first.opening.operation_id, DoorProblem.DID_NOT_OPEN, actor=Actor.DRIVER,
+            reporter="d",
+        )  # fmt: skip
+
+    assert refused.value.refusal is Refusal.NO_FREE_DOOR
+    assert "Keep the parcel" in refused.value.message
