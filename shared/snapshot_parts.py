@@ -49,6 +49,7 @@ def split_snapshot(
     extras = sum(len(m.model_dump_json()) + 1 for m in body.maintenance) + sum(
         len(label.model_dump_json()) + 1 for label in body.labels
     )
+    extras += sum(len(p.model_dump_json()) + 1 for p in [*body.staff, *body.couriers])
     chunks: list[list[AllocationState]] = []
     chunk: list[AllocationState] = []
     used = extras  # part 1 carries the maintenance and labels
@@ -72,6 +73,8 @@ def split_snapshot(
             allocations=chunk,
             maintenance=body.maintenance if number == 1 else [],
             labels=body.labels if number == 1 else [],
+            staff=body.staff if number == 1 else [],
+            couriers=body.couriers if number == 1 else [],
         )
         for number, chunk in enumerate(chunks, start=1)
     ]
@@ -130,6 +133,8 @@ class SnapshotAssembly:
             allocations=[state for piece in ordered for state in piece.allocations],
             maintenance=[entry for piece in ordered for entry in piece.maintenance],
             labels=[entry for piece in ordered for entry in piece.labels],
+            staff=[entry for piece in ordered for entry in piece.staff],
+            couriers=[entry for piece in ordered for entry in piece.couriers],
         )
 
     def pending(self) -> dict[uuid.UUID, tuple[int, int]]:

@@ -50,8 +50,10 @@ from shared.protocol import (
     AllocationChange,
     AllocationState,
     Change,
+    CourierChange,
     DoorLabelChange,
     MaintenanceChange,
+    StaffChange,
 )
 
 NOTIFY_CHANNEL = "locker_location_changes"
@@ -76,6 +78,7 @@ def state_of(allocation: Allocation) -> AllocationState:
         pickup_expires_at=allocation.pickup_expires_at,
         order_id=allocation.order_id if is_return else None,
         return_reason=allocation.return_reason if is_return else None,
+        carrier_id=allocation.carrier_id,
     )
 
 
@@ -122,6 +125,8 @@ async def append(
     maintenance: Sequence[MaintenanceNote],
     labels: Sequence[DoorLabelNote] = (),
     departed: Sequence[Allocation] = (),
+    *,
+    people: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> None:
     """Appends a change per allocation (its final state) and per maintenance note.
 
@@ -152,6 +157,8 @@ async def append(
         pending[label.location_id].append(
             {"kind": "door_label", "door": label.door_number, "label": label.label}
         )
+    for location_id, person in people:  # issue 11: staff and couriers, already as entries
+        pending[location_id].append(person)
     for location_id in sorted(pending):  # sorted: two transactions lock locations in one order
         entries = pending[location_id]
         # Not waited for: a failure surfaces at COMMIT and rolls the transaction back.
@@ -196,6 +203,10 @@ def parse_change(revision: int, change: dict[str, Any]) -> Change:
         return AllocationChange.model_validate({"revision": revision, **change})
     if change["kind"] == "door_label":
         return DoorLabelChange.model_validate({"revision": revision, **change})
+    if change["kind"] == "staff":
+        return StaffChange.model_validate({"revision": revision, **change})
+    if change["kind"] == "courier":
+        return CourierChange.model_validate({"revision": revision, **change})
     return MaintenanceChange.model_validate({"revision": revision, **change})
 
 

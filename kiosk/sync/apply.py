@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlite_utils import Database
 
-from kiosk.store import allocations, changes, doors
+from kiosk.store import allocations, changes, doors, people
 from kiosk.store.changes import ApplyOutcome
 from kiosk.store.database import Store
 from kiosk.store.records import Actor
@@ -32,9 +32,11 @@ from kiosk.sync import deferred
 from shared.protocol import (
     AllocationChange,
     ChangesBody,
+    CourierChange,
     DoorLabelChange,
     MaintenanceChange,
     SnapshotBody,
+    StaffChange,
 )
 from shared.states import LIVE_ALLOCATION_STATUSES, AllocationStatus, DoorStatus
 
@@ -190,6 +192,19 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
         for entry in body.labels:
             label = DoorLabelChange(revision=revision, door=entry.door, label=entry.label)
             _note(refused, deferred.consider(store, label, now))
+        for member in body.staff:  # issue 11: everyone listed; whoever is not, revoked
+            staff = StaffChange(revision=revision, **member.model_dump())
+            _note(refused, deferred.consider(store, staff, now))
+        for driver in body.couriers:
+            courier = CourierChange(revision=revision, **driver.model_dump())
+            _note(refused, deferred.consider(store, courier, now))
+        people.revoke_unlisted(
+            db,
+            {m.staff_id for m in body.staff},
+            {c.courier_id for c in body.couriers},
+            revision,
+            now,
+        )
         changes.advance_revision(db, revision, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"

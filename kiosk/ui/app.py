@@ -56,6 +56,9 @@ class KioskApp(App[None]):
         self.services = services
         self.last_activity = time.monotonic()
         self.failures = 0
+        # Who is signed in at the staff screens (issue 11: their own PIN names them); the
+        # audit log records what they do under this id.
+        self.staff_id = services.staff_id
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
@@ -88,6 +91,7 @@ class KioskApp(App[None]):
     def go_home(self) -> None:
         """Back to the home screen, whatever is on top of it."""
         self.last_activity = time.monotonic()
+        self.staff_id = self.services.staff_id  # home signs staff out
         while len(self.screen_stack) > 2:
             self.pop_screen()
         if not isinstance(self.screen, HomeScreen):

@@ -107,7 +107,7 @@ class CollectionScreen(KioskScreen):
             self.run_worker(self.confirm(button.removeprefix("collected-")), group="flow")
 
     async def open_all(self) -> None:
-        ctx, who = self.services.ctx, self.services.staff_id
+        ctx, who = self.services.ctx, self.kiosk.staff_id
         outcome = await self.kiosk.attempt(lambda: staff.open_for_collection(ctx, staff_id=who))
         if isinstance(outcome, FlowRefused):
             self._redraw(outcome.message)
@@ -116,7 +116,7 @@ class CollectionScreen(KioskScreen):
             self._redraw()
 
     async def confirm(self, allocation_id: str) -> None:
-        ctx, who = self.services.ctx, self.services.staff_id
+        ctx, who = self.services.ctx, self.kiosk.staff_id
 
         async def collect() -> Allocation:
             return staff.confirm_collected(ctx, allocation_id, staff_id=who)
