@@ -23,11 +23,10 @@ async def test_staff_and_couriers_are_provisioned_and_revoked_at_the_kiosk(
 ) -> None:
     site = await make_site(cloud, tmp_path / "kiosk")
     loc = site.location_id
-    async with cloud.pool.connection() as conn:
-        async with unit(conn, now()) as work:
-            await cloud_people.add_staff(
-                work, location_id=loc, staff_id="ana", name="Ana", pin="135790"
-            )
+    async with cloud.pool.connection() as conn, unit(conn, now()) as work:
+        await cloud_people.add_staff(
+            work, location_id=loc, staff_id="ana", name="Ana", pin="135790"
+        )
     async with running_site(site):
         await cloud.start_worker()
         await site.start_kiosk()
