@@ -20,6 +20,8 @@ from textual.binding import Binding, BindingType
 
 from kiosk.flows import pickup
 from kiosk.flows.refusals import FlowRefused
+from kiosk.store import people
+from kiosk.ui.courier_sign_in import CourierCodeScreen
 from kiosk.ui.driver import DriverScreen
 from kiosk.ui.home import HomeScreen
 from kiosk.ui.messages import Scanned
@@ -99,6 +101,10 @@ class KioskApp(App[None]):
 
     def start(self, choice: str) -> None:
         """Opens a flow from home: ``pickup``, ``driver``, ``return`` or ``staff``."""
+        if choice == "driver" and people.live_courier_ids(self.services.ctx.store.db):
+            # Couriers are provisioned here (issue 11): a driver signs in with their own code.
+            self.push_screen(CourierCodeScreen())
+            return
         screens = {
             "pickup": PickupScreen,
             "driver": DriverScreen,
