@@ -16,6 +16,8 @@ from cloud import errors
 from cloud.carriers import create_carrier
 from cloud.ops import accounts
 from cloud.store import database as db
+from cloud.store import people
+from cloud.store.transaction import unit
 from shared.clock import SystemClock
 
 DEMO_ADMIN_KEY = "demo-admin-key"
@@ -23,7 +25,8 @@ DEMO_CARRIER_KEY = "demo-carrier-key"
 DEMO_CARRIER = "demo-carrier"
 DEMO_LOCATION = "WAW-CENTRUM-01"
 DEMO_STAFF_PIN = "1234"
-"""The staff PIN of the demo's touchscreen."""
+"""The staff PIN of the demo's touchscreen: the demo staff member's own (issue 11)."""
+DEMO_STAFF = "demo-staff"
 DEMO_OPERATOR = "demo"
 DEMO_OPERATOR_PASSWORD = "demo-operator"  # noqa: S105 (the demo's, printed with it)
 """The operations console's admin in the demo (``/ops/``)."""
@@ -155,5 +158,23 @@ async def add_demo_operator(database_url: str) -> None:
             role=accounts.Role.ADMIN,
             now=SystemClock().now(),
         )
+    finally:
+        await pool.close()
+
+
+async def add_demo_staff(database_url: str) -> None:
+    """Provisions the demo's staff member at the demo location, with `DEMO_STAFF_PIN`, as
+    ``locker-cloud staff add`` does: the kiosk gets them in its first snapshot, and the audit
+    names them (issue 11). Called after the locations exist."""
+    pool = await db.open_pool(database_url, min_size=1, max_size=2)
+    try:
+        async with pool.connection() as conn, unit(conn, SystemClock().now()) as work:
+            await people.add_staff(
+                work,
+                location_id=DEMO_LOCATION,
+                staff_id=DEMO_STAFF,
+                name="Demo staff",
+                pin=DEMO_STAFF_PIN,
+            )
     finally:
         await pool.close()

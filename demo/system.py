@@ -68,6 +68,7 @@ class DemoSystem:
     async def start(self, base: str) -> None:
         """Seeds the cloud, starts the kiosk on simulated doors, deposits parcels, prints all."""
         await seed.create_locations(base)
+        await seed.add_demo_staff(self.database_url)
         self.kiosk_id, layout = await provision_demo_kiosk(
             database_url=self.database_url,
             settings=self.settings,

@@ -53,8 +53,16 @@ def add_commands(sub: Any, load: Any) -> None:
     read.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pulse = command("pulse", "pulse one door, or each door in turn, audited", _pulse)
     which = pulse.add_mutually_exclusive_group(required=True)
-    which.add_argument("--door", type=int, help="the door to pulse")
-    which.add_argument("--each", action="store_true", help="every door in turn")
+    which.add_argument("--door", help="the door to pulse: its label (B5) or its number")
+    which.add_argument(
+        "--each", action="store_true", help="every door in turn, each shut before the next"
+    )
+    pulse.add_argument(
+        "--shut-timeout",
+        type=float,
+        default=60.0,
+        help="with --each: seconds to wait for each opened door to be shut (default 60)",
+    )
     pulse.add_argument("--by", required=True, help="who is pulsing (for the audit log)")
     pulse.add_argument("--json", action="store_true", help="print JSON instead of lines")
     door_map = command("door-map", "print the door map: door -> board:lock, size", _door_map)
@@ -153,8 +161,26 @@ def _read_doors(args: argparse.Namespace, config: KioskConfig) -> int:
     return 0
 
 
+async def _wait_shut(bank: Any, door: int, timeout_s: float) -> float | None:
+    """Seconds until ``door`` reads shut again, or None if it is still open after the timeout
+    (issue 11: ``pulse --each`` tests one door at a time, the tech shutting each)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        state = (await bank.read_states())[door]
+        if not state.is_open:
+            return round(loop.time() - start, 2)
+        if loop.time() - start >= timeout_s:
+            return None
+        await asyncio.sleep(0.1)
+
+
 async def _pulse_and_audit(
-    config: KioskConfig, serial: SerialBankConfig, doors: list[int], by: str
+    config: KioskConfig,
+    serial: SerialBankConfig,
+    doors: list[int],
+    by: str,
+    shut_timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     from kiosk.daemon import DaemonError, open_store
     from kiosk.diagnostics import open_bank, pulse_doors, read_doors
@@ -194,6 +220,10 @@ async def _pulse_and_audit(
                     audit.finish_entry(db, audit_id, "not sent", datetime.now(UTC))
                 raise
             outcome = result if isinstance(result, str) else result.outcome.value
+            shut: float | None = None
+            if shut_timeout_s is not None and outcome == "opened":
+                shut = await _wait_shut(bank, door, shut_timeout_s)
+                outcome = "opened, left open" if shut is None else "opened, shut"
             with store.transaction() as db:
                 now = datetime.now(UTC)
                 audit.finish_entry(db, audit_id, outcome, now)
@@ -201,26 +231,67 @@ async def _pulse_and_audit(
                     state = await bank.read_states()
                     reading = state[door]
                     door_records.record_sensors(db, door, reading.is_open, reading.occupied, now)
-            results.append({"door": door, "result": outcome})
+            row: dict[str, Any] = {"door": door, "result": outcome}
+            if shut_timeout_s is not None and outcome.startswith("opened"):
+                row["shut_after_s"] = shut
+            results.append(row)
     finally:
         await bank.aclose()
         store.close()
     return results
 
 
+def _door_by_label(config: KioskConfig, named: str) -> int:
+    """The door ``named`` (a label as the cloud set it, e.g. ``B5``, or a door number)."""
+    if named.isdigit():
+        return int(named)
+    from kiosk import inspection
+
+    try:
+        with inspection.open_read_only(config.database) as db:
+            row = db.execute("SELECT number FROM doors WHERE label = ?", [named]).fetchone()
+    except inspection.InspectionError as error:
+        raise FieldToolFailed(2, f"no door labelled {named!r}: {error}") from None
+    if row is None:
+        raise FieldToolFailed(2, f"no door labelled {named!r} here (see door-map)")
+    return int(row[0])
+
+
+def _labels(config: KioskConfig) -> dict[int, str]:
+    from kiosk import inspection
+
+    try:
+        with inspection.open_read_only(config.database) as db:
+            rows = db.execute("SELECT number, label FROM doors WHERE label IS NOT NULL")
+            return {int(n): str(label) for n, label in rows.fetchall()}
+    except inspection.InspectionError:
+        return {}  # no store yet: doors by number
+
+
 def _pulse(args: argparse.Namespace, config: KioskConfig) -> int:
     serial = _serial(config)
-    doors = list(serial.door_map.doors) if args.each else [args.door]
+    doors = list(serial.door_map.doors) if args.each else [_door_by_label(config, args.door)]
     unknown = [door for door in doors if door not in serial.door_map.doors]
     if unknown:
         raise FieldToolFailed(2, f"door {unknown[0]} is not in the door map")
-    results: list[dict[str, Any]] = _run(_pulse_and_audit(config, serial, doors, args.by))
+    if args.shut_timeout <= 0:
+        raise FieldToolFailed(2, "--shut-timeout must be positive")
+    wait = args.shut_timeout if args.each else None
+    results: list[dict[str, Any]] = _run(_pulse_and_audit(config, serial, doors, args.by, wait))
+    labels = _labels(config)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps([{**row, "label": labels.get(row["door"])} for row in results]))
     else:
         for row in results:
-            print(f"door {row['door']}: {row['result']}")
-    return 0 if all(row["result"] == "opened" for row in results) else 1
+            name = labels.get(row["door"])
+            door = f"{row['door']} ({name})" if name else str(row["door"])
+            line = f"door {door}: {row['result']}"
+            if row.get("shut_after_s") is not None:
+                line += f" after {row['shut_after_s']} s"
+            elif "shut_after_s" in row:
+                line += f" ({args.shut_timeout:g} s)"
+            print(line)
+    return 0 if all(row["result"] in ("opened", "opened, shut") for row in results) else 1
 
 
 def _door_map(args: argparse.Namespace, config: KioskConfig) -> int:
@@ -233,6 +304,7 @@ def _door_map(args: argparse.Namespace, config: KioskConfig) -> int:
                 [
                     {
                         "door": r.door,
+                        "label": _labels(config).get(r.door),
                         "board": r.board,
                         "lock": r.lock,
                         "size": None if r.size is None else r.size.value,
@@ -244,9 +316,11 @@ def _door_map(args: argparse.Namespace, config: KioskConfig) -> int:
             )
         )
         return 0
+    labels = _labels(config)
     for r in rows:
         size = "-" if r.size is None else r.size.value
-        print(f"door {r.door}: board {r.board} lock {r.lock}, {size}, {r.sensors}")
+        door = f"{r.door} ({labels[r.door]})" if r.door in labels else str(r.door)
+        print(f"door {door}: board {r.board} lock {r.lock}, {size}, {r.sensors}")
     return 0
 
 

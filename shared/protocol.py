@@ -145,6 +145,8 @@ class AllocationState(_Body):
     pickup_expires_at: AwareDatetime | None = None
     order_id: Annotated[str, Field(max_length=128)] | None = None
     return_reason: Annotated[str, Field(max_length=500)] | None = None
+    # issue 11: whose parcel it is, so that a courier collects only their own carrier's.
+    carrier_id: Annotated[str, Field(pattern=_ID.pattern)] | None = None
     # issue 9: one code secret per kiosk. The change log is per location, so an allocation
     # carries its code's hash under each registered kiosk's own secret, by kiosk id; a kiosk
     # takes its own entry only (`code_hash_for`). ``code_hash`` stays for a kiosk that predates
@@ -213,8 +215,52 @@ class DoorAccessChange(_Body):
     accessible: bool
 
 
+# issue 11: the people who may sign in at the kiosk, provisioned by the cloud (`shared.people`).
+_Name = Annotated[str, Field(min_length=1, max_length=80)]
+_Salt = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+_Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+CourierPermissionName = Literal["drop_off", "collect_expired", "collect_returns"]
+
+
+class StaffState(_Body):
+    """A staff member: their PIN as its scrypt hash under ``salt``; ``revoked`` stops sign-in."""
+
+    staff_id: Annotated[str, Field(pattern=_ID.pattern)]
+    name: _Name
+    pin_hash: _Hash
+    salt: _Salt
+    revoked: bool = False
+
+
+class StaffChange(StaffState):
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["staff"] = "staff"
+
+
+class CourierState(_Body):
+    """A carrier's driver: their courier code as its scrypt hash, and what they may do."""
+
+    courier_id: Annotated[str, Field(pattern=_ID.pattern)]
+    name: _Name
+    carrier_id: Annotated[str, Field(pattern=_ID.pattern)]
+    code_hash: _Hash
+    salt: _Salt
+    permissions: Annotated[list[CourierPermissionName], Field(max_length=3)]
+    revoked: bool = False
+
+
+class CourierChange(CourierState):
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["courier"] = "courier"
+
+
 Change = Annotated[
-    AllocationChange | MaintenanceChange | DoorLabelChange | DoorAccessChange,
+    AllocationChange
+    | MaintenanceChange
+    | DoorLabelChange
+    | DoorAccessChange
+    | StaffChange
+    | CourierChange,
     Field(discriminator="kind"),
 ]
 
@@ -237,6 +283,8 @@ class SnapshotBody(_Body):
     labels: list[DoorLabelState] = []  # issue 10: every door's label
     # issue 10: the numbers of the doors flagged within reach (every other door is not).
     accessible_doors: list[Annotated[int, Field(gt=0)]] = []
+    staff: list[StaffState] = []  # issue 11: every staff member not revoked
+    couriers: list[CourierState] = []  # issue 11: every courier not revoked
 
 
 MAX_SNAPSHOT_PARTS = 10_000
@@ -260,6 +308,8 @@ class SnapshotPartBody(_Body):
     maintenance: list[MaintenanceState]
     labels: list[DoorLabelState] = []  # every door's label, in part 1 (as maintenance)
     accessible_doors: list[Annotated[int, Field(gt=0)]] = []  # in part 1 (as labels)
+    staff: list[StaffState] = []  # issue 11: in part 1, as labels
+    couriers: list[CourierState] = []  # issue 11: in part 1, as labels
 
     @model_validator(mode="after")
     def _part_within_parts(self) -> SnapshotPartBody:

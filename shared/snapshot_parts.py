@@ -51,6 +51,7 @@ def split_snapshot(
         + sum(len(label.model_dump_json()) + 1 for label in body.labels)
         + sum(len(str(door)) + 1 for door in body.accessible_doors)
     )
+    extras += sum(len(p.model_dump_json()) + 1 for p in [*body.staff, *body.couriers])
     chunks: list[list[AllocationState]] = []
     chunk: list[AllocationState] = []
     used = extras  # part 1 carries the maintenance and labels
@@ -75,6 +76,8 @@ def split_snapshot(
             maintenance=body.maintenance if number == 1 else [],
             labels=body.labels if number == 1 else [],
             accessible_doors=body.accessible_doors if number == 1 else [],
+            staff=body.staff if number == 1 else [],
+            couriers=body.couriers if number == 1 else [],
         )
         for number, chunk in enumerate(chunks, start=1)
     ]
@@ -134,6 +137,8 @@ class SnapshotAssembly:
             maintenance=[entry for piece in ordered for entry in piece.maintenance],
             labels=[entry for piece in ordered for entry in piece.labels],
             accessible_doors=[door for piece in ordered for door in piece.accessible_doors],
+            staff=[entry for piece in ordered for entry in piece.staff],
+            couriers=[entry for piece in ordered for entry in piece.couriers],
         )
 
     def pending(self) -> dict[uuid.UUID, tuple[int, int]]:

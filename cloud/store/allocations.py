@@ -207,6 +207,7 @@ old_code AS MATERIALIZED (
     SELECT pickup_code_id, code FROM pickup_codes
     WHERE location_id = %(loc)s AND carrier_id = %(carrier)s AND customer_id = %(customer)s
       AND kind = 'pickup' AND used_at IS NULL AND retired_at IS NULL
+      AND given_back_at IS NULL  -- a code given back is not joined (migration 0013)
       AND EXISTS (SELECT 1 FROM free)
     FOR UPDATE
 ),

@@ -56,9 +56,11 @@ from shared.protocol import (
     AllocationChange,
     AllocationState,
     Change,
+    CourierChange,
     DoorAccessChange,
     DoorLabelChange,
     MaintenanceChange,
+    StaffChange,
 )
 
 NOTIFY_CHANNEL = "locker_location_changes"
@@ -83,6 +85,7 @@ def state_of(allocation: Allocation) -> AllocationState:
         pickup_expires_at=allocation.pickup_expires_at,
         order_id=allocation.order_id if is_return else None,
         return_reason=allocation.return_reason if is_return else None,
+        carrier_id=allocation.carrier_id,
     )
 
 
@@ -130,6 +133,8 @@ async def append(
     labels: Sequence[DoorLabelNote] = (),
     departed: Sequence[Allocation] = (),
     access: Sequence[DoorAccessNote] = (),
+    *,
+    people: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> None:
     """Appends a change per allocation (its final state) and per maintenance note.
 
@@ -164,6 +169,8 @@ async def append(
         pending[flag.location_id].append(
             {"kind": "door_access", "door": flag.door_number, "accessible": flag.accessible}
         )
+    for location_id, person in people:  # issue 11: staff and couriers, already as entries
+        pending[location_id].append(person)
     for location_id in sorted(pending):  # sorted: two transactions lock locations in one order
         entries = pending[location_id]
         # Not waited for: a failure surfaces at COMMIT and rolls the transaction back.
@@ -210,6 +217,10 @@ def parse_change(revision: int, change: dict[str, Any]) -> Change:
         return DoorLabelChange.model_validate({"revision": revision, **change})
     if change["kind"] == "door_access":
         return DoorAccessChange.model_validate({"revision": revision, **change})
+    if change["kind"] == "staff":
+        return StaffChange.model_validate({"revision": revision, **change})
+    if change["kind"] == "courier":
+        return CourierChange.model_validate({"revision": revision, **change})
     return MaintenanceChange.model_validate({"revision": revision, **change})
 
 

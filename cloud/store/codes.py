@@ -72,6 +72,7 @@ async def live_customer_code(
         SELECT {_COLUMNS} FROM pickup_codes
         WHERE location_id = %s AND carrier_id = %s AND customer_id = %s
           AND kind = 'pickup' AND used_at IS NULL AND retired_at IS NULL
+          AND given_back_at IS NULL  -- a given-back code is not joined (migration 0013)
         FOR UPDATE
         """,
         (location_id, carrier_id, customer_id),
@@ -172,22 +173,24 @@ async def retire_orphaned(work: Unit, pickup_code_ids: Sequence[int]) -> None:
 async def give_back(work: Unit, pickup_code_id: int) -> Code | None:
     """Makes a spent code live again (issue 11: the kiosk spent it on doors never pulsed).
 
-    Refused (None) when the code is not spent, is retired, or another live code now holds its
-    six characters or its customer at the location (the live indexes allow one each).
+    The customer may have been issued another live code at the location since (a parcel that
+    arrived after the code was spent): both are live then, the given-back one for its own
+    parcels (``given_back_at`` keeps it out of the one-live-code-per-customer rule, so new
+    parcels join the other). Refused (None) when the code is not spent, is retired, or another
+    live code now holds its six characters at the location.
     """
     cur = await work.conn.execute(
         f"""
-        UPDATE pickup_codes c SET used_at = NULL
+        UPDATE pickup_codes c SET used_at = NULL, given_back_at = %s
         WHERE c.pickup_code_id = %s AND c.used_at IS NOT NULL AND c.retired_at IS NULL
           AND NOT EXISTS (
               SELECT 1 FROM pickup_codes o
               WHERE o.location_id = c.location_id AND o.used_at IS NULL
                 AND o.retired_at IS NULL AND o.pickup_code_id <> c.pickup_code_id
-                AND (o.code = c.code OR (o.kind = 'pickup' AND c.kind = 'pickup'
-                     AND o.carrier_id = c.carrier_id AND o.customer_id = c.customer_id)))
+                AND o.code = c.code)
         RETURNING {_COLUMNS}
         """,
-        (pickup_code_id,),
+        (work.now, pickup_code_id),
     )
     row = await cur.fetchone()
     return None if row is None else Code.from_row(row)

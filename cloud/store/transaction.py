@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from cloud.store import changelog
 from cloud.store.database import Conn
@@ -39,6 +40,7 @@ class Unit:
     _labels: list[DoorLabelNote] = field(default_factory=list)
     _departed: list[Allocation] = field(default_factory=list)
     _access: list[DoorAccessNote] = field(default_factory=list)
+    _people: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def changed(self, *allocation_ids: uuid.UUID) -> None:
         """Notes allocations changed in this unit; their state is read back at its end."""
@@ -68,6 +70,11 @@ class Unit:
         """Notes a door flagged within reach, or no longer (issue 10)."""
         self._access.append(note)
 
+    def person(self, location_id: str, entry: dict[str, Any]) -> None:
+        """Notes a staff member's or courier's new state (issue 11: `cloud.store.people`), as
+        its change log entry (kind ``staff`` or ``courier``)."""
+        self._people.append((location_id, entry))
+
 
 @asynccontextmanager
 async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
@@ -79,7 +86,14 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
     async with conn.transaction():
         work = Unit(conn, now)
         yield work
-        if work._changed or work._maintenance or work._labels or work._departed or work._access:
+        if (
+            work._changed
+            or work._maintenance
+            or work._labels
+            or work._departed
+            or work._access
+            or work._people
+        ):
             await changelog.append(
                 conn,
                 now,
@@ -88,4 +102,5 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
                 work._labels,
                 work._departed,
                 work._access,
+                people=work._people,
             )

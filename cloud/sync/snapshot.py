@@ -7,7 +7,7 @@ maintenance are of one moment: a change committing meanwhile is either wholly in
 
 from __future__ import annotations
 
-from cloud.store import changelog, publications, snapshots
+from cloud.store import changelog, people, publications, snapshots
 from cloud.store.database import Pool
 from shared.protocol import DoorLabelState, MaintenanceState, SnapshotBody
 
@@ -33,6 +33,8 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
             for door, label in await snapshots.door_labels(conn, location_id)
         ]
         accessible = await snapshots.accessible_doors(conn, location_id)
+        staff = await people.live_staff_states(conn, location_id)  # issue 11
+        couriers = await people.live_courier_states(conn, location_id)
     return SnapshotBody.model_validate(
         {
             "revision": revision,
@@ -40,5 +42,7 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
             "maintenance": maintenance,
             "labels": labels,
             "accessible_doors": accessible,
+            "staff": staff,
+            "couriers": couriers,
         }
     )

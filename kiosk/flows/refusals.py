@@ -34,6 +34,10 @@ class Refusal(StrEnum):
     BOARDS_DOWN = "boards_down"
     WRONG_STAFF_PIN = "wrong_staff_pin"
     STAFF_PIN_LOCKED = "staff_pin_locked"
+    # Issue 11: couriers.
+    WRONG_COURIER_CODE = "wrong_courier_code"
+    NOT_PERMITTED = "not_permitted"  # the courier may not do this (permissions, carrier)
+    SESSION_ENDED = "session_ended"  # the courier was revoked, or signed out
 
 
 class FlowRefused(Exception):

@@ -11,7 +11,7 @@ freshness, replay) is sync's job; this is what it calls once it has.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlite_utils import Database
@@ -26,8 +26,18 @@ from shared.events import ParcelCollected
 from shared.states import AllocationStatus
 
 
-async def open_for_collection(ctx: FlowContext, *, staff_id: str) -> tuple[DoorOpening, ...]:
-    """Opens every door with a parcel to collect (skipping doors in use right now).
+async def open_for_collection(
+    ctx: FlowContext,
+    *,
+    staff_id: str,
+    only: Callable[[Allocation], bool] | None = None,
+    actor: Actor = Actor.STAFF,
+) -> tuple[DoorOpening, ...]:
+    """Opens every door with a parcel to collect (skipping doors in use right now): "collect
+    all" of everything due at this location in one go.
+
+    ``only`` narrows it (a courier collects their carrier's parcels their permissions allow:
+    `kiosk.flows.courier`), audited under ``actor``.
 
     Returns:
         One opening per door, by door number (empty when there is nothing to collect).
@@ -39,13 +49,15 @@ async def open_for_collection(ctx: FlowContext, *, staff_id: str) -> tuple[DoorO
             assert parcel.door is not None
             if operations.active_operation(db, parcel.door) is not None:
                 continue
+            if only is not None and not only(parcel):
+                continue
             pending.append(
                 opening.begin_opening(
                     ctx,
                     db,
                     door=parcel.door,
                     purpose=Purpose.COLLECTION,
-                    actor=Actor.STAFF,
+                    actor=actor,
                     allocation_id=parcel.allocation_id,
                     detail={"staff_id": staff_id},
                 )

@@ -323,6 +323,75 @@ def _door_accessible(db: Database) -> None:
     db.execute("ALTER TABLE doors ADD COLUMN accessible INTEGER NOT NULL DEFAULT 0")
 
 
+# Issue 11: the people who sign in at the kiosk, provisioned by the cloud.
+
+
+@migrations(name="0013_staff_and_couriers")
+def _staff_and_couriers(db: Database) -> None:
+    # Staff members and couriers as the cloud sends them (change kinds ``staff``, ``courier``):
+    # a PIN or courier code only as its scrypt hash under the location's salt
+    # (`shared.people`), so a copy of this file gives nobody a PIN. A revoked person's row is
+    # kept (``revoked_at``) so that the audit log's names stay explained; ``revision`` is the
+    # change log revision last applied to the person (older changes are stale).
+    db.execute(
+        """
+        CREATE TABLE staff_members (
+            staff_id   TEXT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            pin_hash   TEXT NOT NULL,
+            salt       TEXT NOT NULL,
+            revoked_at TEXT,
+            revision   INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX staff_members_pin ON staff_members (pin_hash)")
+    db.execute(
+        """
+        CREATE TABLE couriers (
+            courier_id  TEXT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            carrier_id  TEXT NOT NULL,
+            code_hash   TEXT NOT NULL,
+            salt        TEXT NOT NULL,
+            permissions TEXT NOT NULL,
+            revoked_at  TEXT,
+            revision    INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX couriers_code ON couriers (code_hash)")
+
+
+@migrations(name="0014_courier_sessions")
+def _courier_sessions(db: Database) -> None:
+    # A courier's visit at the touchscreen, from sign-in to sign-out, with every parcel they put
+    # in or took away in it (`kiosk.store.courier_sessions`). And each allocation's carrier, as
+    # the cloud sends it, so a courier collects only their own carrier's parcels.
+    db.execute(
+        """
+        CREATE TABLE courier_sessions (
+            session_id  INTEGER PRIMARY KEY,
+            courier_id  TEXT NOT NULL,
+            started_at  TEXT NOT NULL,
+            ended_at    TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE courier_session_parcels (
+            session_id    INTEGER NOT NULL REFERENCES courier_sessions,
+            allocation_id TEXT NOT NULL,
+            action        TEXT NOT NULL,
+            at            TEXT NOT NULL,
+            PRIMARY KEY (session_id, allocation_id, action)
+        )
+        """
+    )
+    db.execute("ALTER TABLE allocations ADD COLUMN carrier_id TEXT")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
@@ -335,6 +404,8 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0008_staff_pin_guard",
     "0009_deferred_changes",
     "0012_door_accessible",
+    "0013_staff_and_couriers",
+    "0014_courier_sessions",
 )
 
 

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlite_utils import Database
 
-from kiosk.store import allocations, changes, door_access, doors
+from kiosk.store import allocations, changes, door_access, doors, people
 from kiosk.store.changes import ApplyOutcome
 from kiosk.store.database import Store
 from kiosk.store.records import Actor
@@ -32,10 +32,12 @@ from kiosk.sync import deferred
 from shared.protocol import (
     AllocationChange,
     ChangesBody,
+    CourierChange,
     DoorAccessChange,
     DoorLabelChange,
     MaintenanceChange,
     SnapshotBody,
+    StaffChange,
 )
 from shared.states import LIVE_ALLOCATION_STATUSES, AllocationStatus, DoorStatus
 
@@ -198,6 +200,19 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
                     revision=revision, door=door.number, accessible=door.number in reachable
                 )
                 _note(refused, deferred.consider(store, access, now))
+        for member in body.staff:  # issue 11: everyone listed; whoever is not, revoked
+            staff = StaffChange(revision=revision, **member.model_dump())
+            _note(refused, deferred.consider(store, staff, now))
+        for driver in body.couriers:
+            courier = CourierChange(revision=revision, **driver.model_dump())
+            _note(refused, deferred.consider(store, courier, now))
+        people.revoke_unlisted(
+            db,
+            {m.staff_id for m in body.staff},
+            {c.courier_id for c in body.couriers},
+            revision,
+            now,
+        )
         changes.advance_revision(db, revision, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"

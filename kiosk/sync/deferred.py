@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlite_utils import Database
 
-from kiosk.store import changes, door_access, door_labels, doors, outbox
+from kiosk.store import changes, door_access, door_labels, doors, outbox, people
 from kiosk.store.changes import AllocationUpdate, ApplyOutcome, ApplyResult
 from kiosk.store.database import Store, require_transaction
 from kiosk.store.records import Actor, AllocationKind, to_db_time
@@ -36,9 +36,11 @@ from shared.events import CloudChangeRefused
 from shared.protocol import (
     AllocationChange,
     AllocationState,
+    CourierChange,
     DoorAccessChange,
     DoorLabelChange,
     MaintenanceChange,
+    StaffChange,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,13 @@ class SnapshotCancel(BaseModel):
 
 
 CloudChange = Annotated[
-    AllocationChange | MaintenanceChange | DoorLabelChange | DoorAccessChange | SnapshotCancel,
+    AllocationChange
+    | MaintenanceChange
+    | DoorLabelChange
+    | DoorAccessChange
+    | StaffChange
+    | CourierChange
+    | SnapshotCancel,
     Field(discriminator="kind"),
 ]
 """One change of the cloud's as the kiosk keeps it while it waits."""
@@ -99,6 +107,10 @@ def subject_of(change: CloudChange) -> str:
         return f"label:{change.door}"
     if isinstance(change, DoorAccessChange):
         return f"access:{change.door}"
+    if isinstance(change, StaffChange):
+        return f"staff:{change.staff_id}"
+    if isinstance(change, CourierChange):
+        return f"courier:{change.courier_id}"
     return f"door:{change.door}"
 
 
@@ -179,7 +191,16 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
             update = allocation_update(change.allocation, store.identity.kiosk_id)
         except ValueError as error:
             return ApplyResult(ApplyOutcome.REFUSED, str(error))
-        return changes.apply_allocation(store, update, change.revision, now)
+        applied = changes.apply_allocation(store, update, change.revision, now)
+        if change.allocation.carrier_id is not None and applied.outcome is not ApplyOutcome.BLOCKED:
+            people.set_carrier(
+                store.db, change.allocation.allocation_id, change.allocation.carrier_id
+            )
+        return applied
+    if isinstance(change, StaffChange):
+        return people.apply_staff(store, change, now)
+    if isinstance(change, CourierChange):
+        return people.apply_courier(store, change, now)
     if isinstance(change, SnapshotCancel):
         return changes.cancel_allocation(
             store, change.allocation_id, change.reason, change.revision, now
@@ -292,6 +313,8 @@ def _report(
         allocation_id = change.allocation.allocation_id
     elif isinstance(change, SnapshotCancel):
         allocation_id = change.allocation_id
+    elif isinstance(change, StaffChange | CourierChange):
+        pass  # a person's change is never refused for good (nothing physical contradicts it)
     else:
         door = change.door
     event = CloudChangeRefused(

@@ -20,6 +20,8 @@ from textual.binding import Binding, BindingType
 
 from kiosk.flows import pickup
 from kiosk.flows.refusals import FlowRefused
+from kiosk.store import people
+from kiosk.ui.courier_sign_in import CourierCodeScreen
 from kiosk.ui.driver import DriverScreen
 from kiosk.ui.home import HomeScreen
 from kiosk.ui.messages import Scanned
@@ -56,6 +58,9 @@ class KioskApp(App[None]):
         self.services = services
         self.last_activity = time.monotonic()
         self.failures = 0
+        # Who is signed in at the staff screens (issue 11: their own PIN names them); the
+        # audit log records what they do under this id.
+        self.staff_id = services.staff_id
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
@@ -88,6 +93,7 @@ class KioskApp(App[None]):
     def go_home(self) -> None:
         """Back to the home screen, whatever is on top of it."""
         self.last_activity = time.monotonic()
+        self.staff_id = self.services.staff_id  # home signs staff out
         while len(self.screen_stack) > 2:
             self.pop_screen()
         if not isinstance(self.screen, HomeScreen):
@@ -95,6 +101,10 @@ class KioskApp(App[None]):
 
     def start(self, choice: str) -> None:
         """Opens a flow from home: ``pickup``, ``driver``, ``return`` or ``staff``."""
+        if choice == "driver" and people.live_courier_ids(self.services.ctx.store.db):
+            # Couriers are provisioned here (issue 11): a driver signs in with their own code.
+            self.push_screen(CourierCodeScreen())
+            return
         screens = {
             "pickup": PickupScreen,
             "driver": DriverScreen,

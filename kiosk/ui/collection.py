@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Static
 
-from kiosk.flows import staff
+from kiosk.flows import courier, staff
+from kiosk.flows.courier import CourierSession
 from kiosk.flows.opening import DoorOpening
 from kiosk.flows.refusals import FlowRefused
-from kiosk.store import allocations
+from kiosk.store import allocations, people
 from kiosk.store.records import Allocation
 from kiosk.ui.base import KioskScreen
 from shared.states import AllocationStatus
@@ -25,8 +26,13 @@ class CollectionScreen(KioskScreen):
 
     TITLE_TEXT = "Staff: collection"
 
-    def __init__(self) -> None:
+    def __init__(self, session: CourierSession | None = None) -> None:
         super().__init__()
+        # A courier's collection (issue 11): only their carrier's parcels their permissions
+        # allow, recorded in their session. None: staff, who collect everything due.
+        self.session = session
+        if session is not None:
+            self.TITLE_TEXT = f"Courier {session.courier.name}: collection"
         self.parcels: list[Allocation] = []
         self.openings: dict[int, DoorOpening] = {}
         self.collected: set[str] = set()
@@ -36,6 +42,13 @@ class CollectionScreen(KioskScreen):
         ctx = self.services.ctx
         with ctx.store.transaction() as db:
             self.parcels = allocations.collectable(db, ctx.clock.now())
+            if self.session is not None:
+                who = self.session.courier
+                self.parcels = [
+                    p
+                    for p in self.parcels
+                    if courier.may_collect(who, p, people.carrier_of(db, p.allocation_id))
+                ]
         yield Static(self._summary(), id="collect-status", classes="status-line")
         with VerticalScroll(id="collect-list"):
             for parcel in self.parcels:
@@ -107,8 +120,11 @@ class CollectionScreen(KioskScreen):
             self.run_worker(self.confirm(button.removeprefix("collected-")), group="flow")
 
     async def open_all(self) -> None:
-        ctx, who = self.services.ctx, self.services.staff_id
-        outcome = await self.kiosk.attempt(lambda: staff.open_for_collection(ctx, staff_id=who))
+        ctx, who, session = self.services.ctx, self.kiosk.staff_id, self.session
+        if session is not None:
+            outcome = await self.kiosk.attempt(lambda: courier.collect_all(ctx, session))
+        else:
+            outcome = await self.kiosk.attempt(lambda: staff.open_for_collection(ctx, staff_id=who))
         if isinstance(outcome, FlowRefused):
             self._redraw(outcome.message)
         elif isinstance(outcome, tuple):
@@ -116,9 +132,11 @@ class CollectionScreen(KioskScreen):
             self._redraw()
 
     async def confirm(self, allocation_id: str) -> None:
-        ctx, who = self.services.ctx, self.services.staff_id
+        ctx, who = self.services.ctx, self.kiosk.staff_id
 
         async def collect() -> Allocation:
+            if self.session is not None:
+                return courier.confirm_collected(ctx, self.session, allocation_id)
             return staff.confirm_collected(ctx, allocation_id, staff_id=who)
 
         outcome = await self.kiosk.attempt(collect)

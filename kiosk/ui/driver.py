@@ -13,13 +13,16 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from kiosk.flows import drop_off
+from kiosk.flows import courier, drop_off
+from kiosk.flows.courier import CourierSession
 from kiosk.flows.drop_off import DoorProblem, DropOffResult
 from kiosk.flows.refusals import FlowRefused
 from kiosk.store import allocations, operations
 from kiosk.store.records import Actor
 from kiosk.ui.base import KioskScreen
+from kiosk.ui.collection import CollectionScreen
 from kiosk.ui.notice import NoticeScreen
+from shared.people import CourierPermission
 from shared.states import AllocationStatus
 
 READY_TEXT = "Scan the parcel's barcode (or type it and touch Open door)."
@@ -28,8 +31,11 @@ READY_TEXT = "Scan the parcel's barcode (or type it and touch Open door)."
 class DriverScreen(KioskScreen):
     TITLE_TEXT = "Drop off (driver)"
 
-    def __init__(self) -> None:
+    def __init__(self, session: CourierSession | None = None) -> None:
         super().__init__()
+        # A signed-in courier (issue 11): drop-offs are theirs, and "Collect" opens their
+        # carrier's parcels due for collection. None: a kiosk without couriers provisioned.
+        self.session = session
         self.current: DropOffResult | None = None
         self.deposits: dict[str, DropOffResult] = {}
         self.busy = False
@@ -45,6 +51,11 @@ class DriverScreen(KioskScreen):
             yield Button("Door not empty", id="not-empty", variant="warning")
         with Horizontal(classes="actions"):
             yield Static("", id="drop-count", classes="counter")
+            if self.session is not None and (
+                self.session.courier.may(CourierPermission.COLLECT_EXPIRED)
+                or self.session.courier.may(CourierPermission.COLLECT_RETURNS)
+            ):
+                yield Button("Collect", id="collect")
             yield Button("Finish", id="finish", variant="success")
 
     def on_mount(self) -> None:
@@ -81,6 +92,17 @@ class DriverScreen(KioskScreen):
             self._start(self.report(DoorProblem.NOT_EMPTY))
         elif button == "finish":
             self.finish()
+        elif button == "collect" and self.session is not None:
+            self.kiosk.push_screen(CollectionScreen(self.session))
+
+    def on_unmount(self) -> None:
+        if self.session is not None:
+            courier.sign_out(self.services.ctx, self.session)
+
+    @property
+    def driver_id(self) -> str:
+        """Who the audit names: the signed-in courier, else the touchscreen's driver id."""
+        return self.services.driver_id if self.session is None else self.session.courier.courier_id
 
     def scan(self, barcode: str) -> None:
         """Starts the drop-off of ``barcode`` (typed, or read by the scanner)."""
@@ -97,10 +119,15 @@ class DriverScreen(KioskScreen):
 
     async def drop(self, barcode: str) -> None:
         try:
-            ctx, driver = self.services.ctx, self.services.driver_id
-            outcome = await self.kiosk.attempt(
-                lambda: drop_off.drop_off(ctx, barcode, driver_id=driver)
-            )
+            ctx, driver, session = self.services.ctx, self.driver_id, self.session
+            if session is not None:
+                outcome = await self.kiosk.attempt(
+                    lambda: courier.drop_off_parcel(ctx, session, barcode)
+                )
+            else:
+                outcome = await self.kiosk.attempt(
+                    lambda: drop_off.drop_off(ctx, barcode, driver_id=driver)
+                )
             self._took(outcome)
         finally:
             self.busy = False
@@ -110,7 +137,7 @@ class DriverScreen(KioskScreen):
             current = self.current
             if current is None or self.door_shut:
                 return  # the door has shut: nothing left to report about it
-            ctx, driver = self.services.ctx, self.services.driver_id
+            ctx, driver = self.services.ctx, self.driver_id
             outcome = await self.kiosk.attempt(
                 lambda: drop_off.report_problem(
                     ctx, current.opening.operation_id, problem, actor=Actor.DRIVER, reporter=driver

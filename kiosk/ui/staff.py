@@ -195,7 +195,7 @@ class StaffScreen(KioskScreen):
     async def open_selected(self) -> None:
         door = self.selected
         assert door is not None
-        ctx, who = self.services.ctx, self.services.staff_id
+        ctx, who = self.services.ctx, self.kiosk.staff_id
         failed = self._failed_open(door)
         if failed is None:
             outcome = await self.kiosk.attempt(
@@ -241,7 +241,7 @@ class StaffScreen(KioskScreen):
                 ctx.store,
                 door,
                 actor=Actor.STAFF,
-                cleared_by=self.services.staff_id,
+                cleared_by=self.kiosk.staff_id,
                 now=ctx.clock.now(),
             )
         except FlowRefused as refused:

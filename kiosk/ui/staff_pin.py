@@ -22,8 +22,9 @@ class StaffPinScreen(CodeEntryScreen):
     async def submit(self, code: str) -> None:
         # Guarded (issue 11): wrong PINs are counted and lock sign-in, with an operator alert.
         try:
-            staff_sign_in.sign_in(self.services.ctx, code, self.services.check_staff_pin)
+            member = staff_sign_in.sign_in(self.services.ctx, code, self.services.check_staff_pin)
         except FlowRefused as refused:
             self.kiosk.push_screen(NoticeScreen("Wrong PIN", refused.message))
             return
+        self.kiosk.staff_id = member.staff_id
         self.kiosk.switch_screen(StaffScreen())

@@ -506,3 +506,47 @@ async def test_a_door_fault_during_drop_off_is_a_webhook_for_a_carrier_that_aske
         ("door_open_not_detected", parcel["door_number"], ident),
         ("driver reported: jammed", parcel["door_number"], ident),
     ]
+
+
+async def test_a_code_given_back_is_live_again_though_the_customer_has_a_newer_live_code(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    # Issue 11: the customer's code was spent (on a door never pulsed) and a second parcel for
+    # the same customer then got a new live code. Giving the first code back used to be refused
+    # ("unchanged"): one live code per customer at a location.
+    first = await site.reserve(customer="cleo")
+    ident = str(first["allocation_id"])
+    used = {"kind": "pickup", "code_ref": "abcd", "allocation_ids": [ident], "doors": [1]}
+    await peer.send_events(
+        [
+            peer.event("parcel_deposited", _deposit(first)),
+            peer.event("code_used", {**used, "via": "keypad"}),
+        ]
+    )
+    await peer.ack_through(2)
+    second = await site.reserve(customer="cleo")
+    first_code = (await site.allocation(first["allocation_id"]))["pickup_code_id"]
+    second_code = (await site.allocation(second["allocation_id"]))["pickup_code_id"]
+    assert first_code != second_code
+    await peer.send_events(
+        [
+            peer.event(
+                "code_given_back",
+                {"code_ref": "abcd", "allocation_ids": [ident], "reason": "interrupted"},
+            )
+        ]
+    )
+    assert (await peer.ack_through(3)).through_sequence == 3
+    assert [e["outcome"] for e in await _events(site)][-1] == "applied"
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT pickup_code_id, used_at, retired_at FROM pickup_codes"
+            " WHERE pickup_code_id = ANY(%s) ORDER BY pickup_code_id",
+            ([first_code, second_code],),
+        )
+        rows = await cur.fetchall()
+    # Both live: the given-back one for the first parcel, the newer one for the second.
+    assert [(r["used_at"], r["retired_at"]) for r in rows] == [(None, None), (None, None)]
+    # A third parcel for her joins the newer code, not the given-back one.
+    third = await site.reserve(customer="cleo")
+    assert (await site.allocation(third["allocation_id"]))["pickup_code_id"] == second_code

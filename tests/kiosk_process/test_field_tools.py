@@ -8,7 +8,10 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import pytest
 from hardware_sim.lock_board import LockBoardSimulator
 from kiosk.hardware.protocols import BoardProtocol
 from kiosk.store import audit, doors
+from shared.sizes import Size
 
 from .helpers import open_store, write_config
 from .test_cli import kiosk_cmd
@@ -67,25 +71,72 @@ def test_each_pulse_is_audited_with_its_result(
     config: Path, sim: LockBoardSimulator, tmp_path: Path
 ) -> None:
     sim.door(1, 3).jam()
-    result = kiosk_cmd("pulse", "--config", str(config), "--each", "--by", "tech-ola")
-    assert result.returncode == 1  # one door did not open
+    result = kiosk_cmd(
+        "pulse", "--config", str(config), "--each", "--by", "tech-ola", "--shut-timeout", "0.3"
+    )
+    assert result.returncode == 1  # one door did not open, and nobody shut the others
     assert result.stdout.splitlines() == [
-        "door 1: opened",
-        "door 2: opened",
+        "door 1: opened, left open (0.3 s)",
+        "door 2: opened, left open (0.3 s)",
         "door 3: open_not_detected",
-        "door 4: opened",
+        "door 4: opened, left open (0.3 s)",
     ]
     assert [sim.door(1, n).pulses for n in range(1, 5)] == [1, 1, 1, 1]
     with open_store(tmp_path / "kiosk.db") as store:
         entries = audit.entries(store.db, command="field_pulse")
         assert [(e.door, e.result, e.detail["by"]) for e in entries] == [
-            (1, "opened", "tech-ola"),
-            (2, "opened", "tech-ola"),
+            (1, "opened, left open", "tech-ola"),
+            (2, "opened, left open", "tech-ola"),
             (3, "open_not_detected", "tech-ola"),
-            (4, "opened", "tech-ola"),
+            (4, "opened, left open", "tech-ola"),
         ]
         # The doors left open are recorded open: the next boot does not call them tampers.
         assert doors.get_door(store.db, 1).sensor_open is True
+
+
+def test_pulse_each_waits_for_each_door_to_shut_before_the_next(
+    config: Path, sim: LockBoardSimulator, tmp_path: Path
+) -> None:
+    # A tech at the bank: shuts each door a moment after it opens, and notes which doors had
+    # been pulsed at that moment (the next one must not have been yet).
+    seen: list[list[int]] = []
+
+    def tech() -> None:
+        for n in range(1, 5):
+            deadline = time.monotonic() + 20
+            while not sim.door(1, n).is_open and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            seen.append([sim.door(1, m).pulses for m in range(1, 5)])
+            sim.door(1, n).close()
+
+    worker = threading.Thread(target=tech, daemon=True)
+    worker.start()
+    result = kiosk_cmd("pulse", "--config", str(config), "--each", "--by", "tech-ola", "--json")
+    worker.join(5)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["door"], r["result"]) for r in rows] == [(n, "opened, shut") for n in range(1, 5)]
+    assert all(r["shut_after_s"] >= 0.2 for r in rows)
+    assert seen == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+def test_pulse_names_a_door_by_its_label(
+    config: Path, sim: LockBoardSimulator, tmp_path: Path
+) -> None:
+    layout = {1: Size.SMALL, 2: Size.SMALL, 3: Size.LARGE, 4: Size.LARGE}
+    with open_store(tmp_path / "kiosk.db") as store, store.transaction() as db:
+        doors.sync_layout(db, layout, datetime.now(UTC))
+        db.execute("UPDATE doors SET label = 'B2' WHERE number = 3")
+    result = kiosk_cmd("pulse", "--config", str(config), "--door", "B2", "--by", "tech-ola")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["door 3 (B2): opened"]
+    assert sim.door(1, 3).pulses == 1
+    assert "door 3 (B2): board 1 lock 3" in kiosk_cmd("door-map", "--config", str(config)).stdout
+    unknown = kiosk_cmd("pulse", "--config", str(config), "--door", "Z9", "--by", "tech-ola")
+    assert unknown.returncode == 2
+    assert "no door labelled 'Z9'" in unknown.stderr
+    assert [sim.door(1, n).pulses for n in (1, 2, 4)] == [0, 0, 0]
 
 
 def test_the_door_map_and_check_config_show_board_and_lock(config: Path, tmp_path: Path) -> None:
