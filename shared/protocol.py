@@ -159,6 +159,16 @@ class AllocationState(_Body):
         ]
         | None
     ) = None
+    # issue 9, code-secret rotation: the generation of each kiosk's secret its entry of
+    # ``code_hashes`` is under (absent: generation 1, the provisioned secret). A live code keeps
+    # the generation it was issued under until it ends (`shared.code_secret_exchange`).
+    code_generations: (
+        Annotated[
+            dict[Annotated[str, Field(pattern=_ID.pattern)], Annotated[int, Field(ge=1)]],
+            Field(max_length=MAX_KIOSKS_PER_LOCATION),
+        ]
+        | None
+    ) = None
 
     def code_hash_for(self, kiosk_id: str) -> str | None:
         """The code's hash under ``kiosk_id``'s own secret (None: none was sent for it).
@@ -169,6 +179,10 @@ class AllocationState(_Body):
         if self.code_hashes is None:
             return self.code_hash
         return self.code_hashes.get(kiosk_id)
+
+    def code_generation_for(self, kiosk_id: str) -> int:
+        """The generation of ``kiosk_id``'s code secret its hash is under (1 when not sent)."""
+        return (self.code_generations or {}).get(kiosk_id, 1)
 
 
 class AllocationChange(_Body):
@@ -203,8 +217,21 @@ class DoorLabelState(_Body):
     label: DoorLabel
 
 
+class CodeSecretRotationChange(_Body):
+    """issue 9: the cloud asks kiosk ``kiosk_id`` to make generation ``generation`` of its code
+    secret, from the cloud's X25519 public half (`shared.code_secret_exchange`); other kiosks of
+    the location skip it. The kiosk answers with a ``code_secret_rotated`` event."""
+
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["code_secret_rotation"] = "code_secret_rotation"
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    generation: Annotated[int, Field(ge=2)]
+    cloud_public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 Change = Annotated[
-    AllocationChange | MaintenanceChange | DoorLabelChange, Field(discriminator="kind")
+    AllocationChange | MaintenanceChange | DoorLabelChange | CodeSecretRotationChange,
+    Field(discriminator="kind"),
 ]
 
 

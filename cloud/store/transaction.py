@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from cloud.store import changelog
 from cloud.store.database import Conn
@@ -38,6 +39,7 @@ class Unit:
     _maintenance: list[MaintenanceNote] = field(default_factory=list)
     _labels: list[DoorLabelNote] = field(default_factory=list)
     _departed: list[Allocation] = field(default_factory=list)
+    _rotations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def changed(self, *allocation_ids: uuid.UUID) -> None:
         """Notes allocations changed in this unit; their state is read back at its end."""
@@ -63,6 +65,10 @@ class Unit:
         """Notes a door's label set (a new door)."""
         self._labels.append(note)
 
+    def rotation_requested(self, location_id: str, entry: dict[str, Any]) -> None:
+        """Notes a ``code_secret_rotation`` change for a kiosk of ``location_id`` (issue 9)."""
+        self._rotations.append((location_id, entry))
+
 
 @asynccontextmanager
 async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
@@ -74,7 +80,13 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
     async with conn.transaction():
         work = Unit(conn, now)
         yield work
-        if work._changed or work._maintenance or work._labels or work._departed:
+        if work._changed or work._maintenance or work._labels or work._departed or work._rotations:
             await changelog.append(
-                conn, now, work._changed, work._maintenance, work._labels, work._departed
+                conn,
+                now,
+                work._changed,
+                work._maintenance,
+                work._labels,
+                work._departed,
+                work._rotations,
             )

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlite_utils import Database
 
-from kiosk.store import allocations, changes, doors
+from kiosk.store import allocations, changes, code_secrets, doors
 from kiosk.store.changes import ApplyOutcome
 from kiosk.store.database import Store
 from kiosk.store.records import Actor
@@ -115,6 +115,7 @@ def apply_changes(store: Store, body: ChangesBody, now: datetime) -> CheckpointR
             applied += 1
             _note(refused, deferred.consider(store, change, now))
         changes.advance_revision(db, body.to_revision, now)
+        code_secrets.retire_unneeded(db, now)  # issue 9: codes ended, generations may go
     log.info(
         "applied changes %d..%d (%d new, %d refused)",
         last + 1,
@@ -191,6 +192,7 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
             label = DoorLabelChange(revision=revision, door=entry.door, label=entry.label)
             _note(refused, deferred.consider(store, label, now))
         changes.advance_revision(db, revision, now)
+        code_secrets.retire_unneeded(db, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"
         " %d kept by physical facts)",

@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlite_utils import Database
 
-from kiosk.store import changes, door_labels, doors, outbox
+from kiosk.store import changes, code_secrets, door_labels, doors, outbox
 from kiosk.store.changes import AllocationUpdate, ApplyOutcome, ApplyResult
 from kiosk.store.database import Store, require_transaction
 from kiosk.store.records import Actor, AllocationKind, to_db_time
@@ -36,6 +36,7 @@ from shared.events import CloudChangeRefused
 from shared.protocol import (
     AllocationChange,
     AllocationState,
+    CodeSecretRotationChange,
     DoorLabelChange,
     MaintenanceChange,
 )
@@ -58,7 +59,11 @@ class SnapshotCancel(BaseModel):
 
 
 CloudChange = Annotated[
-    AllocationChange | MaintenanceChange | DoorLabelChange | SnapshotCancel,
+    AllocationChange
+    | MaintenanceChange
+    | DoorLabelChange
+    | SnapshotCancel
+    | CodeSecretRotationChange,
     Field(discriminator="kind"),
 ]
 """One change of the cloud's as the kiosk keeps it while it waits."""
@@ -96,6 +101,8 @@ def subject_of(change: CloudChange) -> str:
         return f"allocation:{change.allocation_id}"
     if isinstance(change, DoorLabelChange):
         return f"label:{change.door}"
+    if isinstance(change, CodeSecretRotationChange):
+        return f"code_secret:{change.kiosk_id}"
     return f"door:{change.door}"
 
 
@@ -183,6 +190,8 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
         )
     if isinstance(change, DoorLabelChange):
         return door_labels.set_label(store, change.door, change.label)
+    if isinstance(change, CodeSecretRotationChange):
+        return _make_code_secret(store, change, now)
     try:
         return changes.set_door_maintenance(
             store,
@@ -195,6 +204,17 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
         )
     except doors.UnknownDoorRecord:
         return ApplyResult(ApplyOutcome.REFUSED, "no such door here")
+
+
+def _make_code_secret(store: Store, change: CodeSecretRotationChange, now: datetime) -> ApplyResult:
+    """issue 9: a new generation of this kiosk's code secret (`kiosk.store.code_secrets`)."""
+    try:
+        made = code_secrets.make_generation(
+            store, change.kiosk_id, change.generation, bytes.fromhex(change.cloud_public), now
+        )
+    except ValueError as error:
+        return ApplyResult(ApplyOutcome.REFUSED, f"not a usable public half: {error}")
+    return ApplyResult(ApplyOutcome.APPLIED if made else ApplyOutcome.UNCHANGED)
 
 
 def allocation_update(state: AllocationState, kiosk_id: str) -> AllocationUpdate:
@@ -217,6 +237,7 @@ def allocation_update(state: AllocationState, kiosk_id: str) -> AllocationUpdate
         order_id=state.order_id,
         return_reason=state.return_reason,
         code_hash=state.code_hash_for(kiosk_id),
+        code_generation=state.code_generation_for(kiosk_id),
     )
 
 
@@ -287,7 +308,7 @@ def _report(
         allocation_id = change.allocation.allocation_id
     elif isinstance(change, SnapshotCancel):
         allocation_id = change.allocation_id
-    else:
+    elif not isinstance(change, CodeSecretRotationChange):
         door = change.door
     event = CloudChangeRefused(
         revision=change.revision,
