@@ -63,7 +63,8 @@ def test_codes_of_both_generations_are_found_until_the_old_one_retires(
     old = _parcel(store, clock, SECRET.encode(), 1, 10)
     secret = _rotate(store, clock)
     new = _parcel(store, clock, secret, 2, 11)
-    assert _found(store, old) and _found(store, new)
+    assert _found(store, old)
+    assert _found(store, new)
     assert not _found(store, PickupCode.generate().value)
 
     with store.transaction() as db:
@@ -72,7 +73,8 @@ def test_codes_of_both_generations_are_found_until_the_old_one_retires(
         assert code_secrets.retire_unneeded(db, clock.now()) == [1]
         assert code_secrets.retire_unneeded(db, clock.now()) == []
     assert [g.generation for g in code_secrets.live_generations(store)] == [2]
-    assert not _found(store, old) and _found(store, new)
+    assert not _found(store, old)
+    assert _found(store, new)
 
 
 def test_the_newest_generation_is_never_retired_and_a_retired_one_loses_its_secret(
@@ -84,7 +86,8 @@ def test_the_newest_generation_is_never_retired_and_a_retired_one_loses_its_secr
         assert code_secrets.retire_unneeded(db, clock.now()) == [1, 2]
     rows = list(
         store.db.query(
-            "SELECT generation, secret IS NULL AS wiped FROM code_secret_generations ORDER BY generation"
+            "SELECT generation, secret IS NULL AS wiped FROM code_secret_generations"
+            " ORDER BY generation"
         )
     )
     assert [(r["generation"], r["wiped"]) for r in rows] == [(1, 1), (2, 1), (3, 0)]
