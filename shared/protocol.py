@@ -229,6 +229,14 @@ class CodeSecretRotationChange(_Body):
     cloud_public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
+class CodeSecretRotationState(_Body):
+    """A rotation request still waiting for its kiosk's answer, as a snapshot lists it."""
+
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    generation: Annotated[int, Field(ge=2)]
+    cloud_public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 Change = Annotated[
     AllocationChange | MaintenanceChange | DoorLabelChange | CodeSecretRotationChange,
     Field(discriminator="kind"),
@@ -251,6 +259,8 @@ class SnapshotBody(_Body):
     allocations: list[AllocationState]
     maintenance: list[MaintenanceState]
     labels: list[DoorLabelState] = []  # issue 10: every door's label
+    # issue 9: code-secret rotation requests not answered yet (`CodeSecretRotationChange`).
+    code_secret_rotations: list[CodeSecretRotationState] = []
 
 
 MAX_SNAPSHOT_PARTS = 10_000
@@ -273,6 +283,7 @@ class SnapshotPartBody(_Body):
     allocations: list[AllocationState]
     maintenance: list[MaintenanceState]
     labels: list[DoorLabelState] = []  # every door's label, in part 1 (as maintenance)
+    code_secret_rotations: list[CodeSecretRotationState] = []  # issue 9, in part 1
 
     @model_validator(mode="after")
     def _part_within_parts(self) -> SnapshotPartBody:

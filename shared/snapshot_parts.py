@@ -46,8 +46,10 @@ def split_snapshot(
     """
     if per_part < 1:
         raise ValueError(f"a part holds at least one allocation, not {per_part}")
-    extras = sum(len(m.model_dump_json()) + 1 for m in body.maintenance) + sum(
-        len(label.model_dump_json()) + 1 for label in body.labels
+    extras = (
+        sum(len(m.model_dump_json()) + 1 for m in body.maintenance)
+        + sum(len(label.model_dump_json()) + 1 for label in body.labels)
+        + sum(len(r.model_dump_json()) + 1 for r in body.code_secret_rotations)
     )
     chunks: list[list[AllocationState]] = []
     chunk: list[AllocationState] = []
@@ -72,6 +74,7 @@ def split_snapshot(
             allocations=chunk,
             maintenance=body.maintenance if number == 1 else [],
             labels=body.labels if number == 1 else [],
+            code_secret_rotations=body.code_secret_rotations if number == 1 else [],
         )
         for number, chunk in enumerate(chunks, start=1)
     ]
@@ -130,6 +133,9 @@ class SnapshotAssembly:
             allocations=[state for piece in ordered for state in piece.allocations],
             maintenance=[entry for piece in ordered for entry in piece.maintenance],
             labels=[entry for piece in ordered for entry in piece.labels],
+            code_secret_rotations=[
+                entry for piece in ordered for entry in piece.code_secret_rotations
+            ],
         )
 
     def pending(self) -> dict[uuid.UUID, tuple[int, int]]:

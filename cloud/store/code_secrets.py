@@ -164,6 +164,23 @@ async def generations(conn: Conn, kiosk_id: str) -> list[GenerationInfo]:
     return [GenerationInfo(**row) for row in await cur.fetchall()]
 
 
+async def pending_at(conn: Conn, location_id: str) -> list[tuple[str, int, bytes]]:
+    """(kiosk id, generation, cloud public half) of each request of the location's unrevoked
+    kiosks not answered yet: a snapshot lists them, so a kiosk that catches up past the
+    request's change still gets it."""
+    cur = await conn.execute(
+        "SELECT s.kiosk_id, s.generation, s.cloud_public FROM code_secret_generations s"
+        " JOIN kiosks k ON k.kiosk_id = s.kiosk_id"
+        " WHERE k.location_id = %s AND k.revoked_at IS NULL AND s.activated_at IS NULL"
+        " ORDER BY s.kiosk_id",
+        (location_id,),
+    )
+    return [
+        (row["kiosk_id"], row["generation"], bytes(row["cloud_public"]))
+        for row in await cur.fetchall()
+    ]
+
+
 async def due_kiosks(conn: Conn, now: datetime, every: timedelta) -> list[str]:
     """Unrevoked kiosks whose newest generation is older than ``every`` (registration counts
     for generation 1), or whose request has waited longer than `RESEND_AFTER` unanswered."""

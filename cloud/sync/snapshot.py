@@ -7,7 +7,7 @@ maintenance are of one moment: a change committing meanwhile is either wholly in
 
 from __future__ import annotations
 
-from cloud.store import changelog, publications, snapshots
+from cloud.store import changelog, code_secrets, publications, snapshots
 from cloud.store.database import Pool
 from shared.protocol import DoorLabelState, MaintenanceState, SnapshotBody
 
@@ -32,11 +32,16 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
             DoorLabelState(door=door, label=label)
             for door, label in await snapshots.door_labels(conn, location_id)
         ]
+        rotations = await code_secrets.pending_at(conn, location_id)
     return SnapshotBody.model_validate(
         {
             "revision": revision,
             "allocations": allocations,
             "maintenance": maintenance,
             "labels": labels,
+            "code_secret_rotations": [
+                {"kiosk_id": k, "generation": g, "cloud_public": public.hex()}
+                for k, g, public in rotations
+            ],
         }
     )

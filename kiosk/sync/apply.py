@@ -32,6 +32,7 @@ from kiosk.sync import deferred
 from shared.protocol import (
     AllocationChange,
     ChangesBody,
+    CodeSecretRotationChange,
     DoorLabelChange,
     MaintenanceChange,
     SnapshotBody,
@@ -191,6 +192,9 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
         for entry in body.labels:
             label = DoorLabelChange(revision=revision, door=entry.door, label=entry.label)
             _note(refused, deferred.consider(store, label, now))
+        for request in body.code_secret_rotations:  # issue 9: requests still unanswered
+            rotation = CodeSecretRotationChange(revision=revision, **request.model_dump())
+            _note(refused, deferred.consider(store, rotation, now))
         changes.advance_revision(db, revision, now)
         code_secrets.retire_unneeded(db, now)
     log.info(

@@ -15,6 +15,7 @@ from cloud import code_secret_rotation
 from cloud.store import code_secrets
 from cloud.store.changelog import changes_since
 from cloud.store.database import Pool
+from cloud.sync.snapshot import build_snapshot
 from shared import code_secret_exchange as exchange
 from shared.codes import PickupCode, code_hash
 from shared.protocol import AllocationState, CodeSecretRotationChange
@@ -150,3 +151,17 @@ async def test_a_generation_is_retired_once_no_live_code_was_issued_under_it(
             (site.kiosk_id,),
         )
         assert [tuple(r.values()) for r in await cur.fetchall()] == [(2, True), (3, False)]
+
+
+async def test_a_snapshot_lists_a_request_until_the_kiosk_answers(site: Site) -> None:
+    [request] = await code_secret_rotation.rotate(site.pool, [site.kiosk_id], now(), "test")
+    snapshot = await build_snapshot(site.pool, site.location_id)
+    assert [(r.kiosk_id, r.generation, r.cloud_public) for r in snapshot.code_secret_rotations] == [
+        (site.kiosk_id, 2, request.cloud_public.hex())
+    ]
+    public, secret = await _answer(site, 2)
+    async with site.pool.connection() as conn, conn.transaction():
+        await code_secrets.activate(
+            conn, site.kiosk_id, 2, public, exchange.secret_fingerprint(secret), now()
+        )
+    assert (await build_snapshot(site.pool, site.location_id)).code_secret_rotations == []

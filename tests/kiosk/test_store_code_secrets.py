@@ -10,10 +10,11 @@ from kiosk.store import Store, code_secrets, codes, outbox
 from kiosk.store.changes import AllocationUpdate, apply_allocation
 from kiosk.store.records import AllocationKind
 from kiosk.sync import deferred
+from kiosk.sync.apply import apply_snapshot
 from shared import code_secret_exchange as exchange
 from shared.clock import ManualClock
 from shared.codes import PickupCode, code_hash
-from shared.protocol import CodeSecretRotationChange
+from shared.protocol import CodeSecretRotationChange, CodeSecretRotationState, SnapshotBody
 from shared.sizes import Size
 from shared.states import AllocationStatus
 from tests.kiosk.store_helpers import IDENTITY, SECRET
@@ -123,3 +124,20 @@ def test_a_public_half_that_is_not_a_key_is_refused_and_reported(
     assert code_secrets.newest_generation(store.db) == 1
     [report] = [e for e in outbox.pending_events(store.db) if e.type == "cloud_change_refused"]
     assert json.loads(json.dumps(report.payload))["revision"] == 4
+
+
+def test_a_snapshot_brings_a_request_the_kiosk_missed(store: Store, clock: ManualClock) -> None:
+    _, public = exchange.new_half()
+    snapshot = SnapshotBody(
+        revision=7,
+        allocations=[],
+        maintenance=[],
+        code_secret_rotations=[
+            CodeSecretRotationState(
+                kiosk_id=IDENTITY.kiosk_id, generation=2, cloud_public=public.hex()
+            )
+        ],
+    )
+    assert apply_snapshot(store, snapshot, clock.now()).status == "applied"
+    assert code_secrets.newest_generation(store.db) == 2
+    assert [e.type for e in outbox.pending_events(store.db)] == ["code_secret_rotated"]
