@@ -7,18 +7,24 @@ The kiosk's half of the exchange is played with the same X25519 code the kiosk r
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from datetime import timedelta
 
 import pytest
 
 from cloud import code_secret_rotation
+from cloud.lifecycle import run_once
 from cloud.store import code_secrets
 from cloud.store.changelog import changes_since
 from cloud.store.database import Pool
+from cloud.sync.keys import register_kiosk
 from cloud.sync.snapshot import build_snapshot
 from shared import code_secret_exchange as exchange
 from shared.codes import PickupCode, code_hash
 from shared.protocol import AllocationState, CodeSecretRotationChange
+from shared.signing import Signer
 
 from .conftest import Site, make_site, now
 
@@ -165,3 +171,61 @@ async def test_a_snapshot_lists_a_request_until_the_kiosk_answers(site: Site) ->
             conn, site.kiosk_id, 2, public, exchange.secret_fingerprint(secret), now()
         )
     assert (await build_snapshot(site.pool, site.location_id)).code_secret_rotations == []
+
+
+async def _cli(database_url: str, *args: str, **env: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cloud.cli",
+        "rotate-code-secret",
+        *args,
+        env={**os.environ, "LOCKER_DATABASE_URL": database_url, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_command_asks_a_kiosk_or_a_location_and_refuses_unknown_ones(
+    pool: Pool, sync_db_url: str
+) -> None:
+    site = await make_site(pool)
+    second = f"{site.kiosk_id}-b"
+    async with pool.connection() as conn:
+        await register_kiosk(
+            conn,
+            kiosk_id=second,
+            location_id=site.location_id,
+            public_key=Signer.generate().verifier.public_base64(),
+            code_secret=b"another-kiosk-code-secret",
+            now=now(),
+        )
+    status, out, _ = await _cli(sync_db_url, "--kiosk", site.kiosk_id)
+    assert status == 0
+    assert f"kiosk {site.kiosk_id}: generation 2 asked" in out
+    status, out, _ = await _cli(sync_db_url, "--location", site.location_id)
+    assert status == 0
+    assert "asked again" in out  # the first kiosk's request still waits for its answer
+    assert f"kiosk {second}: generation 2 asked\n" in out
+    status, _, err = await _cli(sync_db_url, "--kiosk", "kiosk-nobody")
+    assert (status, "no unrevoked kiosk 'kiosk-nobody'" in err) == (2, True)
+    status, _, err = await _cli(sync_db_url, "--location", "loc-nowhere")
+    assert (status, "no location 'loc-nowhere'" in err) == (2, True)
+    status, _, err = await _cli(sync_db_url, "--all-due")
+    assert (status, "LOCKER_CODE_SECRET_ROTATION_DAYS" in err) == (2, True)
+    kinds = [e["change"]["kind"] for e in await site.changes()]
+    assert kinds.count("code_secret_rotation") == 3
+
+
+async def test_the_lifecycle_round_rotates_only_with_a_schedule(pool: Pool) -> None:
+    site = await make_site(pool)
+    await run_once(pool, now())
+    async with pool.connection() as conn:
+        assert await code_secrets.generations(conn, site.kiosk_id) == []
+    await run_once(pool, now(), code_secret_rotation=timedelta(microseconds=1))
+    async with pool.connection() as conn:
+        [info] = await code_secrets.generations(conn, site.kiosk_id)
+    assert (info.generation, info.activated_at) == (2, None)
