@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cloud import ca_cli, kiosk_keys_cli, people_cli
+from cloud import ca_cli, code_secret_cli, kiosk_keys_cli, people_cli
 from cloud.api.app import create_app
 from cloud.config import CloudSettings
 from cloud.errors import ServiceError
@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     ca_cli.add_parsers(sub)
     kiosk_keys_cli.add_parsers(sub)
     people_cli.add_parsers(sub)
+    code_secret_cli.add_parsers(sub)
     ops_cli.add_parser(sub)
     return parser
 
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return kiosk_keys_cli.run(args)
         if args.command in people_cli.COMMANDS:
             return people_cli.run(args)
+        if args.command in code_secret_cli.COMMANDS:
+            return code_secret_cli.run(args)
         return asyncio.run(_migrate())
     except KeyboardInterrupt:
         return 130

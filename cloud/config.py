@@ -76,6 +76,10 @@ class CloudSettings(BaseSettings):
     cloud_key_file: str | None = None
     # Change-log entries older than this are deleted; a kiosk asking for them gets a snapshot.
     change_retention_days: float = Field(default=7.0, gt=0)
+    # issue 9: rotate each kiosk's code secret this many days after its last rotation (the
+    # lifecycle job). Off by default, so a first deployment does not rotate a whole fleet at
+    # once; `locker-cloud rotate-code-secret` rotates on demand either way.
+    code_secret_rotation_days: float | None = Field(default=None, gt=0)
     # Run the sync worker in this process when mqtt_url is set.
     run_sync_worker: bool = True
     # A kiosk whose last heartbeat is older than this is shown as stale: two heartbeats of 30 s
@@ -144,6 +148,12 @@ class CloudSettings(BaseSettings):
     @property
     def change_retention(self) -> timedelta:
         return timedelta(days=self.change_retention_days)
+
+    @property
+    def code_secret_rotation(self) -> timedelta | None:
+        """How often a kiosk's code secret is rotated by schedule; None: not by schedule."""
+        days = self.code_secret_rotation_days
+        return None if days is None else timedelta(days=days)
 
     def mqtt_client_tls(self) -> ClientTls:
         """The TLS files of the broker connection.

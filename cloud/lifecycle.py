@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cloud import code_secret_rotation as code_secret_rotation_jobs
 from cloud.parcels import finish
 from cloud.store import allocations, changelog
 from cloud.store.database import Pool
@@ -63,19 +64,33 @@ class LifecycleReport:
     reservations_cancelled: int
     parcels_expired: int
     changes_compacted: int = 0
+    code_secrets_requested: int = 0
+    code_secrets_retired: int = 0
 
 
 async def run_once(
-    pool: Pool, now: datetime, change_retention: timedelta | None = None
+    pool: Pool,
+    now: datetime,
+    change_retention: timedelta | None = None,
+    code_secret_rotation: timedelta | None = None,
 ) -> LifecycleReport:
-    """One round of the jobs; with ``change_retention``, also compacts the change log."""
-    return LifecycleReport(
+    """One round of the jobs; with ``change_retention``, also compacts the change log; with
+    ``code_secret_rotation`` (issue 9), also rotates the kiosks' code secrets that are due and
+    retires the generations no live code needs."""
+    report = LifecycleReport(
         reservations_cancelled=await expire_reservations(pool, now),
         parcels_expired=await expire_pickups(pool, now),
         changes_compacted=0
         if change_retention is None
         else await changelog.compact(pool, now - change_retention),
     )
+    if code_secret_rotation is not None:
+        requested = await code_secret_rotation_jobs.rotate_due(pool, now, code_secret_rotation)
+        report.code_secrets_requested = len(requested)
+        report.code_secrets_retired = len(
+            await code_secret_rotation_jobs.retire_unneeded(pool, now)
+        )
+    return report
 
 
 class LifecycleRunner:
@@ -87,16 +102,23 @@ class LifecycleRunner:
         clock: Clock,
         interval: float,
         change_retention: timedelta | None = None,
+        code_secret_rotation: timedelta | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._interval = interval
         self._change_retention = change_retention
+        self._code_secret_rotation = code_secret_rotation
 
     async def run(self) -> None:
         while True:
             try:
-                report = await run_once(self._pool, self._clock.now(), self._change_retention)
+                report = await run_once(
+                    self._pool,
+                    self._clock.now(),
+                    self._change_retention,
+                    self._code_secret_rotation,
+                )
                 if report.reservations_cancelled or report.parcels_expired:
                     log.info(
                         "lifecycle: %d reservations timed out, %d parcels expired",

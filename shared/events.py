@@ -66,6 +66,8 @@ class EventType(StrEnum):
     DOOR_BANK_RESTORED = "door_bank_restored"
     CODE_GIVEN_BACK = "code_given_back"
     STAFF_PIN_LOCKED = "staff_pin_locked"
+    # Issue 9: code-secret rotation.
+    CODE_SECRET_ROTATED = "code_secret_rotated"  # noqa: S105 (an event type)
 
 
 # Field types. Ids as the sync protocol bounds them (`shared.protocol.AllocationState`); free
@@ -328,6 +330,22 @@ class StaffPinLocked(PayloadModel):
     locked_until: AwareDatetime
 
 
+Hex32 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class CodeSecretRotated(PayloadModel):
+    """The kiosk made generation ``generation`` of its code secret (`shared.code_secret_exchange`).
+
+    ``kiosk_public`` is its X25519 public half (not secret); ``fingerprint`` is the new secret's
+    fingerprint, which the cloud checks against its own computation before using the secret.
+    """
+
+    type: Literal[EventType.CODE_SECRET_ROTATED] = EventType.CODE_SECRET_ROTATED
+    generation: Annotated[StrictInt, Field(ge=2)]
+    kiosk_public: Hex32
+    fingerprint: Hex32
+
+
 KioskEvent = Annotated[
     CodeUsed
     | CodeReleased
@@ -352,7 +370,8 @@ KioskEvent = Annotated[
     | DoorBankUnavailable
     | DoorBankRestored
     | CodeGivenBack
-    | StaffPinLocked,
+    | StaffPinLocked
+    | CodeSecretRotated,
     Field(discriminator="type"),
 ]
 """Any kiosk event, told apart by its ``type``."""

@@ -161,6 +161,16 @@ class AllocationState(_Body):
         ]
         | None
     ) = None
+    # issue 9, code-secret rotation: the generation of each kiosk's secret its entry of
+    # ``code_hashes`` is under (absent: generation 1, the provisioned secret). A live code keeps
+    # the generation it was issued under until it ends (`shared.code_secret_exchange`).
+    code_generations: (
+        Annotated[
+            dict[Annotated[str, Field(pattern=_ID.pattern)], Annotated[int, Field(ge=1)]],
+            Field(max_length=MAX_KIOSKS_PER_LOCATION),
+        ]
+        | None
+    ) = None
 
     def code_hash_for(self, kiosk_id: str) -> str | None:
         """The code's hash under ``kiosk_id``'s own secret (None: none was sent for it).
@@ -171,6 +181,10 @@ class AllocationState(_Body):
         if self.code_hashes is None:
             return self.code_hash
         return self.code_hashes.get(kiosk_id)
+
+    def code_generation_for(self, kiosk_id: str) -> int:
+        """The generation of ``kiosk_id``'s code secret its hash is under (1 when not sent)."""
+        return (self.code_generations or {}).get(kiosk_id, 1)
 
 
 class AllocationChange(_Body):
@@ -254,13 +268,34 @@ class CourierChange(CourierState):
     kind: Literal["courier"] = "courier"
 
 
+class CodeSecretRotationChange(_Body):
+    """issue 9: the cloud asks kiosk ``kiosk_id`` to make generation ``generation`` of its code
+    secret, from the cloud's X25519 public half (`shared.code_secret_exchange`); other kiosks of
+    the location skip it. The kiosk answers with a ``code_secret_rotated`` event."""
+
+    revision: Annotated[int, Field(gt=0)]
+    kind: Literal["code_secret_rotation"] = "code_secret_rotation"
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    generation: Annotated[int, Field(ge=2)]
+    cloud_public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class CodeSecretRotationState(_Body):
+    """A rotation request still waiting for its kiosk's answer, as a snapshot lists it."""
+
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    generation: Annotated[int, Field(ge=2)]
+    cloud_public: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 Change = Annotated[
     AllocationChange
     | MaintenanceChange
     | DoorLabelChange
     | DoorAccessChange
     | StaffChange
-    | CourierChange,
+    | CourierChange
+    | CodeSecretRotationChange,
     Field(discriminator="kind"),
 ]
 
@@ -285,6 +320,8 @@ class SnapshotBody(_Body):
     accessible_doors: list[Annotated[int, Field(gt=0)]] = []
     staff: list[StaffState] = []  # issue 11: every staff member not revoked
     couriers: list[CourierState] = []  # issue 11: every courier not revoked
+    # issue 9: code-secret rotation requests not answered yet (`CodeSecretRotationChange`).
+    code_secret_rotations: list[CodeSecretRotationState] = []
 
 
 MAX_SNAPSHOT_PARTS = 10_000
@@ -310,6 +347,7 @@ class SnapshotPartBody(_Body):
     accessible_doors: list[Annotated[int, Field(gt=0)]] = []  # in part 1 (as labels)
     staff: list[StaffState] = []  # issue 11: in part 1, as labels
     couriers: list[CourierState] = []  # issue 11: in part 1, as labels
+    code_secret_rotations: list[CodeSecretRotationState] = []  # issue 9, in part 1
 
     @model_validator(mode="after")
     def _part_within_parts(self) -> SnapshotPartBody:

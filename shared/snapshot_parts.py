@@ -50,6 +50,7 @@ def split_snapshot(
         sum(len(m.model_dump_json()) + 1 for m in body.maintenance)
         + sum(len(label.model_dump_json()) + 1 for label in body.labels)
         + sum(len(str(door)) + 1 for door in body.accessible_doors)
+        + sum(len(r.model_dump_json()) + 1 for r in body.code_secret_rotations)
     )
     extras += sum(len(p.model_dump_json()) + 1 for p in [*body.staff, *body.couriers])
     chunks: list[list[AllocationState]] = []
@@ -78,6 +79,7 @@ def split_snapshot(
             accessible_doors=body.accessible_doors if number == 1 else [],
             staff=body.staff if number == 1 else [],
             couriers=body.couriers if number == 1 else [],
+            code_secret_rotations=body.code_secret_rotations if number == 1 else [],
         )
         for number, chunk in enumerate(chunks, start=1)
     ]
@@ -139,6 +141,9 @@ class SnapshotAssembly:
             accessible_doors=[door for piece in ordered for door in piece.accessible_doors],
             staff=[entry for piece in ordered for entry in piece.staff],
             couriers=[entry for piece in ordered for entry in piece.couriers],
+            code_secret_rotations=[
+                entry for piece in ordered for entry in piece.code_secret_rotations
+            ],
         )
 
     def pending(self) -> dict[uuid.UUID, tuple[int, int]]:

@@ -212,6 +212,7 @@ def create_app(
                     clock,
                     settings.lifecycle_interval_seconds,
                     change_retention=settings.change_retention,
+                    code_secret_rotation=settings.code_secret_rotation,
                 )
                 dispatcher = Dispatcher(
                     pool,

@@ -41,18 +41,27 @@ if TYPE_CHECKING:
 LIVE = sorted(s.value for s in LIVE_ALLOCATION_STATUSES)
 
 
-def code_secret_sql(location: str) -> str:
+def code_secret_sql(location: str, code_created: str) -> str:
     """A scalar sub-select: the code secrets of the location ``location`` (an SQL expression).
 
-    issue 9: one secret per kiosk. A JSON array of ``[kiosk_id, secret in hex]``, one per
-    registered kiosk that is not revoked, the newest first; NULL before any kiosk is registered.
-    ``location`` must be a parameter or a qualified column (``a.location_id``): a bare
-    ``location_id`` would name the sub-select's own ``kiosks.location_id`` and match every kiosk.
+    issue 9: one secret per kiosk. A JSON array of ``[kiosk_id, secret in hex, generation]``, one
+    per registered kiosk that is not revoked, the newest first; NULL before any kiosk is
+    registered. ``location`` must be a parameter or a qualified column (``a.location_id``): a
+    bare ``location_id`` would name the sub-select's own ``kiosks.location_id`` and match every
+    kiosk. Code-secret rotation: each kiosk's secret is the generation that was newest when the
+    code was created (``code_created``, an SQL expression), so a live code keeps the hash it was
+    issued with; generation 1, ``kiosks.code_secret``, for a code from before any rotation
+    (`cloud.store.code_secrets`).
     """
     return (
-        "(SELECT jsonb_agg(jsonb_build_array(k.kiosk_id, encode(k.code_secret, 'hex'))"
+        "(SELECT jsonb_agg(jsonb_build_array(k.kiosk_id,"
+        " encode(coalesce(g.secret, k.code_secret), 'hex'), coalesce(g.generation, 1))"
         " ORDER BY k.registered_at DESC, k.kiosk_id)"
-        f" FROM kiosks k WHERE k.location_id = {location} AND k.revoked_at IS NULL)"
+        " FROM kiosks k LEFT JOIN LATERAL (SELECT s.generation, s.secret"
+        " FROM code_secret_generations s WHERE s.kiosk_id = k.kiosk_id"
+        f" AND s.activated_at <= {code_created} AND s.secret IS NOT NULL"
+        " ORDER BY s.generation DESC LIMIT 1) g ON true"
+        f" WHERE k.location_id = {location} AND k.revoked_at IS NULL)"
     )
 
 
@@ -65,7 +74,7 @@ _VIEW = f"""
            d.door_number, d.label AS door_label, d.size AS door_size,
            l.name AS location_name, l.address, l.timezone,
            c.code AS pickup_code, r.reason AS return_reason,
-           {code_secret_sql("a.location_id")} AS code_secret
+           {code_secret_sql("a.location_id", "c.created_at")} AS code_secret
     FROM allocations a
     JOIN doors d ON d.door_id = a.door_id
     JOIN locations l ON l.location_id = a.location_id
@@ -204,7 +213,7 @@ free AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 ),
 old_code AS MATERIALIZED (
-    SELECT pickup_code_id, code FROM pickup_codes
+    SELECT pickup_code_id, code, created_at FROM pickup_codes
     WHERE location_id = %(loc)s AND carrier_id = %(carrier)s AND customer_id = %(customer)s
       AND kind = 'pickup' AND used_at IS NULL AND retired_at IS NULL
       AND given_back_at IS NULL  -- a code given back is not joined (migration 0013)
@@ -216,12 +225,12 @@ new_code AS (
     SELECT %(loc)s, %(carrier)s, %(customer)s, 'pickup', %(code)s, %(now)s
     WHERE EXISTS (SELECT 1 FROM free) AND NOT EXISTS (SELECT 1 FROM old_code)
     ON CONFLICT DO NOTHING
-    RETURNING pickup_code_id, code
+    RETURNING pickup_code_id, code, created_at
 ),
 code AS MATERIALIZED (
-    SELECT pickup_code_id, code FROM old_code
+    SELECT pickup_code_id, code, created_at FROM old_code
     UNION ALL
-    SELECT pickup_code_id, code FROM new_code
+    SELECT pickup_code_id, code, created_at FROM new_code
 ),
 claimed AS (
     UPDATE doors d SET status = %(door_to)s, status_changed_at = %(now)s
@@ -254,7 +263,7 @@ SELECT EXISTS (SELECT 1 FROM loc) AS location_found,
        loc.name AS location_name, loc.address, loc.timezone,
        code.code AS pickup_code, NULL::text AS return_reason,
        CASE WHEN ins.allocation_id IS NOT NULL THEN """
-    + code_secret_sql("%(loc)s")
+    + code_secret_sql("%(loc)s", "code.created_at")
     + """ END AS code_secret
 FROM (SELECT 1) AS one
 LEFT JOIN ins ON true

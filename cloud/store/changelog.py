@@ -56,6 +56,7 @@ from shared.protocol import (
     AllocationChange,
     AllocationState,
     Change,
+    CodeSecretRotationChange,
     CourierChange,
     DoorAccessChange,
     DoorLabelChange,
@@ -81,6 +82,8 @@ def state_of(allocation: Allocation) -> AllocationState:
         proposed_door=allocation.door_number if allocation.status.holds_door else None,
         code_hash=None if secret is None else code_hash(secret, code),
         code_hashes={kiosk: code_hash(key, code) for kiosk, key in allocation.code_secrets} or None,
+        # Sent only once a kiosk has rotated: generation 1 is what its absence means.
+        code_generations={k: g for k, g in allocation.code_generations if g > 1} or None,
         reservation_expires_at=allocation.reservation_expires_at,
         pickup_expires_at=allocation.pickup_expires_at,
         order_id=allocation.order_id if is_return else None,
@@ -135,6 +138,7 @@ async def append(
     access: Sequence[DoorAccessNote] = (),
     *,
     people: Sequence[tuple[str, dict[str, Any]]] = (),
+    rotations: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> None:
     """Appends a change per allocation (its final state) and per maintenance note.
 
@@ -171,6 +175,8 @@ async def append(
         )
     for location_id, person in people:  # issue 11: staff and couriers, already as entries
         pending[location_id].append(person)
+    for location_id, entry in rotations:  # issue 9: code_secret_rotation requests
+        pending[location_id].append(dict(entry))
     for location_id in sorted(pending):  # sorted: two transactions lock locations in one order
         entries = pending[location_id]
         # Not waited for: a failure surfaces at COMMIT and rolls the transaction back.
@@ -221,6 +227,8 @@ def parse_change(revision: int, change: dict[str, Any]) -> Change:
         return StaffChange.model_validate({"revision": revision, **change})
     if change["kind"] == "courier":
         return CourierChange.model_validate({"revision": revision, **change})
+    if change["kind"] == "code_secret_rotation":
+        return CodeSecretRotationChange.model_validate({"revision": revision, **change})
     return MaintenanceChange.model_validate({"revision": revision, **change})
 
 

@@ -63,6 +63,8 @@ class Allocation:
     # The code secret of each of the location's kiosks, newest first (issue 9: one per kiosk;
     # empty before a kiosk is registered): for the change log's code hashes only, never shown.
     code_secrets: tuple[tuple[str, bytes], ...] = field(repr=False)
+    # The generation of each kiosk's secret in ``code_secrets`` (issue 9: rotation).
+    code_generations: tuple[tuple[str, int], ...] = ()
 
     @property
     def code_secret(self) -> bytes | None:
@@ -72,7 +74,8 @@ class Allocation:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Allocation:
         """From a row with a column per field (`cloud.store.allocations`' queries)."""
-        fields = (name for name in cls.__dataclass_fields__ if name != "code_secrets")
+        derived = ("code_secrets", "code_generations")
+        fields = (name for name in cls.__dataclass_fields__ if name not in derived)
         values: dict[str, Any] = {name: row[name] for name in fields}
         secrets = row["code_secret"] or []
         values.update(
@@ -80,7 +83,10 @@ class Allocation:
             size=Size(row["size"]),
             status=AllocationStatus(row["status"]),
             door_size=Size(row["door_size"]),
-            code_secrets=tuple((kiosk, bytes.fromhex(secret)) for kiosk, secret in secrets),
+            code_secrets=tuple((entry[0], bytes.fromhex(entry[1])) for entry in secrets),
+            code_generations=tuple(
+                (entry[0], int(entry[2])) for entry in secrets if len(entry) > 2
+            ),
         )
         return cls(**values)
 

@@ -41,6 +41,7 @@ class Unit:
     _departed: list[Allocation] = field(default_factory=list)
     _access: list[DoorAccessNote] = field(default_factory=list)
     _people: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _rotations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def changed(self, *allocation_ids: uuid.UUID) -> None:
         """Notes allocations changed in this unit; their state is read back at its end."""
@@ -75,6 +76,10 @@ class Unit:
         its change log entry (kind ``staff`` or ``courier``)."""
         self._people.append((location_id, entry))
 
+    def rotation_requested(self, location_id: str, entry: dict[str, Any]) -> None:
+        """Notes a ``code_secret_rotation`` change for a kiosk of ``location_id`` (issue 9)."""
+        self._rotations.append((location_id, entry))
+
 
 @asynccontextmanager
 async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
@@ -93,6 +98,7 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
             or work._departed
             or work._access
             or work._people
+            or work._rotations
         ):
             await changelog.append(
                 conn,
@@ -103,4 +109,5 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
                 work._departed,
                 work._access,
                 people=work._people,
+                rotations=work._rotations,
             )

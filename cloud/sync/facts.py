@@ -32,12 +32,21 @@ from typing import Any
 
 from cloud.parcels import finish, pickup
 from cloud.parcels.deposit import deposit
-from cloud.store import alerts, allocations, carrier_events, codes, doors, fleet_health
+from cloud.store import (
+    alerts,
+    allocations,
+    carrier_events,
+    code_secrets,
+    codes,
+    doors,
+    fleet_health,
+)
 from cloud.store.database import Conn
 from cloud.store.records import Allocation, AllocationKind, Door, MaintenanceNote
 from cloud.store.transaction import Unit, unit
 from shared.events import (
     CodeGivenBack,
+    CodeSecretRotated,
     CodeUsed,
     DoorCommandFailed,
     DoorMaintenance,
@@ -199,6 +208,8 @@ async def _apply(ctx: FactContext, work: Unit) -> Outcome:
             return await _code_used(ctx, work, fact)
         case CodeGivenBack() as fact:
             return await _code_given_back(ctx, work, fact)
+        case CodeSecretRotated() as fact:
+            return await _code_secret_rotated(ctx, fact)
     if ctx.fact.type in ALERT_EVENTS:
         await _raise_alert(ctx)
         return Outcome("recorded", "alert raised")
@@ -492,3 +503,29 @@ async def _code_given_back(ctx: FactContext, work: Unit, fact: CodeGivenBack) ->
         return Outcome("unchanged", "no spent code of a deposited parcel could be given back")
     work.changed(*(a.allocation_id for a in waiting))
     return Outcome("applied", f"{given} code(s) given back")
+
+
+async def _code_secret_rotated(ctx: FactContext, fact: CodeSecretRotated) -> Outcome:
+    """issue 9: the kiosk made the generation asked of it; new codes are hashed under it.
+
+    A refused answer (no such request, a fingerprint the cloud cannot reproduce) changes
+    nothing and raises a ``code_secret_rotation_refused`` alert: codes stay hashed under the
+    kiosk's older generation meanwhile, so no code stops working.
+    """
+    try:
+        activated = await code_secrets.activate(
+            ctx.conn,
+            ctx.kiosk_id,
+            fact.generation,
+            bytes.fromhex(fact.kiosk_public),
+            fact.fingerprint,
+            ctx.now,
+        )
+    except code_secrets.RotationRefused as why:
+        raise Ignored(
+            str(why), alert=("code_secret_rotation_refused", {"reason": str(why)})
+        ) from None
+    if not activated:
+        return Outcome("unchanged", f"generation {fact.generation} already active")
+    log.info("kiosk %s: code secret generation %d active", ctx.kiosk_id, fact.generation)
+    return Outcome("applied", f"generation {fact.generation} active")

@@ -7,7 +7,7 @@ maintenance are of one moment: a change committing meanwhile is either wholly in
 
 from __future__ import annotations
 
-from cloud.store import changelog, people, publications, snapshots
+from cloud.store import changelog, code_secrets, people, publications, snapshots
 from cloud.store.database import Pool
 from shared.protocol import DoorLabelState, MaintenanceState, SnapshotBody
 
@@ -35,6 +35,7 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
         accessible = await snapshots.accessible_doors(conn, location_id)
         staff = await people.live_staff_states(conn, location_id)  # issue 11
         couriers = await people.live_courier_states(conn, location_id)
+        rotations = await code_secrets.pending_at(conn, location_id)
     return SnapshotBody.model_validate(
         {
             "revision": revision,
@@ -44,5 +45,9 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
             "accessible_doors": accessible,
             "staff": staff,
             "couriers": couriers,
+            "code_secret_rotations": [
+                {"kiosk_id": k, "generation": g, "cloud_public": public.hex()}
+                for k, g, public in rotations
+            ],
         }
     )

@@ -18,7 +18,7 @@ from sqlite_utils import Database
 
 from kiosk.flows.context import FlowContext
 from kiosk.flows.refusals import FlowRefused, Refusal
-from kiosk.store import audit, codes, keypad, outbox
+from kiosk.store import audit, code_secrets, codes, keypad, outbox
 from kiosk.store.code_hash import code_reference
 from kiosk.store.records import Actor, CodeKind, CodeRecord
 from shared.codes import InvalidCode, PickupCode
@@ -63,13 +63,15 @@ def look_up_code(
         return None, FlowRefused(
             Refusal.INVALID_CODE, f"That is not a valid code ({error}). Please check and retype."
         )
-    code_hash = ctx.store.hasher.hash(code)
+    # Under every generation of the code secret a live code may be hashed under (issue 9:
+    # rotation never stops a live code from working); the newest names the attempt.
+    code_hashes = code_secrets.hashes_of(ctx.store, code)
     detail: dict[str, object] = {
         "via": via,
         "kind": kind.value,
-        "code_ref": code_reference(code_hash),
+        "code_ref": code_reference(code_hashes[0]),
     }
-    record = codes.find_code(db, code_hash)
+    record = codes.find_code_of(db, code_hashes)
     if record is None:
         return None, _wrong_code(ctx, db, now, detail)
     if record.kind is not kind:

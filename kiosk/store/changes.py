@@ -99,6 +99,7 @@ class AllocationUpdate:
     order_id: str | None = None
     return_reason: str | None = None
     code_hash: str | None = field(default=None, repr=False)
+    code_generation: int = 1  # issue 9: the generation of the secret ``code_hash`` is under
 
     def __post_init__(self) -> None:
         if not self.allocation_id.strip() or not self.barcode.strip():
@@ -171,7 +172,7 @@ def apply_allocation(
             # make a new, live one: the code the customer just used would work again.
             code_id = current.code_id
         else:
-            code_id = codes.attach_code(db, hashed, update.code_kind, now)
+            code_id = codes.attach_code(db, hashed, update.code_kind, now, update.code_generation)
         if current is None:
             return _create(db, update, code_id, revision, now)
         fields: dict[str, object] = {

@@ -9,7 +9,7 @@ after), a new row is created: the live row is always found first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,23 @@ def find_code(db: Database, code_hash: str) -> CodeRecord | None:
     return None if row is None else _code(row)
 
 
+def find_code_of(db: Database, code_hashes: Sequence[str]) -> CodeRecord | None:
+    """`find_code` over the code's hashes under each generation of the secret (issue 9): a live
+    row under any of them first, then the latest used one."""
+    if not code_hashes:
+        return None
+    marks = ", ".join("?" for _ in code_hashes)
+    row = next(
+        db.query(
+            f"SELECT * FROM codes WHERE code_hash IN ({marks})"
+            " ORDER BY (used_at IS NULL) DESC, created_at DESC, code_id DESC LIMIT 1",
+            list(code_hashes),
+        ),
+        None,
+    )
+    return None if row is None else _code(row)
+
+
 def get_code(db: Database, code_id: int) -> CodeRecord:
     """The code row ``code_id``.
 
@@ -44,11 +61,14 @@ def get_code(db: Database, code_id: int) -> CodeRecord:
     return _code(row)
 
 
-def attach_code(db: Database, code_hash: str, kind: CodeKind, now: datetime) -> int:
+def attach_code(
+    db: Database, code_hash: str, kind: CodeKind, now: datetime, generation: int = 1
+) -> int:
     """The live code row with this hash, created if there is none; returns its id.
 
     A live row of the other kind cannot be shared (the cloud never has one code for a pickup and
-    a return at once): it is retired and a new row takes the hash.
+    a return at once): it is retired and a new row takes the hash. ``generation`` is the
+    generation of the code secret the hash is under (`kiosk.store.code_secrets`).
 
     Raises:
         NotInTransaction: called outside `Store.transaction`.
@@ -64,8 +84,8 @@ def attach_code(db: Database, code_hash: str, kind: CodeKind, now: datetime) -> 
             "UPDATE codes SET used_at = ? WHERE code_id = ?", [to_db_time(now), live["code_id"]]
         )
     cursor = db.execute(
-        "INSERT INTO codes (kind, code_hash, created_at) VALUES (?, ?, ?)",
-        [kind.value, code_hash, to_db_time(now)],
+        "INSERT INTO codes (kind, code_hash, created_at, generation) VALUES (?, ?, ?, ?)",
+        [kind.value, code_hash, to_db_time(now), generation],
     )
     code_id = cursor.lastrowid
     assert code_id is not None

@@ -313,6 +313,30 @@ def _deferred_changes(db: Database) -> None:
     db.execute("CREATE INDEX deferred_changes_revision ON deferred_changes (revision, subject)")
 
 
+# Issue 9: code-secret rotation.
+
+
+@migrations(name="0010_code_secret_generations")
+def _code_secret_generations(db: Database) -> None:
+    # Each generation of the kiosk's code secret after the provisioned one (generation 1, which
+    # stays in configuration): made by the kiosk from the cloud's half of an X25519 exchange
+    # (`kiosk.store.code_secrets`). ``secret`` is wiped when the generation is retired, once no
+    # live code is hashed under it. Each code row records the generation its hash is under.
+    db.execute(
+        """
+        CREATE TABLE code_secret_generations (
+            generation  INTEGER PRIMARY KEY CHECK (generation >= 1),
+            secret      BLOB CHECK (secret IS NULL OR length(secret) >= 16),
+            fingerprint TEXT,
+            created_at  TEXT NOT NULL,
+            retired_at  TEXT
+        )
+        """
+    )
+    db.execute("ALTER TABLE codes ADD COLUMN generation INTEGER NOT NULL DEFAULT 1")
+    db.execute("CREATE INDEX codes_generation ON codes (generation) WHERE used_at IS NULL")
+
+
 # issue 10: doors within reach.
 
 
@@ -403,6 +427,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0008_operation_pulse_started",
     "0008_staff_pin_guard",
     "0009_deferred_changes",
+    "0010_code_secret_generations",
     "0012_door_accessible",
     "0013_staff_and_couriers",
     "0014_courier_sessions",

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlite_utils import Database
 
-from kiosk.store import allocations, changes, door_access, doors, people
+from kiosk.store import allocations, changes, code_secrets, door_access, doors, people
 from kiosk.store.changes import ApplyOutcome
 from kiosk.store.database import Store
 from kiosk.store.records import Actor
@@ -32,6 +32,7 @@ from kiosk.sync import deferred
 from shared.protocol import (
     AllocationChange,
     ChangesBody,
+    CodeSecretRotationChange,
     CourierChange,
     DoorAccessChange,
     DoorLabelChange,
@@ -118,6 +119,7 @@ def apply_changes(store: Store, body: ChangesBody, now: datetime) -> CheckpointR
             applied += 1
             _note(refused, deferred.consider(store, change, now))
         changes.advance_revision(db, body.to_revision, now)
+        code_secrets.retire_unneeded(db, now)  # issue 9: codes ended, generations may go
     log.info(
         "applied changes %d..%d (%d new, %d refused)",
         last + 1,
@@ -213,7 +215,11 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
             revision,
             now,
         )
+        for request in body.code_secret_rotations:  # issue 9: requests still unanswered
+            rotation = CodeSecretRotationChange(revision=revision, **request.model_dump())
+            _note(refused, deferred.consider(store, rotation, now))
         changes.advance_revision(db, revision, now)
+        code_secrets.retire_unneeded(db, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"
         " %d kept by physical facts)",

@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlite_utils import Database
 
-from kiosk.store import changes, door_access, door_labels, doors, outbox, people
+from kiosk.store import changes, code_secrets, door_access, door_labels, doors, outbox, people
 from kiosk.store.changes import AllocationUpdate, ApplyOutcome, ApplyResult
 from kiosk.store.database import Store, require_transaction
 from kiosk.store.records import Actor, AllocationKind, to_db_time
@@ -36,6 +36,7 @@ from shared.events import CloudChangeRefused
 from shared.protocol import (
     AllocationChange,
     AllocationState,
+    CodeSecretRotationChange,
     CourierChange,
     DoorAccessChange,
     DoorLabelChange,
@@ -67,7 +68,8 @@ CloudChange = Annotated[
     | DoorAccessChange
     | StaffChange
     | CourierChange
-    | SnapshotCancel,
+    | SnapshotCancel
+    | CodeSecretRotationChange,
     Field(discriminator="kind"),
 ]
 """One change of the cloud's as the kiosk keeps it while it waits."""
@@ -111,6 +113,8 @@ def subject_of(change: CloudChange) -> str:
         return f"staff:{change.staff_id}"
     if isinstance(change, CourierChange):
         return f"courier:{change.courier_id}"
+    if isinstance(change, CodeSecretRotationChange):
+        return f"code_secret:{change.kiosk_id}"
     return f"door:{change.door}"
 
 
@@ -209,6 +213,8 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
         return door_labels.set_label(store, change.door, change.label)
     if isinstance(change, DoorAccessChange):
         return door_access.set_accessible(store, change.door, change.accessible)
+    if isinstance(change, CodeSecretRotationChange):
+        return _make_code_secret(store, change, now)
     try:
         return changes.set_door_maintenance(
             store,
@@ -221,6 +227,17 @@ def apply_change(store: Store, change: CloudChange, now: datetime) -> ApplyResul
         )
     except doors.UnknownDoorRecord:
         return ApplyResult(ApplyOutcome.REFUSED, "no such door here")
+
+
+def _make_code_secret(store: Store, change: CodeSecretRotationChange, now: datetime) -> ApplyResult:
+    """issue 9: a new generation of this kiosk's code secret (`kiosk.store.code_secrets`)."""
+    try:
+        made = code_secrets.make_generation(
+            store, change.kiosk_id, change.generation, bytes.fromhex(change.cloud_public), now
+        )
+    except ValueError as error:
+        return ApplyResult(ApplyOutcome.REFUSED, f"not a usable public half: {error}")
+    return ApplyResult(ApplyOutcome.APPLIED if made else ApplyOutcome.UNCHANGED)
 
 
 def allocation_update(state: AllocationState, kiosk_id: str) -> AllocationUpdate:
@@ -243,6 +260,7 @@ def allocation_update(state: AllocationState, kiosk_id: str) -> AllocationUpdate
         order_id=state.order_id,
         return_reason=state.return_reason,
         code_hash=state.code_hash_for(kiosk_id),
+        code_generation=state.code_generation_for(kiosk_id),
     )
 
 
@@ -313,8 +331,8 @@ def _report(
         allocation_id = change.allocation.allocation_id
     elif isinstance(change, SnapshotCancel):
         allocation_id = change.allocation_id
-    elif isinstance(change, StaffChange | CourierChange):
-        pass  # a person's change is never refused for good (nothing physical contradicts it)
+    elif isinstance(change, StaffChange | CourierChange | CodeSecretRotationChange):
+        pass  # never refused for good: nothing physical contradicts it
     else:
         door = change.door
     event = CloudChangeRefused(

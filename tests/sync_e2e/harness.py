@@ -388,8 +388,17 @@ async def differences(site: Site) -> list[str]:
     kiosk_allocs = {
         r[0]: r
         for r in site.kiosk_rows(
-            "SELECT a.allocation_id, a.status, a.door, c.code_hash FROM allocations a"
-            " LEFT JOIN codes c ON c.code_id = a.code_id"
+            "SELECT a.allocation_id, a.status, a.door, c.code_hash, c.generation"
+            " FROM allocations a LEFT JOIN codes c ON c.code_id = a.code_id"
+        )
+    }
+    # issue 9: a code's hash is under the generation of the kiosk's secret it was issued with.
+    secrets = {1: site.code_secret} | {
+        r["generation"]: bytes(r["secret"])
+        for r in await cloud.fetch(
+            "SELECT generation, secret FROM code_secret_generations"
+            " WHERE kiosk_id = %s AND secret IS NOT NULL",
+            site.kiosk_id,
         )
     }
     for allocation_id in sorted(set(kiosk_allocs) | set(cloud_allocs)):
@@ -413,7 +422,7 @@ async def differences(site: Site) -> list[str]:
                     f"allocation {allocation_id}: door {c['door_number']} in the cloud,"
                     f" {k[2]} at the kiosk"
                 )
-            if _hash(site.code_secret, c["code"]) != k[3]:
+            if k[4] not in secrets or _hash(secrets[k[4]], c["code"]) != k[3]:
                 found.append(f"allocation {allocation_id}: code hashes differ")
     cloud_doors = {
         r["door_number"]: (r["status"], r["maintenance_reason"] is not None)
