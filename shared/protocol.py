@@ -71,6 +71,8 @@ class MessageType(StrEnum):
     DEATH = "death"
     HEARTBEAT = "heartbeat"
     SNAPSHOT_PART = "snapshot_part"
+    # Issue 9: the cloud asks a kiosk to make its next signing key (`kiosk.sync.key_rotation`).
+    ROTATE_KEY = "rotate_key"
 
 
 CHANNEL_TYPES: dict[Channel, frozenset[MessageType]] = {
@@ -78,7 +80,7 @@ CHANNEL_TYPES: dict[Channel, frozenset[MessageType]] = {
         {MessageType.CHANGES, MessageType.SNAPSHOT, MessageType.SNAPSHOT_PART}
     ),
     Channel.CLOUD_ACKS: frozenset({MessageType.ACK}),
-    Channel.CLOUD_COMMANDS: frozenset({MessageType.REMOTE_OPEN}),
+    Channel.CLOUD_COMMANDS: frozenset({MessageType.REMOTE_OPEN, MessageType.ROTATE_KEY}),
     Channel.KIOSK_SYNC: frozenset({MessageType.SYNC_REQUEST}),
     Channel.KIOSK_EVENTS: frozenset({MessageType.EVENTS}),
     Channel.KIOSK_PRESENCE: frozenset({MessageType.BIRTH, MessageType.DEATH}),
@@ -269,6 +271,13 @@ class RemoteOpenBody(_Body):
     requested_by: Annotated[str, Field(min_length=1, max_length=128)]
 
 
+class RotateKeyBody(_Body):
+    """Make your next signing key and announce it (``signing_key_rotated``): issue 9."""
+
+    kiosk_id: Annotated[str, Field(pattern=_ID.pattern)]
+    requested_by: Annotated[str, Field(min_length=1, max_length=128)]
+
+
 class SyncRequestBody(_Body):
     since_revision: Annotated[int, Field(ge=0)]
 
@@ -330,6 +339,7 @@ Body = (
     | DeathBody
     | HeartbeatBody
     | SnapshotPartBody
+    | RotateKeyBody
 )
 
 BODY_MODELS: dict[MessageType, type[_Body]] = {
@@ -343,6 +353,7 @@ BODY_MODELS: dict[MessageType, type[_Body]] = {
     MessageType.DEATH: DeathBody,
     MessageType.HEARTBEAT: HeartbeatBody,
     MessageType.SNAPSHOT_PART: SnapshotPartBody,
+    MessageType.ROTATE_KEY: RotateKeyBody,
 }
 
 

@@ -116,6 +116,10 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "reason": "interrupted before the pulse",
     },
     EventType.STAFF_PIN_LOCKED: {"failures": 5, "locked_until": "2026-01-05T10:15:00+00:00"},
+    EventType.SIGNING_KEY_ROTATED: {
+        "new_public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        "proof": "c2lnbmF0dXJl",
+    },
 }
 
 

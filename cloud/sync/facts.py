@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cloud.parcels import finish, pickup
 from cloud.parcels.deposit import deposit
-from cloud.store import alerts, allocations, codes, doors, fleet_health
+from cloud.store import alerts, allocations, codes, doors, fleet_health, kiosk_keys
 from cloud.store.database import Conn
 from cloud.store.records import Allocation, AllocationKind, Door, MaintenanceNote
 from cloud.store.transaction import Unit, unit
@@ -48,8 +48,11 @@ from shared.events import (
     ParcelPickedUp,
     ProposedDoorUnavailable,
     ReturnDeposited,
+    SigningKeyRotated,
 )
+from shared.key_rotation import check_proof
 from shared.protocol import EventRecord
+from shared.signing import SigningError
 from shared.states import (
     FACT_ALLOCATION_TRANSITIONS,
     FACT_DOOR_TRANSITIONS,
@@ -89,6 +92,10 @@ AUDIT_EVENTS = frozenset(
 )
 
 NO_DOOR = finish.NO_DOOR
+DEFAULT_KEY_GRACE = timedelta(hours=72)
+"""LOCKER_KIOSK_KEY_GRACE_HOURS's default: a pickup code's life, as `rotate-kiosk-key`'s."""
+KEY_ROTATION_REFUSED = "key_rotation_refused"
+"""The alert of a ``signing_key_rotated`` whose proof does not verify."""
 _LIVE = (AllocationStatus.RESERVED, AllocationStatus.DEPOSITED, AllocationStatus.EXPIRED)
 
 
@@ -125,6 +132,8 @@ class FactContext:
     fact: KioskEvent  # the event's typed payload
     now: datetime
     pickup_window: timedelta
+    # How long a kiosk's previous signing key is still accepted after an over-the-air rotation.
+    key_grace: timedelta = field(default_factory=lambda: DEFAULT_KEY_GRACE)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -171,6 +180,8 @@ async def _apply(ctx: FactContext, work: Unit) -> Outcome:
             return await _code_used(ctx, work, fact)
         case CodeGivenBack() as fact:
             return await _code_given_back(ctx, work, fact)
+        case SigningKeyRotated() as fact:
+            return await _signing_key_rotated(ctx, fact)
     if ctx.fact.type in ALERT_EVENTS:
         await _raise_alert(ctx)
         return Outcome("recorded", "alert raised")
@@ -464,3 +475,33 @@ async def _code_given_back(ctx: FactContext, work: Unit, fact: CodeGivenBack) ->
         return Outcome("unchanged", "no spent code of a deposited parcel could be given back")
     work.changed(*(a.allocation_id for a in waiting))
     return Outcome("applied", f"{given} code(s) given back")
+
+
+async def _signing_key_rotated(ctx: FactContext, fact: SigningKeyRotated) -> Outcome:
+    """The kiosk's own next key becomes its key; the previous one stays accepted for
+    ``key_grace`` (the kiosk signs with it until it sees this event acknowledged, and its
+    messages in flight were signed with it). The event arrived signed by the current key (or
+    one in its grace): a revoked kiosk's messages are refused before they get here."""
+    try:
+        check_proof(ctx.kiosk_id, fact.new_public_key, fact.proof)
+    except SigningError as error:
+        raise Ignored(
+            f"new signing key refused: {error}",
+            alert=(KEY_ROTATION_REFUSED, {"new_public_key": fact.new_public_key}),
+        ) from None
+    old = await kiosk_keys.rotate(
+        ctx.conn,
+        ctx.kiosk_id,
+        new_public_key=fact.new_public_key,
+        accept_old_until=ctx.now + ctx.key_grace,
+        now=ctx.now,
+    )
+    if old == fact.new_public_key:
+        return Outcome("unchanged", "already the kiosk's key")
+    log.info(
+        "kiosk %s: new signing key %s; the old one is accepted until %s",
+        ctx.kiosk_id,
+        fact.new_public_key,
+        (ctx.now + ctx.key_grace).isoformat(),
+    )
+    return Outcome("applied", f"signing key rotated; old key accepted for {ctx.key_grace}")
