@@ -16,6 +16,7 @@ from cloud.fleet_ca import FleetCa
 from cloud.store import kiosk_keys
 from cloud.store.database import Pool
 from cloud.sync.worker import SyncWorker
+from shared.key_rotation import prove
 from shared.signing import Signer
 
 from .conftest import KioskPeer, Site, eventually, make_site, running_worker
@@ -210,3 +211,33 @@ async def test_the_command_asks_a_kiosk_to_rotate_over_the_air_but_not_a_revoked
     )
     assert code == 2
     assert "revoked" in err
+
+
+async def test_an_announced_key_without_a_valid_proof_is_refused_with_an_alert(
+    pool: Pool, fresh_keys_worker: SyncWorker, peer: KioskPeer, site: Site
+) -> None:
+    old = site.kiosk_signer.verifier.public_base64()
+    announced, other = Signer.generate(), Signer.generate()
+    # Signed by the current key, but the proof is another key's: not a key the kiosk holds.
+    forged = {"new_public_key": announced.verifier.public_base64(), "proof": prove(other, "x")}
+    await peer.send_events([peer.event("signing_key_rotated", forged)])
+    await peer.ack_through(1)
+    keys = await kiosk_keys.accepted_keys(pool, site.kiosk_id, datetime.now(UTC))
+    assert keys is not None
+    assert keys.current == old
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind FROM fleet_alerts WHERE kiosk_id = %s", (site.kiosk_id,)
+        )
+        assert [r["kind"] for r in await cur.fetchall()] == ["key_rotation_refused"]
+    # The real announcement is applied.
+    genuine = {
+        "new_public_key": announced.verifier.public_base64(),
+        "proof": prove(announced, site.kiosk_id),
+    }
+    await peer.send_events([peer.event("signing_key_rotated", genuine)])
+    await peer.ack_through(2)
+    keys = await kiosk_keys.accepted_keys(pool, site.kiosk_id, datetime.now(UTC))
+    assert keys is not None
+    assert keys.current == announced.verifier.public_base64()
+    assert keys.retired == (old,)
