@@ -73,7 +73,9 @@ from shared.protocol import (
     RejectReason,
     ReplayGuard,
     SyncRequestBody,
+    check_envelope_shape,
     check_json_bounds,
+    check_signature_field,
     open_message,
     parse_topic,
 )
@@ -525,7 +527,9 @@ def _sender(payload: bytes) -> str | None:
     # The same bounds as open_message, first: json.loads on a 100,000-deep array raised a
     # RecursionError here, logged as a failure with its traceback instead of a rejection.
     with contextlib.suppress(Rejected, ValueError):
+        check_envelope_shape(payload)  # junk costs no scan and no parse (issue 9)
         check_json_bounds(payload)
+        check_signature_field(payload)
         raw = json.loads(payload)
         sender = raw.get("sender") if isinstance(raw, dict) else None
         if isinstance(sender, str) and sender != CLOUD_SENDER and _SENDER.match(sender):
