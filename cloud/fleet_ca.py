@@ -54,6 +54,8 @@ class Role(StrEnum):
     KIOSK = "kiosk"
     WORKER = "worker"
     BROKER = "broker"
+    # Issue 9: the identity that changes the broker's ACL live ($CONTROL/dynamic-security/v1).
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,16 @@ class FleetCa:
         """
         return self._issue(Role.WORKER, name, None, out, "worker-cert", now)
 
+    def issue_admin(self, *, name: str, out: Path, now: datetime) -> IssuedFiles:
+        """The broker administrator's client certificate (CN = ``name``): ``admin-cert.pem``
+        and ``admin-cert-key.pem`` in ``out``. Its only right is the dynamic-security plugin's
+        control topic (`cloud.broker_acl`); keep it with the CA, never on a kiosk or worker.
+
+        Raises:
+            FleetCaError: a bad name, or the name is another role's identity.
+        """
+        return self._issue(Role.ADMIN, name, None, out, "admin-cert", now)
+
     def issue_broker(self, *, hosts: list[str], out: Path, now: datetime) -> IssuedFiles:
         """The broker's server certificate for ``hosts`` (DNS names or IP addresses, the first
         is the CN): ``broker-cert.pem`` and ``broker-cert-key.pem`` in ``out``.
@@ -226,7 +238,12 @@ class FleetCa:
         if not previous:
             raise FleetCaError(f"no certificate was issued to {identity!r}")
         last = previous[-1]
-        stem = {Role.KIOSK: "kiosk-cert", Role.WORKER: "worker-cert", Role.BROKER: "broker-cert"}
+        stem = {
+            Role.KIOSK: "kiosk-cert",
+            Role.WORKER: "worker-cert",
+            Role.BROKER: "broker-cert",
+            Role.ADMIN: "admin-cert",
+        }
         if last.role is Role.BROKER:
             raise FleetCaError("rotate a broker certificate with `ca issue-broker`")
         return self._issue(last.role, identity, last.location_id, out, stem[last.role], now)
