@@ -219,7 +219,7 @@ def generate(
         json.dumps(dynamic_security(ca, now), indent=2) + "\n", encoding="utf-8"
     )
     files = BrokerFiles(
-        ca_file=ca.cert_file.resolve(),
+        ca_file=ca.bundle_file.resolve(),  # both CAs during a CA rotation
         cert_file=broker_cert_file.resolve(),
         key_file=broker_key_file.resolve(),
         crl_file=ca.crl_file.resolve(),

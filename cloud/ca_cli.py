@@ -34,6 +34,9 @@ COMMANDS = (
     "mosquitto-config",
     "ca-issue-admin",
     "broker-apply-acl",
+    "ca-rotate-ca",
+    "ca-reissue-all",
+    "ca-retire-previous",
 )
 
 
@@ -68,6 +71,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     target.add_argument("--identity", help="a kiosk id or worker name")
     with_ca("ca-refresh-crl", "re-sign the CRL before it runs out (monthly)")
     with_ca("ca-list", "list the certificates issued")
+    p = with_ca("ca-rotate-ca", "make a new CA; the current one stays trusted until retired")
+    p.add_argument("--name", help="the new CA's common name (default: dated)")
+    p = with_ca("ca-reissue-all", "re-issue every live client certificate under the current CA")
+    p.add_argument("--out", required=True, help="folder for one sub-folder per identity")
+    with_ca("ca-retire-previous", "stop trusting the previous CA (after re-issuing)")
     p = with_ca("ca-issue-admin", "issue the broker admin's certificate (live ACL changes)")
     p.add_argument("--name", default="broker-admin", help="its identity (broker-admin)")
     p.add_argument("--out", required=True, help="folder to write the certificate and key into")
@@ -128,6 +136,18 @@ def _run(ca: FleetCa, args: argparse.Namespace, now: datetime) -> int:
         for certificate in revoked:
             print(f"revoked {certificate.serial} ({certificate.role} {certificate.identity})")
         print(f"CRL re-signed: {ca.crl_file}; send the broker SIGHUP to apply it")
+    elif args.command == "ca-rotate-ca":
+        ca.rotate_ca(name=args.name or f"locker fleet CA {now:%Y-%m-%d %H%M%S}", now=now)
+        print(f"new CA in {ca.cert_file}; trust {ca.bundle_file} (both CAs) everywhere now,")
+        print("then ca-reissue-all, ca-issue-broker, deliver, and ca-retire-previous")
+    elif args.command == "ca-reissue-all":
+        for files in ca.reissue_all(out=Path(args.out), now=now):
+            _print_issued(files)
+        print("re-issue the broker's certificate with ca-issue-broker too")
+    elif args.command == "ca-retire-previous":
+        ca.retire_previous(now)
+        print(f"previous CA retired; {ca.bundle_file} and {ca.crl_file} hold the current one:")
+        print("deliver the bundle, regenerate mosquitto-config and restart the broker")
     elif args.command == "ca-issue-admin":
         _print_issued(ca.issue_admin(name=args.name, out=Path(args.out), now=now))
         print("run mosquitto-config and restart the broker once, so that it knows the admin")
