@@ -19,8 +19,9 @@ What the generated configuration enforces, and how (Mosquitto 2.0):
   and in-flight windows per client.
 
 Mosquitto re-reads the CRL on SIGHUP, so a revocation takes effect with ``kill -HUP``; the
-plugin reads its file at start only, so a new kiosk's rights take a regeneration and a restart
-(``deploy/mosquitto/README.md``).
+plugin reads its file at start only, but takes changes live over ``$CONTROL/dynamic-security/v1``
+from the CA's ``admin`` identity: `cloud.broker_acl` (``locker-cloud broker-apply-acl``) brings a
+running broker's clients and roles level with the CA, so a new kiosk needs no restart.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cloud.fleet_ca import FleetCa, Role
+from cloud.fleet_ca import FleetCa, IssuedCertificate, Role
 from shared.protocol import MAX_PAYLOAD_BYTES, SHARED_GROUP, TOPIC_ROOT
 
 # The largest protocol payload plus its topic and MQTT headers.
@@ -90,6 +91,28 @@ WORKER_ROLE: dict[str, object] = {
 }
 
 
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+ADMIN_ROLE: dict[str, object] = {
+    "rolename": "broker-admin",
+    "acls": [
+        # The plugin's control topic and its answers, nothing of the fleet's traffic.
+        _allow("publishClientSend", f"{CONTROL_TOPIC}"),
+        _allow("subscribePattern", f"{CONTROL_TOPIC}/response"),
+        _allow("publishClientReceive", f"{CONTROL_TOPIC}/response"),
+        _allow("unsubscribePattern", f"{CONTROL_TOPIC}/response"),
+    ],
+}
+
+
+def role_of(certificate: IssuedCertificate) -> str:
+    """The dynamic-security role of a live identity of the CA."""
+    if certificate.role is Role.KIOSK:
+        return f"kiosk@{certificate.location_id}"
+    if certificate.role is Role.ADMIN:
+        return str(ADMIN_ROLE["rolename"])
+    return str(WORKER_ROLE["rolename"])
+
+
 def dynamic_security(ca: FleetCa, now: datetime) -> dict[str, object]:
     """The dynamic-security plugin's state: a client per live identity of the CA, a role per
     location, and no rights by default (an identity the CA signed but the file does not know
@@ -100,9 +123,7 @@ def dynamic_security(ca: FleetCa, now: datetime) -> dict[str, object]:
         if certificate.role is Role.KIOSK:
             assert certificate.location_id is not None
             locations.add(certificate.location_id)
-            role = f"kiosk@{certificate.location_id}"
-        else:
-            role = str(WORKER_ROLE["rolename"])
+        role = role_of(certificate)
         # No password: the broker authenticates by certificate (use_identity_as_username) and
         # never asks the plugin; a password would only open a second way in.
         clients[certificate.identity] = {
@@ -113,7 +134,11 @@ def dynamic_security(ca: FleetCa, now: datetime) -> dict[str, object]:
     return {
         "clients": list(clients.values()),
         "groups": [],
-        "roles": [WORKER_ROLE, *(kiosk_role(location) for location in sorted(locations))],
+        "roles": [
+            WORKER_ROLE,
+            ADMIN_ROLE,
+            *(kiosk_role(location) for location in sorted(locations)),
+        ],
         "defaultACLAccess": {
             "publishClientSend": False,
             "publishClientReceive": False,
@@ -194,7 +219,7 @@ def generate(
         json.dumps(dynamic_security(ca, now), indent=2) + "\n", encoding="utf-8"
     )
     files = BrokerFiles(
-        ca_file=ca.cert_file.resolve(),
+        ca_file=ca.bundle_file.resolve(),  # both CAs during a CA rotation
         cert_file=broker_cert_file.resolve(),
         key_file=broker_key_file.resolve(),
         crl_file=ca.crl_file.resolve(),

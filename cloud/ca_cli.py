@@ -7,13 +7,20 @@ Each command is a thin layer over `cloud.fleet_ca` and `cloud.broker_config`; th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiomqtt
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from cloud import broker_config
+from cloud.broker_acl import BrokerAclError, apply_acl
 from cloud.config import CloudSettings
 from cloud.fleet_ca import FleetCa, FleetCaError, IssuedFiles
+from shared.broker_url import ClientTls
 
 COMMANDS = (
     "ca-init",
@@ -25,6 +32,11 @@ COMMANDS = (
     "ca-refresh-crl",
     "ca-list",
     "mosquitto-config",
+    "ca-issue-admin",
+    "broker-apply-acl",
+    "ca-rotate-ca",
+    "ca-reissue-all",
+    "ca-retire-previous",
 )
 
 
@@ -59,6 +71,19 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     target.add_argument("--identity", help="a kiosk id or worker name")
     with_ca("ca-refresh-crl", "re-sign the CRL before it runs out (monthly)")
     with_ca("ca-list", "list the certificates issued")
+    p = with_ca("ca-rotate-ca", "make a new CA; the current one stays trusted until retired")
+    p.add_argument("--name", help="the new CA's common name (default: dated)")
+    p = with_ca("ca-reissue-all", "re-issue every live client certificate under the current CA")
+    p.add_argument("--out", required=True, help="folder for one sub-folder per identity")
+    with_ca("ca-retire-previous", "stop trusting the previous CA (after re-issuing)")
+    p = with_ca("ca-issue-admin", "issue the broker admin's certificate (live ACL changes)")
+    p.add_argument("--name", default="broker-admin", help="its identity (broker-admin)")
+    p.add_argument("--out", required=True, help="folder to write the certificate and key into")
+    p = with_ca("broker-apply-acl", "bring a running broker's ACL level with the CA, live")
+    p.add_argument("--host", required=True, help="the broker's host name (as its certificate)")
+    p.add_argument("--port", type=int, default=8883, help="its TLS port (8883)")
+    p.add_argument("--cert", required=True, help="the admin's certificate (ca-issue-admin)")
+    p.add_argument("--key", required=True, help="the admin's private key")
     p = with_ca("mosquitto-config", "generate the fleet broker's Mosquitto configuration")
     p.add_argument("--out", required=True, help="folder to write the configuration into")
     p.add_argument("--port", type=int, default=8883, help="the TLS listener's port (8883)")
@@ -111,6 +136,23 @@ def _run(ca: FleetCa, args: argparse.Namespace, now: datetime) -> int:
         for certificate in revoked:
             print(f"revoked {certificate.serial} ({certificate.role} {certificate.identity})")
         print(f"CRL re-signed: {ca.crl_file}; send the broker SIGHUP to apply it")
+    elif args.command == "ca-rotate-ca":
+        ca.rotate_ca(name=args.name or f"locker fleet CA {now:%Y-%m-%d %H%M%S}", now=now)
+        print(f"new CA in {ca.cert_file}; trust {ca.bundle_file} (both CAs) everywhere now,")
+        print("then ca-reissue-all, ca-issue-broker, deliver, and ca-retire-previous")
+    elif args.command == "ca-reissue-all":
+        for files in ca.reissue_all(out=Path(args.out), now=now):
+            _print_issued(files)
+        print("re-issue the broker's certificate with ca-issue-broker too")
+    elif args.command == "ca-retire-previous":
+        ca.retire_previous(now)
+        print(f"previous CA retired; {ca.bundle_file} and {ca.crl_file} hold the current one:")
+        print("deliver the bundle, regenerate mosquitto-config and restart the broker")
+    elif args.command == "ca-issue-admin":
+        _print_issued(ca.issue_admin(name=args.name, out=Path(args.out), now=now))
+        print("run mosquitto-config and restart the broker once, so that it knows the admin")
+    elif args.command == "broker-apply-acl":
+        return _apply_acl(ca, args, now)
     elif args.command == "ca-refresh-crl":
         ca.refresh_crl(now)
         print(f"CRL re-signed: {ca.crl_file}")
@@ -136,6 +178,31 @@ def _run(ca: FleetCa, args: argparse.Namespace, now: datetime) -> int:
             f" ({generated.kiosks} kiosk(s), {generated.workers} worker(s));"
             f" run: mosquitto -c {generated.config_file}"
         )
+    return 0
+
+
+def _apply_acl(ca: FleetCa, args: argparse.Namespace, now: datetime) -> int:
+    cert = x509.load_pem_x509_certificate(Path(args.cert).read_bytes())
+    admin = str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    tls = ClientTls(ca.cert_file, Path(args.cert), Path(args.key)).context()
+    try:
+        changes = asyncio.run(
+            apply_acl(ca, now, host=args.host, port=args.port, tls_context=tls,
+                      admin_identity=admin)
+        )  # fmt: skip
+    except (BrokerAclError, aiomqtt.MqttError) as error:
+        print(f"locker-cloud: {error}", file=sys.stderr)
+        return 2
+    for name in changes.roles_created:
+        print(f"role created: {name}")
+    for name in changes.clients_created:
+        print(f"client created: {name}")
+    for grant in changes.roles_granted:
+        print(f"role granted: {grant}")
+    for name in changes.clients_deleted:
+        print(f"client deleted: {name}")
+    if not changes.changed:
+        print("the broker's ACL already matches the CA")
     return 0
 
 

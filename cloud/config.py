@@ -107,6 +107,12 @@ class CloudSettings(BaseSettings):
     # kiosk (once verified), with this burst; beyond, dropped with one log line per 10 s.
     mqtt_rate_limit_per_s: float = Field(default=100.0, gt=0)
     mqtt_rate_limit_burst: int = Field(default=1000, ge=1)
+    # Kiosk signing keys rotated over the air (cloud.sync.key_rotation): a kiosk whose key is
+    # older than this many days is asked to make its next one (0: never by age, the default, so
+    # an upgrade does not rotate a fleet unasked); the previous key is accepted this many hours
+    # after the new one is announced (messages in flight, a kiosk offline meanwhile).
+    kiosk_key_max_age_days: float = Field(default=0.0, ge=0)
+    kiosk_key_grace_hours: float = Field(default=72.0, ge=0)
 
     # POST /api/v1/pickup: failed attempts allowed per window, per carrier and per location,
     # before 429 too_many_attempts (and an operator alert).
@@ -144,6 +150,14 @@ class CloudSettings(BaseSettings):
             per_location=self.pickup_failures_per_location,
             window=timedelta(seconds=self.pickup_failure_window_seconds),
         )
+
+    @property
+    def kiosk_key_max_age(self) -> timedelta | None:
+        return timedelta(days=self.kiosk_key_max_age_days) if self.kiosk_key_max_age_days else None
+
+    @property
+    def kiosk_key_grace(self) -> timedelta:
+        return timedelta(hours=self.kiosk_key_grace_hours)
 
     @property
     def change_retention(self) -> timedelta:

@@ -13,7 +13,11 @@ The CA is a folder, kept on the operator's machine (never on a kiosk):
 - ``crl.pem``: the revocation list, re-signed at every revocation (and by `FleetCa.refresh_crl`,
   before ``CRL_LIFETIME`` runs out: OpenSSL refuses every client once the CRL is past its
   next update);
-- ``issued.json``: every certificate issued (serial, identity, role, location, expiry, revocation).
+- ``issued.json``: every certificate issued (serial, identity, role, location, expiry, revocation);
+- ``ca-bundle.pem``: the certificates to trust: the CA's, and during a CA rotation (`rotate_ca`)
+  the previous CA's too, whose key and certificate wait in ``previous/`` until
+  `retire_previous`; ``crl.pem`` then holds both CAs' CRLs (OpenSSL checks each chain against
+  its own issuer's).
 
 Keys are ECDSA P-256: every TLS stack (Mosquitto's OpenSSL, Python's ssl, embedded clients)
 speaks it.
@@ -39,6 +43,8 @@ CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"
 CRL_FILE = "crl.pem"
 INDEX_FILE = "issued.json"
+BUNDLE_FILE = "ca-bundle.pem"
+PREVIOUS_DIR = "previous"
 
 CA_LIFETIME = timedelta(days=3650)
 CLIENT_LIFETIME = timedelta(days=365)
@@ -54,6 +60,8 @@ class Role(StrEnum):
     KIOSK = "kiosk"
     WORKER = "worker"
     BROKER = "broker"
+    # Issue 9: the identity that changes the broker's ACL live ($CONTROL/dynamic-security/v1).
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,80 @@ class FleetCa:
     def crl_file(self) -> Path:
         return self.folder / CRL_FILE
 
+    @property
+    def bundle_file(self) -> Path:
+        """What the broker and the clients trust: the CA, and the previous one in a rotation
+        (a CA made before rotations existed has no bundle: its certificate is the bundle)."""
+        bundle = self.folder / BUNDLE_FILE
+        return bundle if bundle.exists() else self.cert_file
+
+    @property
+    def rotating(self) -> bool:
+        """A previous CA is still trusted (between `rotate_ca` and `retire_previous`)."""
+        return (self.folder / PREVIOUS_DIR / CA_KEY_FILE).exists()
+
+    def rotate_ca(self, *, name: str, now: datetime) -> None:
+        """Makes a new CA certificate and key; the current ones become the previous CA, still
+        trusted (in `bundle_file`, its CRL in ``crl.pem``) until `retire_previous`.
+
+        Steps for the operator (deploy/mosquitto/README.md): deliver the bundle to the broker
+        and every client, re-issue every certificate (`reissue_all`, and the broker's with
+        `issue_broker`), deliver them, then `retire_previous`.
+
+        Raises:
+            FleetCaError: a rotation is already under way (retire the previous CA first).
+        """
+        if self.rotating:
+            raise FleetCaError("a CA rotation is under way: retire the previous CA first")
+        current = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if current and current[0].value == name:
+            # Two trusted CAs of one name: OpenSSL finds issuers and CRLs by name.
+            raise FleetCaError(f"the new CA needs another name than the current {name!r}")
+        previous = self.folder / PREVIOUS_DIR
+        previous.mkdir(exist_ok=True)
+        key, certificate = _new_ca(name, now)
+        write_private(previous / CA_KEY_FILE, (self.folder / CA_KEY_FILE).read_bytes())
+        _write_atomically(previous / CA_CERT_FILE, (self.folder / CA_CERT_FILE).read_bytes())
+        write_private(self.folder / CA_KEY_FILE, _private_pem(key))
+        _write_atomically(
+            self.folder / CA_CERT_FILE, certificate.public_bytes(serialization.Encoding.PEM)
+        )
+        self._key, self.certificate = key, certificate
+        self.refresh_crl(now)
+        self._write_bundle()
+
+    def reissue_all(self, *, out: Path, now: datetime) -> list[IssuedFiles]:
+        """A certificate under the current CA for every live kiosk, worker and admin identity,
+        each written into ``out/<identity>/``. The broker's is re-issued with `issue_broker`
+        (its host names are not recorded here)."""
+        latest: dict[str, IssuedCertificate] = {}
+        for certificate in self.identities(now):
+            latest[certificate.identity] = certificate
+        return [self.rotate(identity, out=out / identity, now=now) for identity in latest]
+
+    def retire_previous(self, now: datetime) -> None:
+        """Stops trusting the previous CA: its key is deleted, the bundle and the CRL hold the
+        current CA only, so certificates it issued are refused once the broker and clients
+        have the new bundle.
+
+        Raises:
+            FleetCaError: no rotation is under way.
+        """
+        if not self.rotating:
+            raise FleetCaError("no previous CA to retire")
+        previous = self.folder / PREVIOUS_DIR
+        (previous / CA_KEY_FILE).unlink()
+        (previous / CA_CERT_FILE).unlink()
+        previous.rmdir()
+        self.refresh_crl(now)
+        self._write_bundle()
+
+    def _write_bundle(self) -> None:
+        parts = [(self.folder / CA_CERT_FILE).read_bytes()]
+        if self.rotating:
+            parts.append((self.folder / PREVIOUS_DIR / CA_CERT_FILE).read_bytes())
+        _write_atomically(self.folder / BUNDLE_FILE, b"".join(parts))
+
     @classmethod
     def create(cls, folder: Path, *, name: str, now: datetime) -> FleetCa:
         """Creates a CA named ``name`` (its certificate's CN) in ``folder``, with an empty CRL.
@@ -118,39 +200,13 @@ class FleetCa:
         if (folder / CA_KEY_FILE).exists():
             raise FleetCaError(f"{folder} already holds a fleet CA")
         folder.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + CA_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .sign(key, hashes.SHA256())
-        )
+        key, certificate = _new_ca(name, now)
         write_private(folder / CA_KEY_FILE, _private_pem(key))
         (folder / CA_CERT_FILE).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         _write_index(folder, [])
         ca = cls(folder)
         ca.refresh_crl(now)
+        ca._write_bundle()
         return ca
 
     def issued(self) -> list[IssuedCertificate]:
@@ -197,6 +253,16 @@ class FleetCa:
         """
         return self._issue(Role.WORKER, name, None, out, "worker-cert", now)
 
+    def issue_admin(self, *, name: str, out: Path, now: datetime) -> IssuedFiles:
+        """The broker administrator's client certificate (CN = ``name``): ``admin-cert.pem``
+        and ``admin-cert-key.pem`` in ``out``. Its only right is the dynamic-security plugin's
+        control topic (`cloud.broker_acl`); keep it with the CA, never on a kiosk or worker.
+
+        Raises:
+            FleetCaError: a bad name, or the name is another role's identity.
+        """
+        return self._issue(Role.ADMIN, name, None, out, "admin-cert", now)
+
     def issue_broker(self, *, hosts: list[str], out: Path, now: datetime) -> IssuedFiles:
         """The broker's server certificate for ``hosts`` (DNS names or IP addresses, the first
         is the CN): ``broker-cert.pem`` and ``broker-cert-key.pem`` in ``out``.
@@ -226,7 +292,12 @@ class FleetCa:
         if not previous:
             raise FleetCaError(f"no certificate was issued to {identity!r}")
         last = previous[-1]
-        stem = {Role.KIOSK: "kiosk-cert", Role.WORKER: "worker-cert", Role.BROKER: "broker-cert"}
+        stem = {
+            Role.KIOSK: "kiosk-cert",
+            Role.WORKER: "worker-cert",
+            Role.BROKER: "broker-cert",
+            Role.ADMIN: "admin-cert",
+        }
         if last.role is Role.BROKER:
             raise FleetCaError("rotate a broker certificate with `ca issue-broker`")
         return self._issue(last.role, identity, last.location_id, out, stem[last.role], now)
@@ -273,7 +344,26 @@ class FleetCa:
                     .build()
                 )
         crl = builder.sign(self._key, hashes.SHA256())
-        _write_atomically(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
+        pem = crl.public_bytes(serialization.Encoding.PEM)
+        if self.rotating:
+            # The previous CA's certificates are still accepted: OpenSSL's CRL check needs a
+            # current CRL from their issuer too. Same revoked serials (they are random).
+            previous = self.folder / PREVIOUS_DIR
+            old_key = serialization.load_pem_private_key(
+                (previous / CA_KEY_FILE).read_bytes(), None
+            )
+            assert isinstance(old_key, ec.EllipticCurvePrivateKey)
+            old_cert = x509.load_pem_x509_certificate((previous / CA_CERT_FILE).read_bytes())
+            old_crl = (
+                x509.CertificateRevocationListBuilder()
+                .issuer_name(old_cert.subject)
+                .last_update(now - timedelta(minutes=5))
+                .next_update(now + CRL_LIFETIME)
+            )
+            for revoked in crl:
+                old_crl = old_crl.add_revoked_certificate(revoked)
+            pem += old_crl.sign(old_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        _write_atomically(self.crl_file, pem)
 
     def _issue(
         self,
@@ -322,6 +412,39 @@ class FleetCa:
         record = IssuedCertificate(serial, identity, role, location_id, not_after)
         _write_index(self.folder, [*self.issued(), record])
         return IssuedFiles(record, cert_file, key_file)
+
+
+def _new_ca(name: str, now: datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new CA key and its self-signed certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, certificate
 
 
 def _check_id(value: str, what: str) -> None:

@@ -27,7 +27,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     """Adds the commands to ``locker-cloud``'s sub-commands."""
     p = sub.add_parser("rotate-kiosk-key", help="give a kiosk a new signing key")
     p.add_argument("--kiosk", required=True, help="the kiosk's id")
-    p.add_argument("--out", required=True, help="folder to write the new kiosk-key.pem into")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--out", help="folder to write the new kiosk-key.pem into (by hand)")
+    how.add_argument(
+        "--over-the-air",
+        action="store_true",
+        help="ask the kiosk to make its next key itself and announce it (LOCKER_KIOSK_KEY_*)",
+    )
     p.add_argument(
         "--grace-hours",
         type=float,
@@ -56,6 +62,8 @@ async def _run(args: argparse.Namespace) -> int:
     await db.migrate(url)
     pool = await db.open_pool(url, min_size=1, max_size=2)
     try:
+        if args.command == "rotate-kiosk-key" and args.over_the_air:
+            return await _request_rotation(pool, args, settings, now)
         if args.command == "rotate-kiosk-key":
             return await _rotate(pool, args, now)
         return await _revoke(pool, args, settings, now)
@@ -64,6 +72,17 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     finally:
         await pool.close()
+
+
+async def _request_rotation(
+    pool: db.Pool, args: argparse.Namespace, settings: CloudSettings, now: datetime
+) -> int:
+    async with pool.connection() as conn, conn.transaction():
+        await kiosk_keys.request_rotation(conn, args.kiosk, requested_by="locker-cloud", now=now)
+    print(f"kiosk {args.kiosk}: asked to make its next signing key (rotate_key at its next")
+    print("  heartbeat, and again until it has announced it); its current key is accepted")
+    print(f"  for {settings.kiosk_key_grace_hours:g} h after that (LOCKER_KIOSK_KEY_GRACE_HOURS)")
+    return 0
 
 
 async def _rotate(pool: db.Pool, args: argparse.Namespace, now: datetime) -> int:

@@ -68,6 +68,8 @@ class EventType(StrEnum):
     STAFF_PIN_LOCKED = "staff_pin_locked"
     # Issue 9: code-secret rotation.
     CODE_SECRET_ROTATED = "code_secret_rotated"  # noqa: S105 (an event type)
+    # Issue 9: the kiosk's next signing key, announced under its current one.
+    SIGNING_KEY_ROTATED = "signing_key_rotated"
 
 
 # Field types. Ids as the sync protocol bounds them (`shared.protocol.AllocationState`); free
@@ -346,6 +348,16 @@ class CodeSecretRotated(PayloadModel):
     fingerprint: Hex32
 
 
+class SigningKeyRotated(PayloadModel):
+    """The kiosk made its next Ed25519 signing key (`shared.key_rotation`). The event travels
+    in an ``events`` message signed by the current key; ``proof`` is the new key's signature of
+    the announcement, so nobody can announce a key they do not hold."""
+
+    type: Literal[EventType.SIGNING_KEY_ROTATED] = EventType.SIGNING_KEY_ROTATED
+    new_public_key: Annotated[StrictStr, Field(min_length=44, max_length=44)]
+    proof: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+
+
 KioskEvent = Annotated[
     CodeUsed
     | CodeReleased
@@ -371,7 +383,8 @@ KioskEvent = Annotated[
     | DoorBankRestored
     | CodeGivenBack
     | StaffPinLocked
-    | CodeSecretRotated,
+    | CodeSecretRotated
+    | SigningKeyRotated,
     Field(discriminator="type"),
 ]
 """Any kiosk event, told apart by its ``type``."""

@@ -121,6 +121,10 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "kiosk_public": "ab" * 32,
         "fingerprint": "cd" * 32,
     },
+    EventType.SIGNING_KEY_ROTATED: {
+        "new_public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        "proof": "c2lnbmF0dXJl",
+    },
 }
 
 

@@ -167,6 +167,8 @@ def _make_sync_worker(
         share_group=settings.mqtt_share_group,
         topic_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
         kiosk_limit=RateLimit(settings.mqtt_rate_limit_per_s, settings.mqtt_rate_limit_burst),
+        key_max_age=settings.kiosk_key_max_age,
+        key_grace=settings.kiosk_key_grace,
     )
 
 

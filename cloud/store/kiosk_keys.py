@@ -69,9 +69,52 @@ async def rotate(
         (kiosk_id, old, now, accept_old_until),
     )
     await conn.execute(
-        "UPDATE kiosks SET public_key = %s WHERE kiosk_id = %s", (new_public_key, kiosk_id)
+        "UPDATE kiosks SET public_key = %s, key_created_at = %s,"
+        " key_rotation_requested_at = NULL, key_rotation_requested_by = NULL"
+        " WHERE kiosk_id = %s",
+        (new_public_key, now, kiosk_id),
     )
     return old
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAge:
+    """A kiosk's key: since when it is the kiosk's, and whether a rotation was asked for."""
+
+    kiosk_id: str
+    location_id: str
+    created_at: datetime
+    rotation_requested_at: datetime | None
+
+
+async def request_rotation(conn: Conn, kiosk_id: str, *, requested_by: str, now: datetime) -> None:
+    """Asks the kiosk to make its next key: ``rotate_key`` goes out at its next heartbeats.
+
+    Raises:
+        KioskNotFound: no such kiosk, or it is revoked (a revoked kiosk never rotates).
+    """
+    cur = await conn.execute(
+        "UPDATE kiosks SET key_rotation_requested_at = %s, key_rotation_requested_by = %s"
+        " WHERE kiosk_id = %s AND revoked_at IS NULL RETURNING kiosk_id",
+        (now, requested_by, kiosk_id),
+    )
+    if await cur.fetchone() is None:
+        raise errors.KioskNotFound(f"no kiosk {kiosk_id!r} (or it is revoked)")
+
+
+async def key_age(conn: Conn, kiosk_id: str) -> KeyAge | None:
+    """The kiosk's key age and rotation request; None for an unknown or revoked kiosk."""
+    cur = await conn.execute(
+        "SELECT kiosk_id, location_id, coalesce(key_created_at, registered_at) AS created_at,"
+        " key_rotation_requested_at FROM kiosks WHERE kiosk_id = %s AND revoked_at IS NULL",
+        (kiosk_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return KeyAge(
+        row["kiosk_id"], row["location_id"], row["created_at"], row["key_rotation_requested_at"]
+    )
 
 
 async def revoke(conn: Conn, kiosk_id: str, now: datetime) -> bool:

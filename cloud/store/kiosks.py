@@ -43,6 +43,10 @@ class Kiosk:
     heartbeat_at: datetime | None
     heartbeat: dict[str, Any] | None
     revoked_at: datetime | None = None  # issue 9: nothing it signs is accepted
+    # Issue 9, over-the-air key rotation (cloud.store.kiosk_keys): None = registered_at.
+    key_created_at: datetime | None = None
+    key_rotation_requested_at: datetime | None = None
+    key_rotation_requested_by: str | None = None
 
     @classmethod
     def from_row(cls, row: DictRow) -> Kiosk:

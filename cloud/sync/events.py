@@ -44,7 +44,7 @@ from cloud import metrics
 from cloud.store import alerts, incarnations, kiosk_events
 from cloud.store.database import Conn, Pool
 from cloud.store.incarnations import Standing
-from cloud.sync.facts import FactContext, Ignored, Outcome, apply_fact
+from cloud.sync.facts import DEFAULT_KEY_GRACE, FactContext, Ignored, Outcome, apply_fact
 from shared.clock import Clock
 from shared.events import InvalidEvent, KioskEvent, parse_event
 from shared.protocol import EventRecord, EventsBody
@@ -118,6 +118,7 @@ async def apply_events(
     body: EventsBody,
     clock: Clock,
     pickup_window: timedelta,
+    key_grace: timedelta = DEFAULT_KEY_GRACE,
 ) -> EventsResult:
     """Applies an ``events`` message in one transaction, under the kiosk's cursor row lock.
 
@@ -181,7 +182,9 @@ async def apply_events(
                 outcome = Outcome("ignored", refusal_detail(error))
                 counted.append(("refused", error.reason))
             else:
-                outcome = await _apply_one(conn, kiosk_id, location_id, valid, clock, pickup_window)
+                outcome = await _apply_one(
+                    conn, kiosk_id, location_id, valid, clock, pickup_window, key_grace
+                )
                 counted.append((outcome.result, "none"))
             await _record(conn, kiosk_id, event, outcome, clock)
             cursor = event.sequence
@@ -339,6 +342,7 @@ async def _apply_one(
     valid: ValidEvent,
     clock: Clock,
     pickup_window: timedelta,
+    key_grace: timedelta,
 ) -> Outcome:
     event = valid.record
     ctx = FactContext(
@@ -349,6 +353,7 @@ async def _apply_one(
         fact=valid.event,
         now=clock.now(),
         pickup_window=pickup_window,
+        key_grace=key_grace,
     )
     try:
         # In a savepoint of its own (a unit): an ignored or failed event changes nothing.

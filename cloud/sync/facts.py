@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from cloud.store import (
     codes,
     doors,
     fleet_health,
+    kiosk_keys,
 )
 from cloud.store.database import Conn
 from cloud.store.records import Allocation, AllocationKind, Door, MaintenanceNote
@@ -59,8 +60,11 @@ from shared.events import (
     ParcelPickedUp,
     ProposedDoorUnavailable,
     ReturnDeposited,
+    SigningKeyRotated,
 )
+from shared.key_rotation import check_proof
 from shared.protocol import EventRecord
+from shared.signing import SigningError
 from shared.states import (
     FACT_ALLOCATION_TRANSITIONS,
     FACT_DOOR_TRANSITIONS,
@@ -100,6 +104,10 @@ AUDIT_EVENTS = frozenset(
 )
 
 NO_DOOR = finish.NO_DOOR
+DEFAULT_KEY_GRACE = timedelta(hours=72)
+"""LOCKER_KIOSK_KEY_GRACE_HOURS's default: a pickup code's life, as `rotate-kiosk-key`'s."""
+KEY_ROTATION_REFUSED = "key_rotation_refused"
+"""The alert of a ``signing_key_rotated`` whose proof does not verify."""
 _LIVE = (AllocationStatus.RESERVED, AllocationStatus.DEPOSITED, AllocationStatus.EXPIRED)
 
 
@@ -136,6 +144,8 @@ class FactContext:
     fact: KioskEvent  # the event's typed payload
     now: datetime
     pickup_window: timedelta
+    # How long a kiosk's previous signing key is still accepted after an over-the-air rotation.
+    key_grace: timedelta = field(default_factory=lambda: DEFAULT_KEY_GRACE)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -210,6 +220,8 @@ async def _apply(ctx: FactContext, work: Unit) -> Outcome:
             return await _code_given_back(ctx, work, fact)
         case CodeSecretRotated() as fact:
             return await _code_secret_rotated(ctx, fact)
+        case SigningKeyRotated() as fact:
+            return await _signing_key_rotated(ctx, fact)
     if ctx.fact.type in ALERT_EVENTS:
         await _raise_alert(ctx)
         return Outcome("recorded", "alert raised")
@@ -529,3 +541,33 @@ async def _code_secret_rotated(ctx: FactContext, fact: CodeSecretRotated) -> Out
         return Outcome("unchanged", f"generation {fact.generation} already active")
     log.info("kiosk %s: code secret generation %d active", ctx.kiosk_id, fact.generation)
     return Outcome("applied", f"generation {fact.generation} active")
+
+
+async def _signing_key_rotated(ctx: FactContext, fact: SigningKeyRotated) -> Outcome:
+    """The kiosk's own next key becomes its key; the previous one stays accepted for
+    ``key_grace`` (the kiosk signs with it until it sees this event acknowledged, and its
+    messages in flight were signed with it). The event arrived signed by the current key (or
+    one in its grace): a revoked kiosk's messages are refused before they get here."""
+    try:
+        check_proof(ctx.kiosk_id, fact.new_public_key, fact.proof)
+    except SigningError as error:
+        raise Ignored(
+            f"new signing key refused: {error}",
+            alert=(KEY_ROTATION_REFUSED, {"new_public_key": fact.new_public_key}),
+        ) from None
+    old = await kiosk_keys.rotate(
+        ctx.conn,
+        ctx.kiosk_id,
+        new_public_key=fact.new_public_key,
+        accept_old_until=ctx.now + ctx.key_grace,
+        now=ctx.now,
+    )
+    if old == fact.new_public_key:
+        return Outcome("unchanged", "already the kiosk's key")
+    log.info(
+        "kiosk %s: new signing key %s; the old one is accepted until %s",
+        ctx.kiosk_id,
+        fact.new_public_key,
+        (ctx.now + ctx.key_grace).isoformat(),
+    )
+    return Outcome("applied", f"signing key rotated; old key accepted for {ctx.key_grace}")

@@ -124,6 +124,10 @@ class KeyRing(Verifier):
         self._ring[0].verify(message)  # its error is the one to report
 
 
+REFRESH_AFTER_S = 5.0
+"""A kiosk's keys are looked up again after a bad signature at most this often."""
+
+
 class KioskDirectory:
     """Registered kiosks by id, cached for ``ttl`` seconds (unknown ids for a tenth of it).
 
@@ -135,9 +139,11 @@ class KioskDirectory:
         pool: Pool,
         ttl: float = 60.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        refresh_after: float = REFRESH_AFTER_S,
     ) -> None:
         self._pool = pool
         self._ttl = ttl
+        self._refresh_after = refresh_after
         self._now = now
         self._cache: dict[str, tuple[float, KioskKey | None]] = {}
 
@@ -167,6 +173,15 @@ class KioskDirectory:
 
     def forget(self, kiosk_id: str) -> None:
         self._cache.pop(kiosk_id, None)
+
+    def may_refresh(self, kiosk_id: str) -> bool:
+        """Whether the kiosk's cached keys are old enough (`REFRESH_AFTER_S`) to be looked up
+        again after a signature they did not verify (a key rotated on another worker)."""
+        hit = self._cache.get(kiosk_id)
+        if hit is None:
+            return False
+        fetched_at = hit[0] - (self._ttl if hit[1] is not None else self._ttl / 10)
+        return time.monotonic() - fetched_at >= min(self._refresh_after, self._ttl)
 
 
 def resolver_for(key: KioskKey | None) -> KeyResolver:

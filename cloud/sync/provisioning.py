@@ -101,7 +101,7 @@ async def provision_kiosk(
             issued = await asyncio.to_thread(
                 ca.issue_kiosk, kiosk_id=kiosk_id, location_id=location_id, out=folder, now=now
             )
-            await asyncio.to_thread((folder / CA_FILE).write_bytes, ca.cert_file.read_bytes())
+            await asyncio.to_thread((folder / CA_FILE).write_bytes, ca.bundle_file.read_bytes())
         await register_kiosk(
             conn,
             kiosk_id=kiosk_id,

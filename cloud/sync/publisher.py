@@ -47,6 +47,7 @@ from shared.protocol import (
     Channel,
     MessageType,
     RemoteOpenBody,
+    RotateKeyBody,
     seal,
     topic,
 )
@@ -271,6 +272,12 @@ class Publisher:
         )
         await remote_commands.mark_published(conn, command.command_id, now)
         return 1
+
+    async def send_rotate_key(self, location_id: str, kiosk_id: str, requested_by: str) -> None:
+        """Asks the kiosk to make and announce its next signing key (`cloud.sync.key_rotation`).
+        Not queued: it is sent again at the kiosk's next heartbeat until the rotation lands."""
+        body = RotateKeyBody(kiosk_id=kiosk_id, requested_by=requested_by)
+        await self._send(location_id, Channel.CLOUD_COMMANDS, MessageType.ROTATE_KEY, body)
 
 
 async def queue_remote_open(

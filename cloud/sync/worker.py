@@ -40,18 +40,21 @@ from typing import Any
 import aiomqtt
 import psycopg
 
-from cloud.store import database, kiosk_events
+from cloud.store import database, kiosk_events, kiosk_keys
 from cloud.store.changelog import NOTIFY_CHANNEL
 from cloud.store.database import Pool
 from cloud.sync import presence
 from cloud.sync.events import UnknownKiosk, apply_events
-from cloud.sync.keys import KioskDirectory, resolver_for
+from cloud.sync.facts import DEFAULT_KEY_GRACE
+from cloud.sync.key_rotation import rotation_due
+from cloud.sync.keys import REFRESH_AFTER_S, KioskDirectory, KioskKey, resolver_for
 from cloud.sync.publisher import Publisher
 from shared.backoff import backoff_delay
 from shared.broker_list import BrokerRotation, parse_broker_urls
 from shared.broker_url import ClientTls, parse_broker_url
 from shared.cancellation import raise_if_cancelling
 from shared.clock import Clock
+from shared.events import EventType
 from shared.flood_gate import FloodGate, RateLimit, RejectionLog
 from shared.mqtt_client import MqttClient
 from shared.protocol import (
@@ -67,9 +70,12 @@ from shared.protocol import (
     Message,
     MessageType,
     Rejected,
+    RejectReason,
     ReplayGuard,
     SyncRequestBody,
+    check_envelope_shape,
     check_json_bounds,
+    check_signature_field,
     open_message,
     parse_topic,
 )
@@ -167,8 +173,11 @@ class SyncWorker:
         backoff_first: float = 0.5,
         backoff_longest: float = 2.0,
         key_cache_s: float = 60.0,
+        key_refresh_s: float = REFRESH_AFTER_S,
         topic_limit: RateLimit = TOPIC_LIMIT,
         kiosk_limit: RateLimit = KIOSK_LIMIT,
+        key_max_age: timedelta | None = None,
+        key_grace: timedelta = DEFAULT_KEY_GRACE,
     ) -> None:
         self._pool = pool
         self._database_url = database_url
@@ -193,12 +202,18 @@ class SyncWorker:
         self._client_id = client_id or f"locker-cloud-{uuid.uuid4().hex[:12]}"
         self._backoff = (backoff_first, backoff_longest)
         # A revocation or the end of a key's grace takes effect within key_cache_s.
-        self._directory = KioskDirectory(pool, ttl=key_cache_s, now=clock.now)
+        # A key rotated on another worker is looked up again after a bad signature (at most
+        # every key_refresh_s per kiosk).
+        self._directory = KioskDirectory(
+            pool, ttl=key_cache_s, now=clock.now, refresh_after=key_refresh_s
+        )
         self._replays = ReplayGuard()
         # Before anything costs (per topic), and per kiosk once its signature is checked.
         self._topic_gate = FloodGate(topic_limit, what="sync: flood on a topic", logger=log)
         self._kiosk_gate = FloodGate(kiosk_limit, what="sync: flood from a kiosk", logger=log)
         self._rejections = RejectionLog(log)
+        self._key_max_age = key_max_age
+        self._key_grace = key_grace
         self.ready = asyncio.Event()
         self.stats: Counter[str] = Counter()
 
@@ -343,13 +358,21 @@ class SyncWorker:
         try:
             sender = _sender(data)
             key = None if sender is None else await self._directory.lookup(sender)
-            opened = open_message(
-                data,
-                name,
-                keys=resolver_for(key),
-                now=self._clock.now(),
-                replay_guard=self._replays,
-            )
+            try:
+                opened = self._open(data, name, key)
+            except Rejected as rejected:
+                # A kiosk that rotated its key over the air signs with the new one as soon as
+                # its announcement is acknowledged, perhaps by another worker: this worker's
+                # cached keys may not hold it yet. Look once more, fresh (at most every few
+                # seconds per kiosk, so forged signatures cannot make every message a query).
+                if (
+                    rejected.reason is not RejectReason.BAD_SIGNATURE
+                    or sender is None
+                    or not self._directory.may_refresh(sender)
+                ):
+                    raise
+                self._directory.forget(sender)
+                opened = self._open(data, name, await self._directory.lookup(sender))
         except Rejected as rejected:
             self._rejections.rejected(logging.WARNING, name, rejected.reason.value, rejected.detail)
             self.stats[f"rejected:{rejected.reason}"] += 1
@@ -369,6 +392,11 @@ class SyncWorker:
                 "sync: %s from %s at %s failed", opened.type, opened.sender, opened.location_id
             )
             self.stats["failed"] += 1
+
+    def _open(self, data: bytes, name: str, key: KioskKey | None) -> Message:
+        return open_message(
+            data, name, keys=resolver_for(key), now=self._clock.now(), replay_guard=self._replays
+        )
 
     async def _dispatch(
         self, message: Message, publisher: Publisher, *, retained: bool = False
@@ -394,6 +422,7 @@ class SyncWorker:
                     body=body,
                     clock=self._clock,
                     pickup_window=self._pickup_window,
+                    key_grace=self._key_grace,
                 )
             except UnknownKiosk:
                 log.warning("sync: events from %s, which has no cursor", body.kiosk_id)
@@ -401,6 +430,9 @@ class SyncWorker:
             if result.refused:
                 self.stats["events_refused"] += 1
                 return  # a retired store: no ack, so it learns nothing and moves nothing
+            if any(e.type == EventType.SIGNING_KEY_ROTATED for e in body.events):
+                # Its next messages may be signed with the new key: no stale cache here.
+                self._directory.forget(body.kiosk_id)
             await publisher.send_ack(
                 message.location_id, body.kiosk_id, result.through_sequence, body.incarnation
             )
@@ -431,12 +463,27 @@ class SyncWorker:
         elif message.type is MessageType.HEARTBEAT:
             assert isinstance(body, HeartbeatBody)
             location_revision = await presence.record_heartbeat(self._pool, body, now)
+            await self._ask_for_key_rotation(message.location_id, body.kiosk_id, publisher)
             if location_revision is None:
                 self.stats["heartbeat_ignored"] += 1
             elif body.last_revision < location_revision:
                 await self._catch_up(
                     message.location_id, body.kiosk_id, body.last_revision, publisher
                 )
+
+    async def _ask_for_key_rotation(
+        self, location_id: str, kiosk_id: str, publisher: Publisher
+    ) -> None:
+        """Sends ``rotate_key`` when the kiosk's key rotation is due (`cloud.sync.key_rotation`)."""
+        async with self._pool.connection() as conn:
+            age = await kiosk_keys.key_age(conn, kiosk_id)
+        if age is None or age.location_id != location_id:
+            return
+        if rotation_due(age, self._clock.now(), self._key_max_age):
+            by = "operator" if age.rotation_requested_at is not None else "key_max_age"
+            await publisher.send_rotate_key(location_id, kiosk_id, by)
+            self.stats["rotate_key_sent"] += 1
+            log.info("sync: asked %s to rotate its signing key (%s)", kiosk_id, by)
 
     async def _catch_up(
         self, location_id: str, kiosk_id: str, last_revision: int, publisher: Publisher
@@ -480,7 +527,9 @@ def _sender(payload: bytes) -> str | None:
     # The same bounds as open_message, first: json.loads on a 100,000-deep array raised a
     # RecursionError here, logged as a failure with its traceback instead of a rejection.
     with contextlib.suppress(Rejected, ValueError):
+        check_envelope_shape(payload)  # junk costs no scan and no parse (issue 9)
         check_json_bounds(payload)
+        check_signature_field(payload)
         raw = json.loads(payload)
         sender = raw.get("sender") if isinstance(raw, dict) else None
         if isinstance(sender, str) and sender != CLOUD_SENDER and _SENDER.match(sender):

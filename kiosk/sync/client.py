@@ -41,7 +41,7 @@ from kiosk.flows.context import FlowContext
 from kiosk.store import changes, meta
 from kiosk.store import commands as command_records
 from kiosk.store.records import OutboxEvent
-from kiosk.sync import apply, commands, presence
+from kiosk.sync import apply, commands, key_rotation, presence
 from kiosk.sync.pump import OutboxPump
 from shared.backoff import backoff_delay
 from shared.broker_list import BrokerRotation
@@ -64,6 +64,7 @@ from shared.protocol import (
     RejectReason,
     RemoteOpenBody,
     ReplayGuard,
+    RotateKeyBody,
     SnapshotBody,
     SnapshotPartBody,
     SyncRequestBody,
@@ -149,6 +150,10 @@ class KioskSync:
         """Set it after committing outbox events to publish them at once (else within
         ``outbox_check_s``)."""
         self._signer: Signer = config.require_signer()
+        # Issue 9: a key rotation acknowledged while the kiosk was stopped finishes now.
+        rotated = key_rotation.finish_if_acknowledged(ctx.store, config.private_key_file)
+        if rotated is not None:
+            self._signer = rotated
         self._cloud_key: Verifier = config.cloud_key
         self._board_error = board_error
         self._guard = ReplayGuard()
@@ -372,6 +377,9 @@ class KioskSync:
                 log.info("ack for another store incarnation (%s) ignored", body.incarnation)
                 return
             self._pump.acknowledged(body.through_sequence, now)
+            rotated = key_rotation.finish_if_acknowledged(store, self.config.private_key_file)
+            if rotated is not None:
+                self._signer = rotated
             self.outbox_changed.set()
         elif isinstance(body, RemoteOpenBody):
             task: asyncio.Task[object] = asyncio.create_task(
@@ -379,6 +387,19 @@ class KioskSync:
             )
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)
+        elif isinstance(body, RotateKeyBody):
+            if body.kiosk_id != self.kiosk_id:
+                return  # another kiosk's at this location
+            try:
+                announced = key_rotation.begin(
+                    store, self.config.private_key_file, self.kiosk_id, now
+                )
+            except OSError as error:
+                log.error("could not write the next signing key: %s", error)
+                return
+            if announced is None:
+                log.info("rotate_key from the cloud: a rotation is already under way")
+            self.outbox_changed.set()
 
     def _snapshot_part(self, part: SnapshotPartBody, now: datetime) -> None:
         """Keeps one part of a large snapshot; applies the snapshot once every part is in."""

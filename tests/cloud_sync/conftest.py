@@ -227,6 +227,7 @@ async def running_worker(
     sweep_interval: float = 1.0,
     share_group: str = TEST_SHARE_GROUP,
     key_cache_s: float = 60.0,
+    key_refresh_s: float = 5.0,
 ) -> AsyncIterator[SyncWorker]:
     host, port, shared = broker
     worker = SyncWorker(
@@ -240,6 +241,7 @@ async def running_worker(
         share_group=share_group,
         sweep_interval=sweep_interval,
         key_cache_s=key_cache_s,
+        key_refresh_s=key_refresh_s,
     )
     task = asyncio.create_task(worker.run())
     try:

@@ -16,6 +16,7 @@ from cloud.fleet_ca import FleetCa
 from cloud.store import kiosk_keys
 from cloud.store.database import Pool
 from cloud.sync.worker import SyncWorker
+from shared.key_rotation import prove
 from shared.signing import Signer
 
 from .conftest import KioskPeer, Site, eventually, make_site, running_worker
@@ -94,6 +95,37 @@ async def test_the_old_key_is_accepted_until_its_grace_ends_then_refused(
     assert (await site.allocation(third["allocation_id"]))["status"] == "deposited"
 
 
+async def test_a_key_rotated_on_another_worker_is_accepted_despite_this_workers_cache(
+    pool: Pool,
+    sync_db_url: str,
+    mqtt_broker: tuple[str, int, bool],
+    cloud_signer: Signer,
+    peer: KioskPeer,
+    site: Site,
+) -> None:
+    # Keys cached for a minute, as in production; looked up again after a bad signature.
+    async with running_worker(
+        pool, sync_db_url, mqtt_broker, cloud_signer, key_cache_s=60.0, key_refresh_s=0.3
+    ):
+        first, second = await site.reserve(), await site.reserve()
+        await peer.send_events([peer.event("parcel_deposited", _deposit(first))])
+        await peer.ack_through(1)  # this worker now has the kiosk's old keys cached
+        new = Signer.generate()
+        async with pool.connection() as conn:  # as another worker applying the announcement
+            await kiosk_keys.rotate(
+                conn,
+                site.kiosk_id,
+                new_public_key=new.verifier.public_base64(),
+                accept_old_until=datetime.now(UTC) + timedelta(hours=1),
+                now=datetime.now(UTC),
+            )
+        site.kiosk_signer = new
+        await asyncio.sleep(0.4)
+        await peer.send_events([peer.event("parcel_deposited", _deposit(second))])
+        await peer.ack_through(2)
+        assert (await site.allocation(second["allocation_id"]))["status"] == "deposited"
+
+
 async def test_a_revoked_kiosk_gets_no_event_applied(
     pool: Pool, fresh_keys_worker: SyncWorker, peer: KioskPeer, site: Site
 ) -> None:
@@ -158,3 +190,54 @@ async def test_the_commands_rotate_a_key_and_revoke_a_kiosk_with_its_certificate
 
     code, _, err = await _cli(sync_db_url, "revoke-kiosk", "--kiosk", "no-such-kiosk")
     assert (code, "no kiosk" in err) == (2, True)
+
+
+async def test_the_command_asks_a_kiosk_to_rotate_over_the_air_but_not_a_revoked_one(
+    pool: Pool, sync_db_url: str
+) -> None:
+    site = await make_site(pool)
+    code, out, err = await _cli(
+        sync_db_url, "rotate-kiosk-key", "--kiosk", site.kiosk_id, "--over-the-air"
+    )
+    assert code == 0, err
+    assert "asked to make its next signing key" in out
+    async with pool.connection() as conn:
+        age = await kiosk_keys.key_age(conn, site.kiosk_id)
+        assert age is not None
+        assert age.rotation_requested_at is not None
+        assert await kiosk_keys.revoke(conn, site.kiosk_id, datetime.now(UTC))
+    code, out, err = await _cli(
+        sync_db_url, "rotate-kiosk-key", "--kiosk", site.kiosk_id, "--over-the-air"
+    )
+    assert code == 2
+    assert "revoked" in err
+
+
+async def test_an_announced_key_without_a_valid_proof_is_refused_with_an_alert(
+    pool: Pool, fresh_keys_worker: SyncWorker, peer: KioskPeer, site: Site
+) -> None:
+    old = site.kiosk_signer.verifier.public_base64()
+    announced, other = Signer.generate(), Signer.generate()
+    # Signed by the current key, but the proof is another key's: not a key the kiosk holds.
+    forged = {"new_public_key": announced.verifier.public_base64(), "proof": prove(other, "x")}
+    await peer.send_events([peer.event("signing_key_rotated", forged)])
+    await peer.ack_through(1)
+    keys = await kiosk_keys.accepted_keys(pool, site.kiosk_id, datetime.now(UTC))
+    assert keys is not None
+    assert keys.current == old
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind FROM fleet_alerts WHERE kiosk_id = %s", (site.kiosk_id,)
+        )
+        assert [r["kind"] for r in await cur.fetchall()] == ["key_rotation_refused"]
+    # The real announcement is applied.
+    genuine = {
+        "new_public_key": announced.verifier.public_base64(),
+        "proof": prove(announced, site.kiosk_id),
+    }
+    await peer.send_events([peer.event("signing_key_rotated", genuine)])
+    await peer.ack_through(2)
+    keys = await kiosk_keys.accepted_keys(pool, site.kiosk_id, datetime.now(UTC))
+    assert keys is not None
+    assert keys.current == announced.verifier.public_base64()
+    assert keys.retired == (old,)

@@ -23,6 +23,8 @@ from shared.protocol import (
     RemoteOpenBody,
     ReplayGuard,
     SyncRequestBody,
+    check_envelope_shape,
+    check_signature_field,
     kiosk_subscription,
     open_message,
     parse_topic,
@@ -365,3 +367,34 @@ def test_nesting_up_to_the_bound_is_parsed() -> None:
 
     # Past the bounds check, it fails the schema like any other body that is not an envelope.
     assert reason(payload, topic("loc-a", Channel.KIOSK_EVENTS)) is RejectReason.SCHEMA
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"", RejectReason.MALFORMED_JSON),
+        (bytes(range(256)) * 64, RejectReason.MALFORMED_JSON),  # random-looking binary
+        (b"[" * 100_000, RejectReason.MALFORMED_JSON),
+        (b"  [1, 2]  ", RejectReason.MALFORMED_JSON),
+        (b'{"v": 1, "junk": "' + b"x" * 200_000 + b'"}', RejectReason.UNSIGNED),
+    ],
+)
+def test_cheap_junk_is_refused_on_its_raw_bytes(
+    payload: bytes, expected: RejectReason, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 9: refused before the JSON parse (bench/junk_rejection_bench.py has the cost).
+    def parse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("json.loads ran on junk its raw bytes refuse")
+
+    monkeypatch.setattr("shared.protocol.json.loads", parse)
+    assert reason(payload, topic("loc-a", Channel.KIOSK_EVENTS)) is expected
+
+
+def test_a_real_envelope_passes_the_raw_shape_check() -> None:
+    signer = Signer.generate()
+    body = SyncRequestBody(since_revision=3)
+    payload = seal(signer, MessageType.SYNC_REQUEST, location_id="loc-a", sender="k", body=body,
+                   now=NOW)  # fmt: skip
+    check_envelope_shape(payload)
+    check_signature_field(payload)
+    check_envelope_shape(b"\n " + json.dumps(json.loads(payload), indent=2).encode() + b"\n")

@@ -78,8 +78,9 @@ class Cloud:
     broker: tuple[str, int]
     workers: list[tuple[SyncWorker, asyncio.Task[None]]] = field(default_factory=list)
 
-    async def start_worker(self, port: int | None = None) -> SyncWorker:
-        """A worker connected to the broker (or to ``port`` on this host, a proxy)."""
+    async def start_worker(self, port: int | None = None, **options: Any) -> SyncWorker:
+        """A worker connected to the broker (or to ``port`` on this host, a proxy); ``options``
+        go to `SyncWorker` as they are."""
         host, broker_port = self.broker
         worker = SyncWorker(
             self.pool,
@@ -92,6 +93,7 @@ class Cloud:
             sweep_interval=1.0,
             backoff_first=0.1,
             backoff_longest=1.0,
+            **options,
         )
         task = asyncio.create_task(worker.run())
         self.workers.append((worker, task))
