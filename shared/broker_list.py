@@ -22,6 +22,20 @@ from shared.broker_url import BrokerUrl, BrokerUrlError, parse_broker_url
 
 Node = TypeVar("Node")
 
+CLUSTER_SUBSCRIPTION_QOS = 0
+"""A kiosk's subscription QoS on the NATS broker cluster (``[sync] subscription_qos``). NATS
+backs every QoS 1 subscription with a JetStream consumer, created at each connection and
+replicated like the streams: a fleet reconnecting after a node died then waits for consumer
+creation, or gets SUBACK refused, while JetStream elects new leaders. At QoS 0 the subscription
+is a plain NATS one. The kiosk loses nothing it did not already risk: a clean session queues
+nothing while it is away, and what a connection drops is made up for by the next connection's
+``sync_request`` (docs/protocol.md). Measured: docs/BENCHMARKS.md, "Broker failover"."""
+
+CLUSTER_CONNACK_TIMEOUT_S = 2.0
+"""A kiosk's CONNACK timeout on the broker cluster (``[sync] connack_timeout_s``): a node
+holding the CONNACK (its JetStream waiting for a session stream's leader) is left for the next
+node after this, not after the 10 s every other wait gets."""
+
 
 def parse_broker_urls(value: str | Sequence[str]) -> tuple[BrokerUrl, ...]:
     """Parses one broker URL, a comma-separated list of them, or a sequence of them.

@@ -242,6 +242,9 @@ class KioskSync:
             will=will,
             keepalive=self.config.keepalive_s,
             timeout=10,
+            # Issue 13: a cluster node that holds the CONNACK (NATS electing stream leaders
+            # after a node died) is left for the next node of the list.
+            connack_timeout=self.config.connack_timeout_s,
             tls_context=self._tls_context(),
             username=self.config.username,
             password=self.config.password,
@@ -255,7 +258,10 @@ class KioskSync:
 
     async def _serve_connection(self, client: aiomqtt.Client, epoch: int) -> None:
         store = self.ctx.store
-        await client.subscribe(kiosk_subscription(self.location_id), qos=1)
+        # QoS 0 on a NATS cluster (`sync.subscription_qos`): no JetStream consumer per connection.
+        await client.subscribe(
+            kiosk_subscription(self.location_id), qos=self.config.subscription_qos
+        )
         await self._publish(
             client,
             Channel.KIOSK_PRESENCE,
