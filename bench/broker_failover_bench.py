@@ -3,8 +3,8 @@
 Starts the three-node NATS cluster of `deploy.broker_cluster.cluster` on loopback, connects
 ``--kiosks`` MQTT clients the way a kiosk connects (aiomqtt through `shared.mqtt_client`, clean
 session, a will, a subscription to its location's cloud topics, a retained birth, with the
-subscription QoS and CONNACK timeout provisioning writes for a cluster:
-`shared.broker_list.CLUSTER_SUBSCRIPTION_QOS`, ``CLUSTER_CONNACK_TIMEOUT_S``), each choosing its
+subscription QoS and connection timeout provisioning writes for a cluster:
+`shared.broker_list.CLUSTER_SUBSCRIPTION_QOS`, ``CLUSTER_CONNECT_TIMEOUT_S``), each choosing its
 first node and its next ones with `shared.broker_list.BrokerRotation` and waiting
 `shared.backoff.backoff_delay` between attempts with the kiosk's defaults (``reconnect_min_s``
 doubling to ``reconnect_max_s``), as `kiosk.sync.client.KioskSync` does. Then it kills
@@ -13,8 +13,9 @@ next connection being subscribed and born on another node; how many were on each
 and after; and why the attempts in between failed (``failures``: no TCP connection, no CONNACK
 in time, CONNACK refused, SUBACK refused, PUBACK not in time, connection lost).
 
-``--sub-qos``, ``--connack-timeout``, ``--longest`` and ``--mqtt-setting KEY=VALUE`` (a NATS
-``mqtt {}`` setting over `deploy.broker_cluster.cluster.MQTT_SETTINGS`; ``KEY=`` removes one)
+``--sub-qos``, ``--connect-timeout`` (CONNACK, SUBACK, the birth's PUBACK), ``--longest`` and
+``--mqtt-setting KEY=VALUE`` (a NATS ``mqtt {}`` setting over
+`deploy.broker_cluster.cluster.MQTT_SETTINGS`; ``KEY=`` removes one)
 let one compare the settings of docs/BENCHMARKS.md ("Broker failover").
 
 It measures the broker side and the client's rotation and backoff, not the kiosk daemon's sync
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deploy.broker_cluster.cluster import MQTT_SETTINGS, BrokerCluster
 from kiosk.config import SyncConfig
 from shared.backoff import backoff_delay
-from shared.broker_list import CLUSTER_CONNACK_TIMEOUT_S, CLUSTER_SUBSCRIPTION_QOS, BrokerRotation
+from shared.broker_list import CLUSTER_CONNECT_TIMEOUT_S, CLUSTER_SUBSCRIPTION_QOS, BrokerRotation
 from shared.mqtt_client import MqttClient, SubscriptionRefused
 
 KIOSK = SyncConfig.__dataclass_fields__
@@ -83,15 +84,21 @@ class Kiosk:
                     will=will,
                     keepalive=5,
                     timeout=10,
-                    connack_timeout=self.args.connack_timeout,
+                    connack_timeout=self.args.connect_timeout,
                 ) as client:
                     stage = "suback"
                     await client.subscribe(
-                        f"locker/v1/{self.location}/cloud/#", qos=self.args.sub_qos
+                        f"locker/v1/{self.location}/cloud/#",
+                        qos=self.args.sub_qos,
+                        timeout=self.args.connect_timeout,
                     )
                     stage = "puback"
                     await client.publish(
-                        f"locker/v1/{self.location}/kiosk/presence", b"birth", qos=1, retain=True
+                        f"locker/v1/{self.location}/kiosk/presence",
+                        b"birth",
+                        qos=1,
+                        retain=True,
+                        timeout=self.args.connect_timeout,
                     )
                     self.node = port
                     self.connected_at.append((time.monotonic(), port))
@@ -191,7 +198,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "kiosks": args.kiosks,
         "nodes": len(ports),
         "subscription_qos": args.sub_qos,
-        "connack_timeout_s": args.connack_timeout,
+        "connect_timeout_s": args.connect_timeout,
         "reconnect_min_s": args.first,
         "reconnect_max_s": args.longest,
         "mqtt_settings": settings,
@@ -211,7 +218,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kiosks", type=int, default=150)
     parser.add_argument("--sub-qos", type=int, choices=[0, 1], default=CLUSTER_SUBSCRIPTION_QOS)
-    parser.add_argument("--connack-timeout", type=float, default=CLUSTER_CONNACK_TIMEOUT_S)
+    parser.add_argument("--connect-timeout", type=float, default=CLUSTER_CONNECT_TIMEOUT_S)
     parser.add_argument("--first", type=float, default=_default("reconnect_min_s"))
     parser.add_argument("--longest", type=float, default=_default("reconnect_max_s"))
     parser.add_argument("--mqtt-setting", action="append", default=[], metavar="KEY=VALUE")

@@ -111,8 +111,9 @@ class SyncConfig:
             connection and holds the reconnection after a node dies (docs/protocol.md,
             "Broker cluster"). Either way a message lost with its connection is made up for by
             the next connection's ``sync_request``.
-        connack_timeout_s: How long a connection attempt waits for the broker's CONNACK before
-            it moves on to the next broker of the list.
+        connect_timeout_s: How long each step of a connection attempt (the CONNACK, the
+            SUBACK, the birth's PUBACK) may take before the attempt is given up and the next
+            broker of the list tried.
     """
 
     broker_host: str
@@ -140,7 +141,7 @@ class SyncConfig:
     # Issue 13 (broker cluster): the cluster's other nodes, tried in turn after a failure.
     other_brokers: tuple[tuple[str, int], ...] = ()
     subscription_qos: int = 1
-    connack_timeout_s: float = 10.0
+    connect_timeout_s: float = 10.0
 
     @property
     def brokers(self) -> tuple[tuple[str, int], ...]:
@@ -247,7 +248,7 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "sync.rate_limit_per_s",
     "sync.rate_limit_burst",
     "sync.subscription_qos",
-    "sync.connack_timeout_s",
+    "sync.connect_timeout_s",
 )
 
 _SECRET_KEYS = ("code_secret", "code_secret_file", "code_secret_env")
@@ -269,7 +270,7 @@ _SYNC_OPTIONS = (
     "rate_limit_per_s",
     "rate_limit_burst",
     "subscription_qos",
-    "connack_timeout_s",
+    "connect_timeout_s",
 )
 
 
@@ -459,7 +460,7 @@ class SyncTable(TableModel):
     rate_limit_burst: AtLeastOne | None = None
     broker_urls: Annotated[tuple[BrokerUrl, ...] | None, PlainValidator(_broker_urls)] = None
     subscription_qos: Annotated[int | None, PlainValidator(_subscription_qos)] = None
-    connack_timeout_s: Seconds | None = None
+    connect_timeout_s: Seconds | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SyncTable:

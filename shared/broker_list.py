@@ -31,10 +31,12 @@ is a plain NATS one. The kiosk loses nothing it did not already risk: a clean se
 nothing while it is away, and what a connection drops is made up for by the next connection's
 ``sync_request`` (docs/protocol.md). Measured: docs/BENCHMARKS.md, "Broker failover"."""
 
-CLUSTER_CONNACK_TIMEOUT_S = 2.0
-"""A kiosk's CONNACK timeout on the broker cluster (``[sync] connack_timeout_s``): a node
-holding the CONNACK (its JetStream waiting for a session stream's leader) is left for the next
-node after this, not after the 10 s every other wait gets."""
+CLUSTER_CONNECT_TIMEOUT_S = 2.0
+"""A kiosk's connection timeout on the broker cluster (``[sync] connect_timeout_s``): a node
+that holds the CONNACK, or the birth's PUBACK (its JetStream waiting for a new leader of the
+session or retained-message stream after a node died), is left for the next node after this,
+not after the 10 s every other wait gets; NATS answers neither at all once its own 4 s
+JetStream request has timed out, so waiting longer gains nothing."""
 
 
 def parse_broker_urls(value: str | Sequence[str]) -> tuple[BrokerUrl, ...]:

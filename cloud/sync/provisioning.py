@@ -37,7 +37,7 @@ from cloud.store import kiosks
 from cloud.store.database import Conn
 from cloud.sync.keys import register_kiosk, write_private
 from shared.broker_list import (
-    CLUSTER_CONNACK_TIMEOUT_S,
+    CLUSTER_CONNECT_TIMEOUT_S,
     CLUSTER_SUBSCRIPTION_QOS,
     parse_broker_urls,
 )
@@ -210,7 +210,7 @@ def _config(
                 "# move to another node quickly when one dies (docs/protocol.md, Broker cluster).",
                 f"broker_urls = [{', '.join(q(url) for url in broker_urls[1:])}]",
                 f"subscription_qos = {CLUSTER_SUBSCRIPTION_QOS}",
-                f"connack_timeout_s = {CLUSTER_CONNACK_TIMEOUT_S}",
+                f"connect_timeout_s = {CLUSTER_CONNECT_TIMEOUT_S}",
             ]
             if len(broker_urls) > 1
             else []

@@ -244,7 +244,7 @@ class KioskSync:
             timeout=10,
             # Issue 13: a cluster node that holds the CONNACK (NATS electing stream leaders
             # after a node died) is left for the next node of the list.
-            connack_timeout=self.config.connack_timeout_s,
+            connack_timeout=self.config.connect_timeout_s,
             tls_context=self._tls_context(),
             username=self.config.username,
             password=self.config.password,
@@ -259,8 +259,14 @@ class KioskSync:
     async def _serve_connection(self, client: aiomqtt.Client, epoch: int) -> None:
         store = self.ctx.store
         # QoS 0 on a NATS cluster (`sync.subscription_qos`): no JetStream consumer per connection.
+        # The SUBACK and the birth's PUBACK complete the connection: each waits at most
+        # `sync.connect_timeout_s`, like the CONNACK (issue 13: a NATS node answers neither
+        # while JetStream elects the leader a dead node had; the next attempt, on the next
+        # node, gets through once it has one).
         await client.subscribe(
-            kiosk_subscription(self.location_id), qos=self.config.subscription_qos
+            kiosk_subscription(self.location_id),
+            qos=self.config.subscription_qos,
+            timeout=self.config.connect_timeout_s,
         )
         await self._publish(
             client,
@@ -268,6 +274,7 @@ class KioskSync:
             MessageType.BIRTH,
             presence.birth_body(store.db, self.kiosk_id, epoch),
             retain=True,
+            timeout=self.config.connect_timeout_s,
         )
         self.status.connected = True
         self.status.connections += 1
@@ -499,9 +506,10 @@ class KioskSync:
         qos: int = 1,
         retain: bool = False,
         ttl: timedelta | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (aiomqtt's own per-call timeout)
     ) -> None:
         payload = self._seal(message_type, body, ttl=ttl)
-        await client.publish(self._topic(channel), payload, qos=qos, retain=retain)
+        await client.publish(self._topic(channel), payload, qos=qos, retain=retain, timeout=timeout)
 
     def _seal(
         self, message_type: MessageType, body: Body, *, ttl: timedelta | None = None

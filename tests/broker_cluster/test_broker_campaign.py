@@ -2,7 +2,7 @@
 
 Two kiosk daemons (two locations) and two cloud sync workers on the three-node NATS cluster,
 every one with the whole node list and the cluster settings provisioning writes
-(`shared.broker_list.CLUSTER_SUBSCRIPTION_QOS`, ``CLUSTER_CONNACK_TIMEOUT_S``). Each kiosk runs
+(`shared.broker_list.CLUSTER_SUBSCRIPTION_QOS`, ``CLUSTER_CONNECT_TIMEOUT_S``). Each kiosk runs
 a steady load meanwhile: a parcel reserved in the cloud, deposited at the kiosk, picked up at
 the kiosk, again and again; each deposit and pickup is a kiosk event that must reach the cloud
 exactly once. ``FAULTS`` times, the node one kiosk is on is killed, that kiosk's time to be
@@ -27,7 +27,7 @@ from typing import Any
 
 from cloud.sync.worker import BrokerAddress, SyncWorker
 from deploy.broker_cluster.cluster import BrokerCluster, BrokerNode
-from shared.broker_list import CLUSTER_CONNACK_TIMEOUT_S, CLUSTER_SUBSCRIPTION_QOS
+from shared.broker_list import CLUSTER_CONNECT_TIMEOUT_S, CLUSTER_SUBSCRIPTION_QOS
 from shared.clock import SystemClock
 from tests.sync_e2e.harness import (
     PICKUP_WINDOW,
@@ -66,7 +66,7 @@ async def _cluster_site(cloud: Cloud, folder: Path, nodes: list[tuple[str, int]]
     with site.config_file.open("a", encoding="utf-8") as config:  # [sync] is the last table
         config.write(
             f"broker_urls = [{others}]\nsubscription_qos = {CLUSTER_SUBSCRIPTION_QOS}\n"
-            f"connack_timeout_s = {CLUSTER_CONNACK_TIMEOUT_S}\n"
+            f"connect_timeout_s = {CLUSTER_CONNECT_TIMEOUT_S}\n"
         )
     return site
 
@@ -114,17 +114,17 @@ class Load:
         while not self.stopping:
             row = await site.reserve()
             allocation_id = str(row["allocation_id"])
-            await eventually(lambda: site.kiosk_status(allocation_id) == "reserved", within=120)
+            await eventually(lambda a=allocation_id: site.kiosk_status(a) == "reserved", within=120)
             result = await drop_off(site.ctx, row["package_id"], driver_id="driver-1")
             site.bank.set_occupied(result.door)
             site.bank.close(result.door)
-            await eventually(lambda: site.kiosk_status(allocation_id) == "deposited", within=30)
+            await eventually(lambda a=allocation_id: site.kiosk_status(a) == "deposited", within=30)
             code = await site.code(allocation_id)
             picked = await pick_up(site.ctx, code)
             for opening in picked.openings:
                 site.bank.set_occupied(opening.door, False)
                 site.bank.close(opening.door)
-            await eventually(lambda: site.kiosk_status(allocation_id) == "picked_up", within=30)
+            await eventually(lambda a=allocation_id: site.kiosk_status(a) == "picked_up", within=30)
             self.done.append(allocation_id)
 
 
@@ -180,7 +180,8 @@ async def test_broker_nodes_killed_under_load_lose_no_kiosk_event_and_apply_none
             await eventually(lambda: all(load.done for load in loads), within=120)
             for fault in range(FAULTS):
                 site = sites[fault % 2]
-                assert site.daemon is not None and site.daemon.sync is not None
+                assert site.daemon is not None
+                assert site.daemon.sync is not None
                 status = site.daemon.sync.status
                 await eventually(lambda s=site: s.connected, within=60)
                 [victim] = [n for n in broker_cluster.nodes if n.mqtt_port == status.broker[1]]

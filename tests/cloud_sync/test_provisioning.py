@@ -219,7 +219,7 @@ async def test_a_broker_cluster_url_list_gives_the_kiosk_every_node_and_the_clus
     sync = tomllib.loads(text)["sync"]
     assert sync["broker_url"] == "mqtt://n1.example:4883"
     assert sync["broker_urls"] == ["mqtt://n2.example:4883", "mqtt://n3.example:4883"]
-    assert (sync["subscription_qos"], sync["connack_timeout_s"]) == (0, 2.0)
+    assert (sync["subscription_qos"], sync["connect_timeout_s"]) == (0, 2.0)
     # The kiosk's own model takes the table as written.
     table = SyncTable.model_validate(sync)
     assert [(u.host, u.port) for u in table.broker_urls or ()] == [

@@ -118,3 +118,14 @@ async def test_attempts_cancelled_at_any_moment_against_a_real_broker_leave_no_s
             await client.__aexit__(None, None, None)
     await asyncio.sleep(0.3)  # clean disconnects close on the loop's next turns
     assert open_sockets() - before == set()
+
+
+async def test_connack_timeout_bounds_the_connect_alone(silent: tuple[SilentBroker, int]) -> None:
+    """Issue 13: a broker that holds the CONNACK (a NATS node electing stream leaders) is given
+    up after ``connack_timeout``, not after ``timeout``, which every later wait keeps."""
+    _, port = silent
+    client = MqttClient("127.0.0.1", port, timeout=30, connack_timeout=0.3)
+    # Well under the 30 s `timeout`: the attempt must have ended on the CONNACK timeout.
+    with pytest.raises(aiomqtt.MqttError):
+        await asyncio.wait_for(client.__aenter__(), 15)
+    assert client.timeout == 30
