@@ -35,8 +35,9 @@ CLUSTER_CONNECT_TIMEOUT_S = 2.0
 """A kiosk's connection timeout on the broker cluster (``[sync] connect_timeout_s``): a node
 that holds the CONNACK, or the birth's PUBACK (its JetStream waiting for a new leader of the
 session or retained-message stream after a node died), is left for the next node after this,
-not after the 10 s every other wait gets; NATS answers neither at all once its own 4 s
-JetStream request has timed out, so waiting longer gains nothing."""
+not after the 10 s every other wait gets: in bench/broker_failover_bench.py no such PUBACK came
+within 10 s (NATS's own JetStream requests time out after 4 s), so waiting longer gained
+nothing."""
 
 
 def parse_broker_urls(value: str | Sequence[str]) -> tuple[BrokerUrl, ...]:
