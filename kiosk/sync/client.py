@@ -8,7 +8,7 @@ and drops at once does not get a tight reconnect loop from the whole fleet). On 
 connection, in this order (the device-twin order of ``docs/protocol.md``):
 
 1. connect, with the signed ``death`` of this connection's epoch as the MQTT will;
-2. subscribe to ``locker/v1/{loc}/cloud/#`` (QoS 1, or ``sync.subscription_qos``: 0 on a NATS cluster);
+2. subscribe to ``locker/v1/{loc}/cloud/#`` (QoS ``sync.subscription_qos``: 1, or 0 on NATS);
 3. publish the retained ``birth``;
 4. ask for every change since ``last_revision`` (``sync_request``);
 5. publish pending outbox events; then serve messages, pump the outbox and send heartbeats
