@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,9 +25,9 @@ from cloud.sync.keys import load_cloud_signer
 from cloud.sync.provisioning import provision_kiosk
 from shared.clock import SystemClock
 from shared.signing import SigningError
+from shared.topic_ids import TopicIdError, check_topic_id
 
 log = logging.getLogger("cloud")
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,8 +129,11 @@ async def _provision(args: argparse.Namespace) -> int:
     if not broker_url:
         print("locker-cloud: give --broker-url (or set LOCKER_MQTT_URL)", file=sys.stderr)
         return 2
-    if not _ID.match(args.kiosk) or not _ID.match(args.location):
-        print("locker-cloud: ids are 1-64 of A-Z a-z 0-9 . _ -", file=sys.stderr)
+    try:
+        check_topic_id("location id", args.location)
+        check_topic_id("kiosk id", args.kiosk)
+    except TopicIdError as exc:
+        print(f"locker-cloud: {exc}", file=sys.stderr)
         return 2
     try:
         key_file, may_create = settings.cloud_key_path()

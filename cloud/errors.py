@@ -35,6 +35,13 @@ class PackageTooLarge(ServiceError):
     code = "package_too_large"
 
 
+class InvalidId(ServiceError):
+    """A new location or kiosk id that cannot name an MQTT topic (`shared.topic_ids`)."""
+
+    status = 422
+    code = "invalid_id"
+
+
 class InvalidCode(ServiceError):
     status = 422
     code = "invalid_code"

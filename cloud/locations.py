@@ -19,6 +19,7 @@ from cloud import errors
 from cloud.store import locations as store_locations
 from cloud.store.database import Conn
 from shared.sizes import Size
+from shared.topic_ids import TopicIdError, check_topic_id
 
 EARTH_RADIUS_KM = 6371.0088
 NEAREST_LIMIT = 10
@@ -95,8 +96,12 @@ async def create_location(
     """Inserts a location. Must run inside the caller's transaction.
 
     Raises:
-        AlreadyExists, BadRequest.
+        AlreadyExists, BadRequest, InvalidId (an id no sync topic can carry).
     """
+    try:
+        check_topic_id("location id", location_id)
+    except TopicIdError as error:
+        raise errors.InvalidId(str(error), details={"field": "location_id"}) from None
     validate_timezone(timezone)
     hours = validate_operating_hours(operating_hours)
     created = await store_locations.insert(

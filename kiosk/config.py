@@ -106,6 +106,14 @@ class SyncConfig:
         rate_limit_per_s: Messages per second the kiosk reads from one cloud topic; a flood
             beyond it (and its burst) is dropped unread, with one log line per 10 s.
         rate_limit_burst: The burst allowed above that rate.
+        subscription_qos: The QoS of the subscription to the cloud's topics: 1, or 0 on a
+            NATS broker cluster, where a QoS 1 subscription costs a JetStream consumer per
+            connection and holds the reconnection after a node dies (docs/protocol.md,
+            "Broker cluster"). Either way a message lost with its connection is made up for by
+            the next connection's ``sync_request``.
+        connect_timeout_s: How long each step of a connection attempt (the CONNACK, the
+            SUBACK, the birth's PUBACK) may take before the attempt is given up and the next
+            broker of the list tried.
     """
 
     broker_host: str
@@ -132,6 +140,8 @@ class SyncConfig:
     rate_limit_burst: int = 1000
     # Issue 13 (broker cluster): the cluster's other nodes, tried in turn after a failure.
     other_brokers: tuple[tuple[str, int], ...] = ()
+    subscription_qos: int = 1
+    connect_timeout_s: float = 10.0
 
     @property
     def brokers(self) -> tuple[tuple[str, int], ...]:
@@ -237,6 +247,8 @@ DOCUMENTED_KEYS: tuple[str, ...] = (
     "sync.password_file",
     "sync.rate_limit_per_s",
     "sync.rate_limit_burst",
+    "sync.subscription_qos",
+    "sync.connect_timeout_s",
 )
 
 _SECRET_KEYS = ("code_secret", "code_secret_file", "code_secret_env")
@@ -257,6 +269,8 @@ _SYNC_OPTIONS = (
     "event_retention_s",
     "rate_limit_per_s",
     "rate_limit_burst",
+    "subscription_qos",
+    "connect_timeout_s",
 )
 
 
@@ -311,6 +325,12 @@ def _keepalive(value: object) -> int:
     if not is_int(value) or not 5 <= value <= 3600:  # type: ignore[operator]
         raise problem(f"expected a whole number of seconds from 5 to 3600, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def _subscription_qos(value: object) -> int:
+    if not is_int(value) or value not in (0, 1):
+        raise problem(f"expected 0 or 1, got {value!r}")
+    return int(value)
 
 
 def _layout(value: object) -> dict[int, Size]:
@@ -439,6 +459,8 @@ class SyncTable(TableModel):
     rate_limit_per_s: Annotated[float | None, PlainValidator(_positive_rate)] = None
     rate_limit_burst: AtLeastOne | None = None
     broker_urls: Annotated[tuple[BrokerUrl, ...] | None, PlainValidator(_broker_urls)] = None
+    subscription_qos: Annotated[int | None, PlainValidator(_subscription_qos)] = None
+    connect_timeout_s: Seconds | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SyncTable:

@@ -22,6 +22,23 @@ from shared.broker_url import BrokerUrl, BrokerUrlError, parse_broker_url
 
 Node = TypeVar("Node")
 
+CLUSTER_SUBSCRIPTION_QOS = 0
+"""A kiosk's subscription QoS on the NATS broker cluster (``[sync] subscription_qos``). NATS
+backs every QoS 1 subscription with a JetStream consumer, created at each connection and
+replicated like the streams: a fleet reconnecting after a node died then waits for consumer
+creation, or gets SUBACK refused, while JetStream elects new leaders. At QoS 0 the subscription
+is a plain NATS one. The kiosk loses nothing it did not already risk: a clean session queues
+nothing while it is away, and what a connection drops is made up for by the next connection's
+``sync_request`` (docs/protocol.md). Measured: docs/BENCHMARKS.md, "Broker failover"."""
+
+CLUSTER_CONNECT_TIMEOUT_S = 2.0
+"""A kiosk's connection timeout on the broker cluster (``[sync] connect_timeout_s``): a node
+that holds the CONNACK, or the birth's PUBACK (its JetStream waiting for a new leader of the
+session or retained-message stream after a node died), is left for the next node after this,
+not after the 10 s every other wait gets: in bench/broker_failover_bench.py no such PUBACK came
+within 10 s (NATS's own JetStream requests time out after 4 s), so waiting longer gained
+nothing."""
+
 
 def parse_broker_urls(value: str | Sequence[str]) -> tuple[BrokerUrl, ...]:
     """Parses one broker URL, a comma-separated list of them, or a sequence of them.

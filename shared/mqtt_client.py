@@ -19,6 +19,12 @@ message iterator reads; its exit returns early on a lost connection without read
 the task iterating messages was cancelled first (a kiosk or worker stopping as the broker went
 away), asyncio logged "Future exception was never retrieved" whenever the future was collected.
 `MqttClient.__aexit__` reads it: the loss was already handled by whoever saw it.
+
+aiomqtt has one ``timeout`` for every wait; `MqttClient` takes a shorter ``connack_timeout`` for
+the CONNACK alone. A broker cluster node whose JetStream has lost a stream leader (NATS: a node
+just died) holds the CONNACK for as long as the election takes, and a client better spends that
+time trying the next node (docs/protocol.md, "Broker cluster"); a slow PUBACK on a connection
+that is up is no reason to drop it.
 """
 
 from __future__ import annotations
@@ -53,8 +59,9 @@ class MqttClient(aiomqtt.Client):
     """`aiomqtt.Client` whose calls never swallow a cancellation of the calling task, and whose
     failed connection attempts leave no socket open."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, connack_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._connack_timeout = connack_timeout
         self._connect_returned = asyncio.Event()
         # Whether paho's connect call has started (it may never: a cancelled
         # `run_in_executor` cancels a call still queued for a worker thread), or been called
@@ -82,11 +89,17 @@ class MqttClient(aiomqtt.Client):
             return await super().__aenter__()  # aiomqtt refuses a reentrant use
         self._connect_returned = asyncio.Event()
         self._connect_started = self._connect_called_off = False
+        # aiomqtt reads ``self.timeout`` when it starts waiting for the CONNACK.
+        timeout = self.timeout
+        if self._connack_timeout is not None:
+            self.timeout = self._connack_timeout
         try:
             await super().__aenter__()
         except BaseException:
             await self._close_attempt()
             raise
+        finally:
+            self.timeout = timeout
         try:
             raise_if_cancelling()
         except BaseException:

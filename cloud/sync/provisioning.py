@@ -36,8 +36,13 @@ from cloud.fleet_ca import FleetCa
 from cloud.store import kiosks
 from cloud.store.database import Conn
 from cloud.sync.keys import register_kiosk, write_private
-from shared.broker_url import parse_broker_url
+from shared.broker_list import (
+    CLUSTER_CONNECT_TIMEOUT_S,
+    CLUSTER_SUBSCRIPTION_QOS,
+    parse_broker_urls,
+)
 from shared.signing import Signer, Verifier
+from shared.topic_ids import TopicIdError, check_topic_id
 
 KEY_FILE = "kiosk-key.pem"
 SECRET_FILE = "code-secret"  # noqa: S105 (a file name)
@@ -76,12 +81,19 @@ async def provision_kiosk(
     Raises:
         LocationNotFound, AlreadyExists (the kiosk id is registered, or the folder already
         holds a kiosk's files), BadRequest (a broker URL that does not parse, or one without
-        TLS while a certificate is to be issued).
+        TLS while a certificate is to be issued), InvalidId (a location or kiosk id that no
+        sync topic can carry, `shared.topic_ids`), before anything is written.
     """
+    for what, value in (("location id", location_id), ("kiosk id", kiosk_id)):
+        try:
+            check_topic_id(what, value)
+        except TopicIdError as error:
+            field = what.replace(" ", "_")
+            raise errors.InvalidId(str(error), details={"field": field}) from None
     files = [folder / KEY_FILE, folder / SECRET_FILE, folder / CONFIG_FILE]
     if ca is not None:
         files += [folder / CERT_FILE, folder / CERT_KEY_FILE, folder / CA_FILE]
-    broker_url = _kiosk_broker_url(broker_url, tls_required=ca is not None)
+    brokers = _kiosk_broker_urls(broker_url, tls_required=ca is not None)
     taken = [f.name for f in files if f.exists()]
     if taken:
         raise errors.AlreadyExists(f"{folder} already holds {', '.join(taken)}: use another folder")
@@ -92,7 +104,7 @@ async def provision_kiosk(
     secret = secrets.token_urlsafe(32).encode()
     signer = Signer.generate()
     config = _config(
-        location_id, kiosk_id, broker_url, cloud_key.public_base64(), layout, ca is not None
+        location_id, kiosk_id, brokers, cloud_key.public_base64(), layout, ca is not None
     )
     issued = None
     try:
@@ -129,14 +141,16 @@ async def provision_kiosk(
     )
 
 
-def _kiosk_broker_url(url: str, *, tls_required: bool) -> str:
+def _kiosk_broker_urls(urls: str, *, tls_required: bool) -> list[str]:
+    """The kiosk's broker URLs: one, or a broker cluster's nodes (a comma-separated list, as
+    ``LOCKER_MQTT_URL`` may be: issue 13), without user names or passwords."""
     try:
-        parsed = parse_broker_url(url)
+        parsed = parse_broker_urls(urls)
     except ValueError as error:
         raise errors.BadRequest(f"broker URL: {error}") from None
-    if tls_required and not parsed.tls:
+    if tls_required and not parsed[0].tls:
         raise errors.BadRequest("a kiosk with a broker certificate needs an mqtts:// broker URL")
-    return f"{'mqtts' if parsed.tls else 'mqtt'}://{parsed.host}:{parsed.port}"
+    return [f"{'mqtts' if url.tls else 'mqtt'}://{url.host}:{url.port}" for url in parsed]
 
 
 def _write_files(folder: Path, signer: Signer, secret: bytes, config: str) -> None:
@@ -164,7 +178,7 @@ async def _layout(conn: Conn, location_id: str) -> list[tuple[str, str]]:
 def _config(
     location_id: str,
     kiosk_id: str,
-    broker_url: str,
+    broker_urls: list[str],
     cloud_public_key: str,
     layout: list[tuple[str, str]],
     with_certificate: bool = False,
@@ -189,7 +203,18 @@ def _config(
         'backend = "serial"',
         "",
         "[sync]",
-        f"broker_url = {q(broker_url)}",
+        f"broker_url = {q(broker_urls[0])}",
+        *(
+            [
+                "# A broker cluster (NATS): the other nodes, and the settings that let a kiosk",
+                "# move to another node quickly when one dies (docs/protocol.md, Broker cluster).",
+                f"broker_urls = [{', '.join(q(url) for url in broker_urls[1:])}]",
+                f"subscription_qos = {CLUSTER_SUBSCRIPTION_QOS}",
+                f"connect_timeout_s = {CLUSTER_CONNECT_TIMEOUT_S}",
+            ]
+            if len(broker_urls) > 1
+            else []
+        ),
         f"cloud_public_key = {q(cloud_public_key)}",
         f"private_key_file = {q(KEY_FILE)}",
         *(

@@ -94,6 +94,10 @@ TOPIC_LIMIT = RateLimit(per_second=100.0, burst=1000)
 KIOSK_LIMIT = RateLimit(per_second=100.0, burst=1000)
 CONNECTION_HELD_S = 5.0
 """A connection that lived this long resets the reconnect backoff to its minimum."""
+CONNACK_TIMEOUT_S = 3.0
+"""How long a connection attempt waits for its CONNACK before the next broker node is tried:
+a NATS node holds it while JetStream elects the leaders a dead node had (docs/protocol.md,
+"Broker cluster"); Mosquitto answers in milliseconds."""
 _SENDER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -172,6 +176,7 @@ class SyncWorker:
         client_id: str | None = None,
         backoff_first: float = 0.5,
         backoff_longest: float = 2.0,
+        connack_timeout: float = CONNACK_TIMEOUT_S,
         key_cache_s: float = 60.0,
         key_refresh_s: float = REFRESH_AFTER_S,
         topic_limit: RateLimit = TOPIC_LIMIT,
@@ -201,6 +206,7 @@ class SyncWorker:
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
         self._client_id = client_id or f"locker-cloud-{uuid.uuid4().hex[:12]}"
         self._backoff = (backoff_first, backoff_longest)
+        self._connack_timeout = connack_timeout
         # A revocation or the end of a key's grace takes effect within key_cache_s.
         # A key rotated on another worker is looked up again after a bad signature (at most
         # every key_refresh_s per kiosk).
@@ -265,6 +271,7 @@ class SyncWorker:
             clean_session=True,
             keepalive=30,
             timeout=10,
+            connack_timeout=self._connack_timeout,
             tls_context=self.broker.tls_context(),
             username=self.broker.username,
             password=self.broker.password,

@@ -24,13 +24,22 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 CLUSTER_NAME = "locker-brokers"
 NODES = 3
 STATE_FILE = "cluster.json"
+
+MQTT_SETTINGS: dict[str, str] = {
+    # Sessions and retained messages survive the loss of a node.
+    "stream_replicas": str(NODES),
+    # A QoS 1 message not acknowledged within this is delivered again.
+    "ack_wait": '"10s"',
+}
+"""The ``mqtt {}`` block of every node (NATS's names and syntax), after ``listen``;
+`BrokerCluster.create` takes others (bench/broker_failover_bench.py compares them)."""
 
 
 def free_port() -> int:
@@ -51,6 +60,7 @@ class BrokerNode:
     folder: Path
     process: subprocess.Popen[bytes] | None = None
     pid: int | None = None
+    mqtt_settings: dict[str, str] = field(default_factory=lambda: dict(MQTT_SETTINGS))
 
     @property
     def mqtt_url(self) -> str:
@@ -59,6 +69,9 @@ class BrokerNode:
     def config(self, routes: list[int]) -> str:
         route_list = ", ".join(f'"nats-route://127.0.0.1:{port}"' for port in routes)
         store = self.folder / "jetstream"
+        mqtt_settings = "\n".join(
+            f"    {key}: {value}" for key, value in self.mqtt_settings.items()
+        )
         return f"""
 server_name: {self.name}
 listen: "127.0.0.1:{self.client_port}"
@@ -74,10 +87,7 @@ cluster {{
 }}
 mqtt {{
     listen: "127.0.0.1:{self.mqtt_port}"
-    # Sessions, retained messages and QoS 1 deliveries survive the loss of a node.
-    stream_replicas: {NODES}
-    # A QoS 1 message not acknowledged within this is delivered again.
-    ack_wait: "10s"
+{mqtt_settings}
 }}
 # The protocol's largest message is 262,144 bytes (shared.protocol.MAX_PAYLOAD_BYTES).
 max_payload: 1MB
@@ -129,9 +139,17 @@ class BrokerCluster:
     nodes: list[BrokerNode]
 
     @classmethod
-    def create(cls, folder: Path) -> BrokerCluster:
+    def create(cls, folder: Path, mqtt_settings: dict[str, str] | None = None) -> BrokerCluster:
+        settings = dict(MQTT_SETTINGS if mqtt_settings is None else mqtt_settings)
         nodes = [
-            BrokerNode(f"n{i + 1}", free_port(), free_port(), free_port(), folder / f"n{i + 1}")
+            BrokerNode(
+                f"n{i + 1}",
+                free_port(),
+                free_port(),
+                free_port(),
+                folder / f"n{i + 1}",
+                mqtt_settings=settings,
+            )
             for i in range(NODES)
         ]
         return cls(folder, nodes)

@@ -8,7 +8,7 @@ and drops at once does not get a tight reconnect loop from the whole fleet). On 
 connection, in this order (the device-twin order of ``docs/protocol.md``):
 
 1. connect, with the signed ``death`` of this connection's epoch as the MQTT will;
-2. subscribe to ``locker/v1/{loc}/cloud/#`` (QoS 1);
+2. subscribe to ``locker/v1/{loc}/cloud/#`` (QoS ``sync.subscription_qos``: 1, or 0 on NATS);
 3. publish the retained ``birth``;
 4. ask for every change since ``last_revision`` (``sync_request``);
 5. publish pending outbox events; then serve messages, pump the outbox and send heartbeats
@@ -247,6 +247,9 @@ class KioskSync:
             will=will,
             keepalive=self.config.keepalive_s,
             timeout=10,
+            # Issue 13: a cluster node that holds the CONNACK (NATS electing stream leaders
+            # after a node died) is left for the next node of the list.
+            connack_timeout=self.config.connect_timeout_s,
             tls_context=self._tls_context(),
             username=self.config.username,
             password=self.config.password,
@@ -260,13 +263,23 @@ class KioskSync:
 
     async def _serve_connection(self, client: aiomqtt.Client, epoch: int) -> None:
         store = self.ctx.store
-        await client.subscribe(kiosk_subscription(self.location_id), qos=1)
+        # QoS 0 on a NATS cluster (`sync.subscription_qos`): no JetStream consumer per connection.
+        # The SUBACK and the birth's PUBACK complete the connection: each waits at most
+        # `sync.connect_timeout_s`, like the CONNACK (issue 13: a NATS node answers neither
+        # while JetStream elects the leader a dead node had; the next attempt, on the next
+        # node, gets through once it has one).
+        await client.subscribe(
+            kiosk_subscription(self.location_id),
+            qos=self.config.subscription_qos,
+            timeout=self.config.connect_timeout_s,
+        )
         await self._publish(
             client,
             Channel.KIOSK_PRESENCE,
             MessageType.BIRTH,
             presence.birth_body(store.db, self.kiosk_id, epoch),
             retain=True,
+            timeout=self.config.connect_timeout_s,
         )
         self.status.connected = True
         self.status.connections += 1
@@ -514,9 +527,10 @@ class KioskSync:
         qos: int = 1,
         retain: bool = False,
         ttl: timedelta | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (aiomqtt's own per-call timeout)
     ) -> None:
         payload = self._seal(message_type, body, ttl=ttl)
-        await client.publish(self._topic(channel), payload, qos=qos, retain=retain)
+        await client.publish(self._topic(channel), payload, qos=qos, retain=retain, timeout=timeout)
 
     def _seal(
         self, message_type: MessageType, body: Body, *, ttl: timedelta | None = None

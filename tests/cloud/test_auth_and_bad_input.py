@@ -158,3 +158,32 @@ async def test_bad_location_queries_are_refused(cloud, query):
     r = await acme.get(f"/api/v1/locations?{query}")
     assert r.status_code == 422
     assert r.json()["error"]["code"] in {"validation_error", "invalid_size"}
+
+
+@pytest.mark.parametrize("location_id", ["WAW.1", "WAW/1", "WAW:1", "L" * 65])
+async def test_a_location_id_no_sync_topic_can_carry_is_refused_and_nothing_is_created(
+    cloud, location_id
+):
+    """Issue 13: the id is a level of the location's MQTT topics, and NATS's MQTT listener
+    refuses a topic with a '.' (shared.topic_ids)."""
+    r = await cloud.admin.post(
+        "/api/v1/admin/locations",
+        json={
+            "location_id": location_id,
+            "name": "dotted",
+            "address": "street 1",
+            "latitude": 52.2,
+            "longitude": 21.0,
+            "door_counts": {"small": 1},
+        },
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_id"
+    assert error["details"] == {"field": "location_id"}
+    assert "no '.'" in error["message"]
+    async with cloud.pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM locations")
+        row = await cur.fetchone()
+    assert row is not None
+    assert row["n"] == 0

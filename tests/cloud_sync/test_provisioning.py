@@ -16,17 +16,23 @@ from cryptography.x509.oid import NameOID
 from cloud.fleet_ca import FleetCa
 from cloud.store.database import Pool
 from cloud.sync.keys import write_private
+from kiosk.config import SyncTable
 from shared.signing import Signer
 
 from .conftest import make_site
 
 
-async def _provision(database_url: str, key_file: Path, *args: str) -> tuple[int, str, str]:
+async def _provision(
+    database_url: str,
+    key_file: Path,
+    *args: str,
+    mqtt_url: str = "mqtt://broker.example:1883",
+) -> tuple[int, str, str]:
     env = {
         **os.environ,
         "LOCKER_DATABASE_URL": database_url,
         "LOCKER_CLOUD_KEY_FILE": str(key_file),
-        "LOCKER_MQTT_URL": "mqtt://broker.example:1883",
+        "LOCKER_MQTT_URL": mqtt_url,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -187,3 +193,61 @@ async def test_a_kiosk_with_a_certificate_needs_a_tls_broker_url(
     assert "needs an mqtts:// broker URL" in stderr
     assert not out.exists() or list(out.iterdir()) == []
     assert ca.issued() == []
+
+
+async def test_a_broker_cluster_url_list_gives_the_kiosk_every_node_and_the_cluster_settings(
+    pool: Pool, sync_db_url: str, tmp_path: Path
+) -> None:
+    """Issue 13: a comma-separated LOCKER_MQTT_URL (the cloud's own list of a cluster's nodes)
+    becomes the kiosk's broker_url plus broker_urls, with the cluster's subscription QoS and
+    CONNACK timeout; the worker's password stays behind."""
+    site = await make_site(pool, register=False)
+    cloud = Signer.generate()
+    key_file = tmp_path / "cloud.pem"
+    write_private(key_file, cloud.private_pem())
+    out = tmp_path / "kiosk"
+    code, _, stderr = await _provision(
+        sync_db_url,
+        key_file,
+        *("--location", site.location_id, "--kiosk", "k-nats", "--out", str(out)),
+        mqtt_url="mqtt://worker:pw@n1.example:4883, mqtt://worker:pw@n2.example:4883,"
+        "mqtt://worker:pw@n3.example:4883",
+    )
+    assert code == 0, stderr
+    text = (out / "kiosk.toml").read_text()
+    assert "pw" not in text
+    sync = tomllib.loads(text)["sync"]
+    assert sync["broker_url"] == "mqtt://n1.example:4883"
+    assert sync["broker_urls"] == ["mqtt://n2.example:4883", "mqtt://n3.example:4883"]
+    assert (sync["subscription_qos"], sync["connect_timeout_s"]) == (0, 2.0)
+    # The kiosk's own model takes the table as written.
+    table = SyncTable.model_validate(sync)
+    assert [(u.host, u.port) for u in table.broker_urls or ()] == [
+        ("n2.example", 4883),
+        ("n3.example", 4883),
+    ]
+
+
+async def test_an_id_with_a_dot_is_refused_at_provisioning_and_nothing_is_written(
+    pool: Pool, sync_db_url: str, tmp_path: Path
+) -> None:
+    """Issue 13: a NATS MQTT topic cannot carry a '.', and the kiosk id is the client id and the
+    location id a topic level (`shared.topic_ids`)."""
+    site = await make_site(pool, register=False)
+    key_file = tmp_path / "cloud.pem"
+    write_private(key_file, Signer.generate().private_pem())
+    out = tmp_path / "kiosk"
+    code, _, stderr = await _provision(
+        sync_db_url,
+        key_file,
+        *("--location", site.location_id, "--kiosk", "k.dotted", "--out", str(out)),
+    )
+    assert code == 2
+    assert "kiosk id 'k.dotted' is not valid" in stderr
+    assert "no '.'" in stderr
+    assert not out.exists()
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM kiosks WHERE kiosk_id = 'k.dotted'")
+        row = await cur.fetchone()
+    assert row is not None
+    assert row["n"] == 0

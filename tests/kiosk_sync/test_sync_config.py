@@ -234,3 +234,34 @@ def test_the_broker_clusters_other_nodes_load_as_an_array_or_a_comma_list(
 def test_a_bad_broker_list_is_named(tmp_path: Path, urls: str, message: str) -> None:
     with pytest.raises(KioskConfigError, match=rf"sync\.broker_urls.*{message}"):
         load_config(config_with(tmp_path, base(broker_urls=urls)))
+
+
+def test_the_broker_cluster_connection_settings_load_and_default_to_the_single_broker_ones(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: ``subscription_qos`` and ``connect_timeout_s`` (what provisioning writes for a
+    NATS cluster); a kiosk without them keeps QoS 1 and 10 s."""
+    sync = load_config(
+        config_with(tmp_path, base(subscription_qos="0", connect_timeout_s="2.0"))
+    ).sync
+    assert sync is not None
+    assert (sync.subscription_qos, sync.connect_timeout_s) == (0, 2.0)
+    (tmp_path / "plain").mkdir()
+    plain = load_config(config_with(tmp_path / "plain", base())).sync
+    assert plain is not None
+    assert (plain.subscription_qos, plain.connect_timeout_s) == (1, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("sync", "message"),
+    [
+        ("subscription_qos = 2", r"sync\.subscription_qos.*expected 0 or 1, got 2"),
+        ('subscription_qos = "0"', r"sync\.subscription_qos.*expected 0 or 1"),
+        ("connect_timeout_s = 0", r"sync\.connect_timeout_s"),
+    ],
+)
+def test_bad_broker_cluster_connection_settings_are_named(
+    tmp_path: Path, sync: str, message: str
+) -> None:
+    with pytest.raises(KioskConfigError, match=message):
+        load_config(config_with(tmp_path, base() + "\n" + sync))

@@ -152,3 +152,14 @@ async def test_a_lost_connection_nobody_read_leaves_no_never_retrieved_error(
     finally:
         loop.set_exception_handler(previous)
     assert [c["message"] for c in reported] == []
+
+
+async def test_connack_timeout_bounds_the_connect_alone(silent: tuple[SilentBroker, int]) -> None:
+    """Issue 13: a broker that holds the CONNACK (a NATS node electing stream leaders) is given
+    up after ``connack_timeout``, not after ``timeout``, which every later wait keeps."""
+    _, port = silent
+    client = MqttClient("127.0.0.1", port, timeout=30, connack_timeout=0.3)
+    # Well under the 30 s `timeout`: the attempt must have ended on the CONNACK timeout.
+    with pytest.raises(aiomqtt.MqttError):
+        await asyncio.wait_for(client.__aenter__(), 15)
+    assert client.timeout == 30
