@@ -165,6 +165,8 @@ class KioskSync:
             retention=timedelta(seconds=config.event_retention_s),
         )
         self._last_sync_request: tuple[int, datetime] | None = None
+        self._gap_through = 0
+        """The highest revision a gap showed the cloud has (changes refused as past ours)."""
         self._snapshot_parts = SnapshotAssembly()
         self._commands: set[asyncio.Task[object]] = set()
         self._failures = 0
@@ -355,6 +357,7 @@ class KioskSync:
             result = apply.apply_changes(store, body, now)
             self.status.last_revision = result.last_revision
             if result.status is apply.CheckpointStatus.GAP:
+                self._gap_through = max(self._gap_through, body.to_revision)
                 await self._request_sync(client)
             if result.applied:
                 self.outbox_changed.set()  # applying may have written events
@@ -362,8 +365,10 @@ class KioskSync:
             result = apply.apply_snapshot(store, body, now)
             self.status.last_revision = result.last_revision
             self.outbox_changed.set()
+            await self._ask_if_behind_a_gap(client)
         elif isinstance(body, SnapshotPartBody):
-            self._snapshot_part(body, now)
+            if self._snapshot_part(body, now):
+                await self._ask_if_behind_a_gap(client)
         elif isinstance(body, AckBody):
             if body.kiosk_id != self.kiosk_id:
                 return  # another kiosk's at this location
@@ -380,21 +385,43 @@ class KioskSync:
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)
 
-    def _snapshot_part(self, part: SnapshotPartBody, now: datetime) -> None:
-        """Keeps one part of a large snapshot; applies the snapshot once every part is in."""
+    def _snapshot_part(self, part: SnapshotPartBody, now: datetime) -> bool:
+        """Keeps one part of a large snapshot; applies the snapshot once every part is in.
+
+        Returns:
+            Whether a whole snapshot was applied now.
+        """
         if part.revision <= changes.last_revision(self.ctx.store.db):
-            return  # a late copy: the kiosk is at or past it
+            return False  # a late copy: the kiosk is at or past it
         try:
             whole = self._snapshot_parts.add(part)
         except InconsistentPart as error:
             log.warning("snapshot part refused: %s", error)
-            return
+            return False
         if whole is None:
             log.debug("snapshot %s: part %d of %d", part.snapshot_id, part.part, part.parts)
-            return
+            return False
         result = apply.apply_snapshot(self.ctx.store, whole, now)
         self.status.last_revision = result.last_revision
         self.outbox_changed.set()
+        return True
+
+    async def _ask_if_behind_a_gap(self, client: aiomqtt.Client) -> None:
+        """After a snapshot: asks at once for the changes a gap showed exist past its revision.
+
+        A snapshot answering an earlier request can be older than a change refused as a gap
+        meanwhile (the change committed after the snapshot was read). Nothing else would ask for
+        that change again (the cloud published it once), so without this the kiosk stayed
+        behind until the cloud next noticed its heartbeat's revision, or for good.
+        """
+        last = changes.last_revision(self.ctx.store.db)
+        if last < self._gap_through:
+            log.info(
+                "the snapshot is at revision %d, a gap showed %d: asking again",
+                last,
+                self._gap_through,
+            )
+            await self._request_sync(client, force=True)
 
     async def _remote_open(self, body: RemoteOpenBody, expires_at: datetime) -> None:
         try:
