@@ -2,8 +2,9 @@
 
 One worker owns one MQTT connection. Each connection attempt makes a new client (an aiomqtt
 client that keeps a stop request: `shared.mqtt_client`); when the connection fails, the worker
-waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.5 s doubling to 2 s: a
-few workers cannot storm a broker, and the cloud is back within seconds of it) and tries again;
+waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.1 s doubling to 1 s: a
+few workers cannot storm a broker, and the cloud is back within a second of it, before most of
+the fleet, whose births and requests it must be subscribed to hear) and tries again;
 the backoff restarts from its minimum only once a connection has held `CONNECTION_HELD_S`.
 The broker may lose anything in flight: the change log, the kiosks' outboxes and the cursors
 are the durable record, and both sides resend.
@@ -164,8 +165,8 @@ class SyncWorker:
         sweep_interval: float = 5.0,
         concurrency: int = 8,
         client_id: str | None = None,
-        backoff_first: float = 0.5,
-        backoff_longest: float = 2.0,
+        backoff_first: float = 0.1,
+        backoff_longest: float = 1.0,
         key_cache_s: float = 60.0,
         topic_limit: RateLimit = TOPIC_LIMIT,
         kiosk_limit: RateLimit = KIOSK_LIMIT,
