@@ -18,6 +18,7 @@ A snapshot replaces the kiosk's view of the cloud's state at one revision (``doc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -172,41 +173,67 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
             if considered.result.outcome in (ApplyOutcome.REFUSED, ApplyOutcome.BLOCKED):
                 kept.append(current.allocation_id)
             _note(refused, considered)
-        wanted = {entry.door: entry.reason for entry in body.maintenance}
-        for door in doors.list_doors(db):
-            if (
-                door.status is DoorStatus.MAINTENANCE
-                and door.number not in wanted
-                and _maintenance_set_by_cloud(db, door.number)
-            ):
-                off = MaintenanceChange(revision=revision, door=door.number, on=False)
-                _note(refused, deferred.consider(store, off, now))
-        for number, reason in sorted(wanted.items()):
-            on = MaintenanceChange(revision=revision, door=number, on=True, reason=reason)
-            _note(refused, deferred.consider(store, on, now))
+        for applier in PART_ONE_APPLIERS.values():
+            for considered in applier(store, body, now):
+                _note(refused, considered)
         for state in body.allocations:
             listed_change = AllocationChange(revision=revision, allocation=state)
             _note(refused, deferred.consider(store, listed_change, now))
-        for entry in body.labels:
-            label = DoorLabelChange(revision=revision, door=entry.door, label=entry.label)
-            _note(refused, deferred.consider(store, label, now))
         changes.advance_revision(db, revision, now)
     log.info(
         "applied snapshot at revision %d (%d allocations, %d doors in maintenance, %d refused,"
         " %d kept by physical facts)",
         revision,
         len(body.allocations),
-        len(wanted),
+        len(body.maintenance),
         len(refused),
         len(kept),
     )
     return CheckpointResult(
         CheckpointStatus.APPLIED,
         revision,
-        len(body.allocations) + len(wanted),
+        len(body.allocations) + len(body.maintenance),
         tuple(refused),
         tuple(kept),
     )
+
+
+def _apply_maintenance(
+    store: Store, body: SnapshotBody, now: datetime
+) -> list[deferred.Considered]:
+    """Steps 2 and 3's maintenance: the cloud's doors leave or enter maintenance."""
+    db, revision = store.db, body.revision
+    considered: list[deferred.Considered] = []
+    wanted = {entry.door: entry.reason for entry in body.maintenance}
+    for door in doors.list_doors(db):
+        if (
+            door.status is DoorStatus.MAINTENANCE
+            and door.number not in wanted
+            and _maintenance_set_by_cloud(db, door.number)
+        ):
+            off = MaintenanceChange(revision=revision, door=door.number, on=False)
+            considered.append(deferred.consider(store, off, now))
+    for number, reason in sorted(wanted.items()):
+        on = MaintenanceChange(revision=revision, door=number, on=True, reason=reason)
+        considered.append(deferred.consider(store, on, now))
+    return considered
+
+
+def _apply_labels(store: Store, body: SnapshotBody, now: datetime) -> list[deferred.Considered]:
+    return [
+        deferred.consider(
+            store, DoorLabelChange(revision=body.revision, door=e.door, label=e.label), now
+        )
+        for e in body.labels
+    ]
+
+
+PART_ONE_APPLIERS: dict[str, Callable[[Store, SnapshotBody, datetime], list[deferred.Considered]]]
+PART_ONE_APPLIERS = {"maintenance": _apply_maintenance, "labels": _apply_labels}
+"""How a snapshot's lists besides its allocations are applied (part 1 of a parted snapshot),
+by field name (`shared.snapshot_parts.PART_ONE_LISTS`), in this order, before the allocations.
+The one place on the kiosk: a new list is one entry here, its applier returning what it
+considered (`kiosk.sync.deferred.consider`) so refusals are noted like the others'."""
 
 
 def _note(refused: list[RefusedChange], considered: deferred.Considered) -> None:

@@ -41,6 +41,7 @@ from kiosk.flows.context import FlowContext
 from kiosk.store import changes, meta
 from kiosk.store import commands as command_records
 from kiosk.store.records import OutboxEvent
+from kiosk.store.snapshot_parts import KeptParts
 from kiosk.sync import apply, commands, presence
 from kiosk.sync.pump import OutboxPump
 from shared.backoff import backoff_delay
@@ -73,13 +74,15 @@ from shared.protocol import (
     topic,
 )
 from shared.signing import Signer, Verifier
-from shared.snapshot_parts import InconsistentPart, SnapshotAssembly
+from shared.snapshot_parts import InconsistentPart
 
 log = logging.getLogger(__name__)
 FLOOD_QUIET_S = 1.0
 
 SYNC_REQUEST_REPEAT_AFTER = timedelta(seconds=5)
 """A gap asks again for the same revision only after this long (an answer may be on its way)."""
+PART_WAIT_S = 3.0
+"""A snapshot whose next part has not come for this long lost one (`_recover_lost_parts`)."""
 CONNECTION_HELD_S = 5.0
 """A connection that lived this long resets the reconnect backoff to its minimum."""
 STOP_GRACE_S = 2.0
@@ -167,7 +170,9 @@ class KioskSync:
         self._last_sync_request: tuple[int, datetime] | None = None
         self._gap_through = 0
         """The highest revision a gap showed the cloud has (changes refused as past ours)."""
-        self._snapshot_parts = SnapshotAssembly()
+        self._snapshot_parts = KeptParts(ctx.store)
+        self._part_seen_at: float | None = None
+        """When the last part of an unfinished snapshot arrived (loop time), else None."""
         self._commands: set[asyncio.Task[object]] = set()
         self._failures = 0
         self._connected_at: float | None = None
@@ -283,6 +288,7 @@ class KioskSync:
             self._heartbeats(client, epoch),
             self._renew_will_later(),
             self._recover_after_floods(client),
+            self._recover_lost_parts(client),
         )
 
     async def _say_goodbye(self, client: aiomqtt.Client, epoch: int) -> None:
@@ -394,14 +400,18 @@ class KioskSync:
         if part.revision <= changes.last_revision(self.ctx.store.db):
             return False  # a late copy: the kiosk is at or past it
         try:
-            whole = self._snapshot_parts.add(part)
+            whole = self._snapshot_parts.add(part, now)
         except InconsistentPart as error:
             log.warning("snapshot part refused: %s", error)
             return False
         if whole is None:
+            self._part_seen_at = asyncio.get_running_loop().time()
             log.debug("snapshot %s: part %d of %d", part.snapshot_id, part.part, part.parts)
             return False
-        result = apply.apply_snapshot(self.ctx.store, whole, now)
+        self._part_seen_at = None
+        with self.ctx.store.transaction():  # applied and its parts forgotten, or neither
+            result = apply.apply_snapshot(self.ctx.store, whole, now)
+            self._snapshot_parts.applied(part.snapshot_id)
         self.status.last_revision = result.last_revision
         self.outbox_changed.set()
         return True
@@ -448,6 +458,20 @@ class KioskSync:
                 and loop.time() - self._flood_seen_at > FLOOD_QUIET_S
             ):
                 self._flood_seen_at = None
+                await self._request_sync(client, force=True)
+
+    async def _recover_lost_parts(self, client: aiomqtt.Client) -> None:
+        """Asks again at once when a snapshot's parts stop coming before the last one: parts are
+        published back to back, so `PART_WAIT_S` without one means one was lost. The answer is
+        a fresh snapshot (the cloud streams parts and keeps none to resend), not the next
+        heartbeat's catch-up 30 s later."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(PART_WAIT_S / 4)
+            seen = self._part_seen_at
+            if seen is not None and loop.time() - seen > PART_WAIT_S:
+                self._part_seen_at = None
+                log.info("a snapshot's parts stopped before the last one: asking again")
                 await self._request_sync(client, force=True)
 
     async def _request_sync(self, client: aiomqtt.Client, *, force: bool = False) -> None:
