@@ -6,8 +6,8 @@ messages (`shared.protocol.SnapshotPartBody`), each signed and numbered ``part``
 under one ``snapshot_id``; `SnapshotAssembly` keeps the parts that arrive, in any order and
 repeated, and gives the whole `SnapshotBody` only when it holds every part, so the kiosk applies
 it in one transaction or not at all (PowerSync's checkpoint rule). A part that never arrives
-leaves the snapshot unapplied; the kiosk's next heartbeat shows the cloud it is still behind,
-and the cloud answers with a new snapshot.
+leaves the snapshot unapplied; the kiosk asks again once the parts stop coming (issue 14), and
+the cloud answers with a new snapshot.
 """
 
 from __future__ import annotations
@@ -170,7 +170,8 @@ class InconsistentPart(ValueError):
 
 @dataclass
 class SnapshotAssembly:
-    """The parts of the snapshots being received (in memory: a restart asks afresh)."""
+    """The parts of the snapshots being received, in memory (tests and tools; the kiosk keeps
+    them in its store with the same rules: `kiosk.store.snapshot_parts.KeptParts`)."""
 
     _snapshots: dict[uuid.UUID, _Parts] = field(default_factory=dict)
 
