@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,24 @@ async def live_at(conn: Conn, location_id: str) -> list[Allocation]:
         (location_id, LIVE),
     )
     return await _all(cur)
+
+
+async def stream_live_at(
+    conn: Conn, location_id: str, *, batch: int = 500
+) -> AsyncIterator[Allocation]:
+    """`live_at`'s allocations through a server-side cursor, ``batch`` rows per fetch: a
+    location's snapshot of any size is read without holding its rows all at once (issue 14).
+
+    Must run inside a transaction (a named cursor lives in one).
+    """
+    async with conn.cursor(name=f"live_{uuid.uuid4().hex}") as cur:
+        cur.itersize = batch
+        await cur.execute(
+            _VIEW + " WHERE a.location_id = %s AND a.status = ANY(%s) ORDER BY d.door_number",
+            (location_id, LIVE),
+        )
+        async for row in cur:
+            yield Allocation.from_row(row)
 
 
 async def lock(

@@ -31,10 +31,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from cloud import errors
-from cloud.store import changelog, publications, remote_commands
+from cloud.store import changelog, publications, remote_commands, snapshots
 from cloud.store.database import Conn, Pool
 from cloud.store.remote_commands import RemoteCommand
-from cloud.sync.snapshot import build_snapshot
+from cloud.sync.snapshot import stream_snapshot
 from shared.clock import Clock
 from shared.protocol import (
     CLOUD_SENDER,
@@ -48,6 +48,7 @@ from shared.protocol import (
     MessageType,
     RemoteOpenBody,
     RotateKeyBody,
+    SnapshotBody,
     seal,
     topic,
 )
@@ -122,31 +123,47 @@ class Publisher:
 
         One ``snapshot`` message when it fits the payload limit, else ``snapshot_part``
         messages (`shared.snapshot_parts`), each signed, which the kiosk applies only together.
+        issue 14: the parts are read through a server-side cursor and published one at a time
+        (`cloud.sync.snapshot.stream_snapshot`), so memory does not grow with the location.
         """
-        body = await build_snapshot(self._pool, location_id)
-        whole = seal(
-            self._signer,
-            MessageType.SNAPSHOT,
-            location_id=location_id,
-            sender=CLOUD_SENDER,
-            body=body,
-            now=self._clock.now(),
-        )
-        if len(whole) <= MAX_PAYLOAD_BYTES:
-            await self._publish(topic(location_id, Channel.CLOUD_CHANGES), whole, 1, False)
-            log.info("sent a snapshot of %s at revision %d", location_id, body.revision)
-            return body.revision
-        parts = split_snapshot(body)
-        for part in parts:
-            await self._send(location_id, Channel.CLOUD_CHANGES, MessageType.SNAPSHOT_PART, part)
+        parts = allocations = 0
+        revision = 0
+        async with self._pool.connection() as conn, conn.transaction():
+            await snapshots.read_one_moment(conn)
+            async for body in stream_snapshot(conn, location_id):
+                revision = body.revision
+                if isinstance(body, SnapshotBody):
+                    whole = seal(
+                        self._signer,
+                        MessageType.SNAPSHOT,
+                        location_id=location_id,
+                        sender=CLOUD_SENDER,
+                        body=body,
+                        now=self._clock.now(),
+                    )
+                    if len(whole) <= MAX_PAYLOAD_BYTES:
+                        await self._publish(
+                            topic(location_id, Channel.CLOUD_CHANGES), whole, 1, False
+                        )
+                        log.info("sent a snapshot of %s at revision %d", location_id, revision)
+                        return revision
+                    pieces = split_snapshot(body)  # one part's worth that still does not fit
+                else:
+                    pieces = [body]
+                for piece in pieces:
+                    await self._send(
+                        location_id, Channel.CLOUD_CHANGES, MessageType.SNAPSHOT_PART, piece
+                    )
+                    parts += 1
+                    allocations += len(piece.allocations)
         log.info(
             "sent a snapshot of %s at revision %d in %d parts (%d allocations)",
             location_id,
-            body.revision,
-            len(parts),
-            len(body.allocations),
+            revision,
+            parts,
+            allocations,
         )
-        return body.revision
+        return revision
 
     async def answer_sync_request(self, location_id: str, since: int) -> str:
         """Answers "every change after ``since``": changes, a snapshot, or nothing.

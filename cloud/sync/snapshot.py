@@ -3,13 +3,61 @@
 Read in one REPEATABLE READ transaction, so the revision, the live allocations and the doors in
 maintenance are of one moment: a change committing meanwhile is either wholly in the snapshot
 (and below its revision) or wholly after it.
+
+issue 14: a large snapshot is streamed, never built whole. `stream_snapshot` reads the live
+allocations twice through a server-side cursor inside that one transaction: once to plan where
+the parts close (keeping only their lengths, since each part says how many there are), then
+again to yield each part as it fills. Both reads see the same moment, so the plan holds.
 """
 
 from __future__ import annotations
 
-from cloud.store import changelog, code_secrets, people, publications, snapshots
-from cloud.store.database import Pool
-from shared.protocol import DoorLabelState, MaintenanceState, SnapshotBody
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cloud.store import allocations, changelog, code_secrets, people, publications, snapshots
+from cloud.store.database import Conn, Pool
+from shared.protocol import (
+    AllocationState,
+    CodeSecretRotationState,
+    DoorLabelState,
+    MaintenanceState,
+    SnapshotBody,
+    SnapshotPartBody,
+)
+from shared.snapshot_parts import (
+    ALLOCATIONS_PER_PART,
+    PartCutter,
+    make_part,
+    part_one_bytes,
+)
+
+
+async def part_one_lists(conn: Conn, location_id: str) -> dict[str, list[Any]]:
+    """Every list a snapshot carries besides its allocations (part 1 of a parted one), by its
+    field name in `SnapshotBody`.
+
+    The one place the cloud gathers them: a new list is one entry here (and its name in
+    `shared.snapshot_parts.PART_ONE_LISTS`, its applier in `kiosk.sync.apply`).
+    """
+    return {
+        "maintenance": [
+            MaintenanceState(door=m.door, reason=m.reason)
+            for m in await snapshots.maintenance_doors(conn, location_id)
+        ],
+        "labels": [
+            DoorLabelState(door=door, label=label)
+            for door, label in await snapshots.door_labels(conn, location_id)
+        ],
+        "accessible_doors": await snapshots.accessible_doors(conn, location_id),  # issue 10
+        "staff": await people.live_staff_states(conn, location_id),  # issue 11
+        "couriers": await people.live_courier_states(conn, location_id),  # issue 11
+        "code_secret_rotations": [  # issue 9: requests not answered yet
+            CodeSecretRotationState(kiosk_id=k, generation=g, cloud_public=public.hex())
+            for k, g, public in await code_secrets.pending_at(conn, location_id)
+        ],
+    }
 
 
 async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
@@ -20,34 +68,53 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
     """
     async with pool.connection() as conn, conn.transaction():
         await snapshots.read_one_moment(conn)
-        revision = await publications.location_revision(conn, location_id)
-        if revision is None:
-            raise LookupError(f"no location {location_id!r}")
-        allocations = await changelog.live_allocation_states(conn, location_id)
-        maintenance = [
-            MaintenanceState(door=m.door, reason=m.reason)
-            for m in await snapshots.maintenance_doors(conn, location_id)
-        ]
-        labels = [
-            DoorLabelState(door=door, label=label)
-            for door, label in await snapshots.door_labels(conn, location_id)
-        ]
-        accessible = await snapshots.accessible_doors(conn, location_id)
-        staff = await people.live_staff_states(conn, location_id)  # issue 11
-        couriers = await people.live_courier_states(conn, location_id)
-        rotations = await code_secrets.pending_at(conn, location_id)
+        revision = await _revision(conn, location_id)
+        allocation_states = await changelog.live_allocation_states(conn, location_id)
+        lists = await part_one_lists(conn, location_id)
     return SnapshotBody.model_validate(
-        {
-            "revision": revision,
-            "allocations": allocations,
-            "maintenance": maintenance,
-            "labels": labels,
-            "accessible_doors": accessible,
-            "staff": staff,
-            "couriers": couriers,
-            "code_secret_rotations": [
-                {"kiosk_id": k, "generation": g, "cloud_public": public.hex()}
-                for k, g, public in rotations
-            ],
-        }
+        {"revision": revision, "allocations": allocation_states, **lists}
     )
+
+
+async def stream_snapshot(
+    conn: Conn, location_id: str, *, per_part: int = ALLOCATIONS_PER_PART
+) -> AsyncIterator[SnapshotBody | SnapshotPartBody]:
+    """The location's snapshot: one `SnapshotBody` when its allocations fit one part, else its
+    `SnapshotPartBody` parts one at a time, each built only when it is due.
+
+    ``conn`` must be in a transaction that `snapshots.read_one_moment` began.
+
+    Raises:
+        LookupError: no such location.
+    """
+    revision = await _revision(conn, location_id)
+    lists = await part_one_lists(conn, location_id)
+    cutter = PartCutter(first_part_bytes=part_one_bytes(lists), per_part=per_part)
+    async for allocation in allocations.stream_live_at(conn, location_id):
+        cutter.add(len(changelog.state_of(allocation).model_dump_json()) + 1)
+    lengths = cutter.lengths()
+    if len(lengths) == 1:
+        states = [
+            changelog.state_of(a) async for a in allocations.stream_live_at(conn, location_id)
+        ]
+        yield SnapshotBody.model_validate({"revision": revision, "allocations": states, **lists})
+        return
+    snapshot_id = uuid.uuid4()
+    number = 1
+    chunk_states: list[AllocationState] = []
+    async for allocation in allocations.stream_live_at(conn, location_id):
+        chunk_states.append(changelog.state_of(allocation))
+        if len(chunk_states) == lengths[number - 1]:
+            yield make_part(snapshot_id, revision, number, len(lengths), chunk_states, lists)
+            number, chunk_states = number + 1, []
+    if number <= len(lengths):
+        # The second read saw fewer rows than the first: impossible in one REPEATABLE READ
+        # transaction, so a bug; the kiosk would wait for the parts forever.
+        raise RuntimeError(f"snapshot of {location_id} ended at part {number} of {len(lengths)}")
+
+
+async def _revision(conn: Conn, location_id: str) -> int:
+    revision = await publications.location_revision(conn, location_id)
+    if revision is None:
+        raise LookupError(f"no location {location_id!r}")
+    return revision

@@ -2,8 +2,9 @@
 
 One worker owns one MQTT connection. Each connection attempt makes a new client (an aiomqtt
 client that keeps a stop request: `shared.mqtt_client`); when the connection fails, the worker
-waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.5 s doubling to 2 s: a
-few workers cannot storm a broker, and the cloud is back within seconds of it) and tries again;
+waits a jittered exponential backoff (`shared.backoff`: full jitter, 0.1 s doubling to 1 s: a
+few workers cannot storm a broker, and the cloud is back within a second of it, before most of
+the fleet, whose births and requests it must be subscribed to hear) and tries again;
 the backoff restarts from its minimum only once a connection has held `CONNECTION_HELD_S`.
 The broker may lose anything in flight: the change log, the kiosks' outboxes and the cursors
 are the durable record, and both sides resend.
@@ -174,9 +175,9 @@ class SyncWorker:
         sweep_interval: float = 5.0,
         concurrency: int = 8,
         client_id: str | None = None,
-        backoff_first: float = 0.5,
-        backoff_longest: float = 2.0,
         connack_timeout: float = CONNACK_TIMEOUT_S,
+        backoff_first: float = 0.1,
+        backoff_longest: float = 1.0,
         key_cache_s: float = 60.0,
         key_refresh_s: float = REFRESH_AFTER_S,
         topic_limit: RateLimit = TOPIC_LIMIT,
@@ -447,13 +448,18 @@ class SyncWorker:
             assert isinstance(body, BirthBody)
             if not await presence.record_birth(self._pool, body, now):
                 self.stats["birth_ignored"] += 1
-            await self._catch_up(message.location_id, body.kiosk_id, body.last_revision, publisher)
             if retained:
                 # Delivered because this worker has just subscribed (a broker or cloud
-                # restart): what the kiosk sent before that was lost. Its cursor, in an ack that
-                # does not cover those events, has it resend them at once rather than after its
-                # ack timeout (docs/protocol.md, "events"). A live birth is not answered so: the
-                # kiosk's events follow it in order, unlost.
+                # restart): what the kiosk sent before that was lost, its sync_request too. So it
+                # is caught up, and its cursor, in an ack that does not cover those events, has
+                # it resend them at once rather than after its ack timeout (docs/protocol.md,
+                # "events"). A live birth is answered neither way (issue 14): its sync_request
+                # and events follow it in order on the same connection, and answering the birth
+                # too sent each reconnecting kiosk its missed changes twice, which at 200
+                # kiosks after a broker restart was a large part of the worker's work.
+                await self._catch_up(
+                    message.location_id, body.kiosk_id, body.last_revision, publisher
+                )
                 async with self._pool.connection() as conn:
                     through = await kiosk_events.cursor(conn, body.kiosk_id, lock=False)
                 if through is not None:

@@ -416,6 +416,26 @@ def _courier_sessions(db: Database) -> None:
     db.execute("ALTER TABLE allocations ADD COLUMN carrier_id TEXT")
 
 
+@migrations(name="0015_snapshot_parts")
+def _snapshot_parts(db: Database) -> None:
+    # issue 14: the parts of a large snapshot received so far (`kiosk.store.snapshot_parts`),
+    # kept until the last one is in, so that a restart mid-snapshot keeps them. ``body`` is the
+    # part's JSON, checked on arrival.
+    db.execute(
+        """
+        CREATE TABLE snapshot_parts (
+            snapshot_id TEXT NOT NULL,
+            revision    INTEGER NOT NULL CHECK (revision >= 0),
+            part        INTEGER NOT NULL CHECK (part >= 1),
+            parts       INTEGER NOT NULL CHECK (parts >= part),
+            body        TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (snapshot_id, part)
+        )
+        """
+    )
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
@@ -431,6 +451,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0012_door_accessible",
     "0013_staff_and_couriers",
     "0014_courier_sessions",
+    "0015_snapshot_parts",
 )
 
 

@@ -18,6 +18,7 @@ A snapshot replaces the kiosk's view of the cloud's state at one revision (``doc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -177,47 +178,12 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
             if considered.result.outcome in (ApplyOutcome.REFUSED, ApplyOutcome.BLOCKED):
                 kept.append(current.allocation_id)
             _note(refused, considered)
-        wanted = {entry.door: entry.reason for entry in body.maintenance}
-        for door in doors.list_doors(db):
-            if (
-                door.status is DoorStatus.MAINTENANCE
-                and door.number not in wanted
-                and _maintenance_set_by_cloud(db, door.number)
-            ):
-                off = MaintenanceChange(revision=revision, door=door.number, on=False)
-                _note(refused, deferred.consider(store, off, now))
-        for number, reason in sorted(wanted.items()):
-            on = MaintenanceChange(revision=revision, door=number, on=True, reason=reason)
-            _note(refused, deferred.consider(store, on, now))
+        for applier in PART_ONE_APPLIERS.values():
+            for considered in applier(store, body, now):
+                _note(refused, considered)
         for state in body.allocations:
             listed_change = AllocationChange(revision=revision, allocation=state)
             _note(refused, deferred.consider(store, listed_change, now))
-        for entry in body.labels:
-            label = DoorLabelChange(revision=revision, door=entry.door, label=entry.label)
-            _note(refused, deferred.consider(store, label, now))
-        reachable = set(body.accessible_doors)  # issue 10: every other door is not
-        for door in doors.list_doors(db):
-            if door.number in reachable or door_access.is_accessible(db, door.number):
-                access = DoorAccessChange(
-                    revision=revision, door=door.number, accessible=door.number in reachable
-                )
-                _note(refused, deferred.consider(store, access, now))
-        for member in body.staff:  # issue 11: everyone listed; whoever is not, revoked
-            staff = StaffChange(revision=revision, **member.model_dump())
-            _note(refused, deferred.consider(store, staff, now))
-        for driver in body.couriers:
-            courier = CourierChange(revision=revision, **driver.model_dump())
-            _note(refused, deferred.consider(store, courier, now))
-        people.revoke_unlisted(
-            db,
-            {m.staff_id for m in body.staff},
-            {c.courier_id for c in body.couriers},
-            revision,
-            now,
-        )
-        for request in body.code_secret_rotations:  # issue 9: requests still unanswered
-            rotation = CodeSecretRotationChange(revision=revision, **request.model_dump())
-            _note(refused, deferred.consider(store, rotation, now))
         changes.advance_revision(db, revision, now)
         code_secrets.retire_unneeded(db, now)
     log.info(
@@ -225,17 +191,116 @@ def apply_snapshot(store: Store, body: SnapshotBody, now: datetime) -> Checkpoin
         " %d kept by physical facts)",
         revision,
         len(body.allocations),
-        len(wanted),
+        len(body.maintenance),
         len(refused),
         len(kept),
     )
     return CheckpointResult(
         CheckpointStatus.APPLIED,
         revision,
-        len(body.allocations) + len(wanted),
+        len(body.allocations) + len(body.maintenance),
         tuple(refused),
         tuple(kept),
     )
+
+
+def _apply_maintenance(
+    store: Store, body: SnapshotBody, now: datetime
+) -> list[deferred.Considered]:
+    """Steps 2 and 3's maintenance: the cloud's doors leave or enter maintenance."""
+    db, revision = store.db, body.revision
+    considered: list[deferred.Considered] = []
+    wanted = {entry.door: entry.reason for entry in body.maintenance}
+    for door in doors.list_doors(db):
+        if (
+            door.status is DoorStatus.MAINTENANCE
+            and door.number not in wanted
+            and _maintenance_set_by_cloud(db, door.number)
+        ):
+            off = MaintenanceChange(revision=revision, door=door.number, on=False)
+            considered.append(deferred.consider(store, off, now))
+    for number, reason in sorted(wanted.items()):
+        on = MaintenanceChange(revision=revision, door=number, on=True, reason=reason)
+        considered.append(deferred.consider(store, on, now))
+    return considered
+
+
+def _apply_labels(store: Store, body: SnapshotBody, now: datetime) -> list[deferred.Considered]:
+    return [
+        deferred.consider(
+            store, DoorLabelChange(revision=body.revision, door=e.door, label=e.label), now
+        )
+        for e in body.labels
+    ]
+
+
+def _apply_accessible_doors(
+    store: Store, body: SnapshotBody, now: datetime
+) -> list[deferred.Considered]:
+    """issue 10: the doors listed are within reach; every other door is not."""
+    reachable = set(body.accessible_doors)
+    return [
+        deferred.consider(
+            store,
+            DoorAccessChange(
+                revision=body.revision, door=door.number, accessible=door.number in reachable
+            ),
+            now,
+        )
+        for door in doors.list_doors(store.db)
+        if door.number in reachable or door_access.is_accessible(store.db, door.number)
+    ]
+
+
+def _apply_staff(store: Store, body: SnapshotBody, now: datetime) -> list[deferred.Considered]:
+    """issue 11: every staff member listed (whoever is not is revoked by `_apply_couriers`)."""
+    return [
+        deferred.consider(store, StaffChange(revision=body.revision, **m.model_dump()), now)
+        for m in body.staff
+    ]
+
+
+def _apply_couriers(store: Store, body: SnapshotBody, now: datetime) -> list[deferred.Considered]:
+    """issue 11: every courier listed; then staff and couriers not listed are revoked."""
+    considered = [
+        deferred.consider(store, CourierChange(revision=body.revision, **c.model_dump()), now)
+        for c in body.couriers
+    ]
+    people.revoke_unlisted(
+        store.db,
+        {m.staff_id for m in body.staff},
+        {c.courier_id for c in body.couriers},
+        body.revision,
+        now,
+    )
+    return considered
+
+
+def _apply_code_secret_rotations(
+    store: Store, body: SnapshotBody, now: datetime
+) -> list[deferred.Considered]:
+    """issue 9: rotation requests the kiosk has not answered yet."""
+    return [
+        deferred.consider(
+            store, CodeSecretRotationChange(revision=body.revision, **r.model_dump()), now
+        )
+        for r in body.code_secret_rotations
+    ]
+
+
+PART_ONE_APPLIERS: dict[str, Callable[[Store, SnapshotBody, datetime], list[deferred.Considered]]]
+PART_ONE_APPLIERS = {
+    "maintenance": _apply_maintenance,
+    "labels": _apply_labels,
+    "accessible_doors": _apply_accessible_doors,
+    "staff": _apply_staff,
+    "couriers": _apply_couriers,
+    "code_secret_rotations": _apply_code_secret_rotations,
+}
+"""How a snapshot's lists besides its allocations are applied (part 1 of a parted snapshot),
+by field name (`shared.snapshot_parts.PART_ONE_LISTS`), in this order, before the allocations.
+The one place on the kiosk: a new list is one entry here, its applier returning what it
+considered (`kiosk.sync.deferred.consider`) so refusals are noted like the others'."""
 
 
 def _note(refused: list[RefusedChange], considered: deferred.Considered) -> None:

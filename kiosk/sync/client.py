@@ -41,6 +41,7 @@ from kiosk.flows.context import FlowContext
 from kiosk.store import changes, meta
 from kiosk.store import commands as command_records
 from kiosk.store.records import OutboxEvent
+from kiosk.store.snapshot_parts import KeptParts
 from kiosk.sync import apply, commands, key_rotation, presence
 from kiosk.sync.pump import OutboxPump
 from shared.backoff import backoff_delay
@@ -74,13 +75,15 @@ from shared.protocol import (
     topic,
 )
 from shared.signing import Signer, Verifier
-from shared.snapshot_parts import InconsistentPart, SnapshotAssembly
+from shared.snapshot_parts import InconsistentPart
 
 log = logging.getLogger(__name__)
 FLOOD_QUIET_S = 1.0
 
 SYNC_REQUEST_REPEAT_AFTER = timedelta(seconds=5)
 """A gap asks again for the same revision only after this long (an answer may be on its way)."""
+PART_WAIT_S = 3.0
+"""A snapshot whose next part has not come for this long lost one (`_recover_lost_parts`)."""
 CONNECTION_HELD_S = 5.0
 """A connection that lived this long resets the reconnect backoff to its minimum."""
 STOP_GRACE_S = 2.0
@@ -170,7 +173,11 @@ class KioskSync:
             retention=timedelta(seconds=config.event_retention_s),
         )
         self._last_sync_request: tuple[int, datetime] | None = None
-        self._snapshot_parts = SnapshotAssembly()
+        self._gap_through = 0
+        """The highest revision a gap showed the cloud has (changes refused as past ours)."""
+        self._snapshot_parts = KeptParts(ctx.store)
+        self._part_seen_at: float | None = None
+        """When the last part of an unfinished snapshot arrived (loop time), else None."""
         self._commands: set[asyncio.Task[object]] = set()
         self._failures = 0
         self._connected_at: float | None = None
@@ -299,6 +306,7 @@ class KioskSync:
             self._heartbeats(client, epoch),
             self._renew_will_later(),
             self._recover_after_floods(client),
+            self._recover_lost_parts(client),
         )
 
     async def _say_goodbye(self, client: aiomqtt.Client, epoch: int) -> None:
@@ -373,6 +381,7 @@ class KioskSync:
             result = apply.apply_changes(store, body, now)
             self.status.last_revision = result.last_revision
             if result.status is apply.CheckpointStatus.GAP:
+                self._gap_through = max(self._gap_through, body.to_revision)
                 await self._request_sync(client)
             if result.applied:
                 self.outbox_changed.set()  # applying may have written events
@@ -380,8 +389,10 @@ class KioskSync:
             result = apply.apply_snapshot(store, body, now)
             self.status.last_revision = result.last_revision
             self.outbox_changed.set()
+            await self._ask_if_behind_a_gap(client)
         elif isinstance(body, SnapshotPartBody):
-            self._snapshot_part(body, now)
+            if self._snapshot_part(body, now):
+                await self._ask_if_behind_a_gap(client)
         elif isinstance(body, AckBody):
             if body.kiosk_id != self.kiosk_id:
                 return  # another kiosk's at this location
@@ -414,21 +425,47 @@ class KioskSync:
                 log.info("rotate_key from the cloud: a rotation is already under way")
             self.outbox_changed.set()
 
-    def _snapshot_part(self, part: SnapshotPartBody, now: datetime) -> None:
-        """Keeps one part of a large snapshot; applies the snapshot once every part is in."""
+    def _snapshot_part(self, part: SnapshotPartBody, now: datetime) -> bool:
+        """Keeps one part of a large snapshot; applies the snapshot once every part is in.
+
+        Returns:
+            Whether a whole snapshot was applied now.
+        """
         if part.revision <= changes.last_revision(self.ctx.store.db):
-            return  # a late copy: the kiosk is at or past it
+            return False  # a late copy: the kiosk is at or past it
         try:
-            whole = self._snapshot_parts.add(part)
+            whole = self._snapshot_parts.add(part, now)
         except InconsistentPart as error:
             log.warning("snapshot part refused: %s", error)
-            return
+            return False
         if whole is None:
+            self._part_seen_at = asyncio.get_running_loop().time()
             log.debug("snapshot %s: part %d of %d", part.snapshot_id, part.part, part.parts)
-            return
-        result = apply.apply_snapshot(self.ctx.store, whole, now)
+            return False
+        self._part_seen_at = None
+        with self.ctx.store.transaction():  # applied and its parts forgotten, or neither
+            result = apply.apply_snapshot(self.ctx.store, whole, now)
+            self._snapshot_parts.applied(part.snapshot_id)
         self.status.last_revision = result.last_revision
         self.outbox_changed.set()
+        return True
+
+    async def _ask_if_behind_a_gap(self, client: aiomqtt.Client) -> None:
+        """After a snapshot: asks at once for the changes a gap showed exist past its revision.
+
+        A snapshot answering an earlier request can be older than a change refused as a gap
+        meanwhile (the change committed after the snapshot was read). Nothing else would ask for
+        that change again (the cloud published it once), so without this the kiosk stayed
+        behind until the cloud next noticed its heartbeat's revision, or for good.
+        """
+        last = changes.last_revision(self.ctx.store.db)
+        if last < self._gap_through:
+            log.info(
+                "the snapshot is at revision %d, a gap showed %d: asking again",
+                last,
+                self._gap_through,
+            )
+            await self._request_sync(client, force=True)
 
     async def _remote_open(self, body: RemoteOpenBody, expires_at: datetime) -> None:
         try:
@@ -455,6 +492,20 @@ class KioskSync:
                 and loop.time() - self._flood_seen_at > FLOOD_QUIET_S
             ):
                 self._flood_seen_at = None
+                await self._request_sync(client, force=True)
+
+    async def _recover_lost_parts(self, client: aiomqtt.Client) -> None:
+        """Asks again at once when a snapshot's parts stop coming before the last one: parts are
+        published back to back, so `PART_WAIT_S` without one means one was lost. The answer is
+        a fresh snapshot (the cloud streams parts and keeps none to resend), not the next
+        heartbeat's catch-up 30 s later."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(PART_WAIT_S / 4)
+            seen = self._part_seen_at
+            if seen is not None and loop.time() - seen > PART_WAIT_S:
+                self._part_seen_at = None
+                log.info("a snapshot's parts stopped before the last one: asking again")
                 await self._request_sync(client, force=True)
 
     async def _request_sync(self, client: aiomqtt.Client, *, force: bool = False) -> None:

@@ -13,7 +13,9 @@ from cloud import doors
 from cloud.doors import DoorSpec
 from cloud.parcels.requests import AllocationRequest
 from cloud.parcels.reserve import Job, reserve_many
+from cloud.store import snapshots
 from cloud.store.database import Pool
+from cloud.sync.snapshot import stream_snapshot
 from cloud.sync.worker import SyncWorker
 from kiosk.store import CodeHasher, KioskIdentity, Store, allocations, changes
 from kiosk.store import doors as kiosk_doors
@@ -91,3 +93,44 @@ async def test_a_location_with_5000_live_allocations_is_resynced_by_a_snapshot_i
         here = allocations.list_allocations(store.db, [AllocationStatus.RESERVED])
         assert len(here) == LIVE
         assert all(allocation.door is not None for allocation in here)
+
+
+async def test_a_streamed_snapshot_is_of_one_moment_while_changes_commit_between_its_parts(
+    pool: Pool,
+) -> None:
+    # issue 14: the parts are read through a cursor and built one at a time. A reservation
+    # committing while they stream must be in none of them, and every part must agree.
+    site = await make_site(pool)
+    async with pool.connection() as conn, conn.transaction():
+        await doors.add_doors(
+            conn, site.location_id, [DoorSpec(n, Size.SMALL) for n in range(6, 30)], now()
+        )
+    reserved = {str((await site.reserve())["allocation_id"]) for _ in range(12)}
+    revision = await site.revision()
+    parts: list[SnapshotPartBody] = []
+    async with pool.connection() as conn, conn.transaction():
+        await snapshots.read_one_moment(conn)
+        async for body in stream_snapshot(conn, site.location_id, per_part=5):
+            assert isinstance(body, SnapshotPartBody)
+            parts.append(body)
+            if len(parts) == 1:
+                await site.reserve()  # commits on another connection, between the parts
+    assert [p.part for p in parts] == [1, 2, 3]
+    assert {p.parts for p in parts} == {3}
+    assert {p.revision for p in parts} == {revision}
+    assert len({p.snapshot_id for p in parts}) == 1
+    assert {a.allocation_id for p in parts for a in p.allocations} == reserved
+    assert parts[0].labels  # part 1's lists, in part 1 only
+    assert not parts[1].labels
+    assert await site.revision() > revision
+
+
+async def test_a_small_snapshot_streams_as_one_body(pool: Pool) -> None:
+    site = await make_site(pool)
+    await site.reserve()
+    async with pool.connection() as conn, conn.transaction():
+        await snapshots.read_one_moment(conn)
+        bodies = [body async for body in stream_snapshot(conn, site.location_id)]
+    [body] = bodies
+    assert isinstance(body, SnapshotBody)
+    assert len(body.allocations) == 1

@@ -17,6 +17,7 @@ from cloud.sync.publisher import Publisher, queue_remote_open
 from cloud.sync.worker import SyncWorker
 from shared.codes import PickupCode, code_hash
 from shared.protocol import (
+    BirthBody,
     ChangesBody,
     Channel,
     EventsBody,
@@ -408,3 +409,27 @@ async def test_a_flood_on_one_topic_is_dropped_with_one_log_line_and_others_go_t
     floods = [r for r in caplog.records if "flood on a topic" in r.getMessage()]
     assert 1 <= len(floods) <= 2, [r.getMessage() for r in floods]
     assert junk_topic in floods[0].getMessage()
+
+
+async def test_a_live_birth_is_not_answered_with_changes_since_the_sync_request_follows_it(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    # issue 14: a reconnecting kiosk publishes its birth, then its sync_request, on the same
+    # connection. The worker answered both with the same changes, doubling the work of a fleet
+    # coming back after a broker restart (each answer a query, a signature and a publish).
+    await site.reserve()
+    await site.reserve()
+    await peer.expect(MessageType.CHANGES, lambda m: m.body.to_revision == 2)  # type: ignore[union-attr]
+    peer.all_received.clear()
+    birth = BirthBody(kiosk_id=site.kiosk_id, epoch=7, firmware="1.2.3", last_revision=0)
+    await peer.send(Channel.KIOSK_PRESENCE, MessageType.BIRTH, birth)
+    await peer.send(Channel.KIOSK_SYNC, MessageType.SYNC_REQUEST, SyncRequestBody(since_revision=0))
+    # Handled in order per location: once this batch's ack is in, both were answered.
+    await peer.send_events([peer.event("door_opened", _opened(1, 1))])
+    await peer.ack_through(1)
+    answers = [
+        m
+        for m in peer.all_received
+        if isinstance(m.body, ChangesBody) and m.body.from_revision == 0
+    ]
+    assert len(answers) == 1
