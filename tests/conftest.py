@@ -46,6 +46,12 @@ def xdist_group_of(relative_path: str) -> str | None:
     return XDIST_GROUPS[max(matches, key=len)] if matches else None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers this mark too; a run without it (-p no:xdist) still sees the
+    # marks below under --strict-markers.
+    config.addinivalue_line("markers", "xdist_group(name): the tests/conftest.py XDIST_GROUPS")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # tryfirst: xdist turns the xdist_group marks into node-id suffixes in its own hook of
