@@ -11,7 +11,6 @@ own, so each worker has its own database and workers never see each other's rows
 
 from __future__ import annotations
 
-import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -46,6 +45,12 @@ def xdist_group_of(relative_path: str) -> str | None:
     return XDIST_GROUPS[max(matches, key=len)] if matches else None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers this mark too; a run without it (-p no:xdist) still sees the
+    # marks below under --strict-markers.
+    config.addinivalue_line("markers", "xdist_group(name): the tests/conftest.py XDIST_GROUPS")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # tryfirst: xdist turns the xdist_group marks into node-id suffixes in its own hook of
@@ -55,13 +60,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = xdist_group_of(relative)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # Collection leaves a large heap of long-lived objects (modules, hypothesis strategies,
-    # pydantic models); moving them to the permanent generation keeps every later full
-    # collection from walking them again.
-    gc.freeze()
 
 
 @pytest.fixture(scope="session")
