@@ -81,3 +81,51 @@ def test_readme_opens_with_the_two_commands(repo_root, script):
 
 def test_ci_runs_the_readme_test_command(repo_root):
     assert "scripts/check" in read(repo_root, ".ci/run")
+
+
+def _response_schemas(doc: dict) -> dict[str, dict]:
+    """Every schema a response refers to, directly or inside another one."""
+    schemas = doc["components"]["schemas"]
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                name = ref.rsplit("/", 1)[-1]
+                if name not in found:
+                    found.add(name)
+                    walk(schemas[name])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            walk(operation.get("responses", {}))
+    return {name: schemas[name] for name in found}
+
+
+def test_every_response_field_is_documented_in_the_bodies_section(repo_root):
+    # issue 10: docs/api.md's "Bodies" has a heading per response schema of /openapi.json,
+    # naming each of its fields, so the docs cannot drift from the responses.
+    doc = read(repo_root, "docs/api.md")
+    bodies = doc.split("\n## Bodies\n", 1)[1]
+    sections: dict[str, str] = {}
+    for part in ("\n" + bodies).split("\n### ")[1:]:
+        heading, _, text = part.partition("\n")
+        sections[heading.strip()] = text
+    openapi = create_app(CloudSettings(database_url="postgresql://unused/none")).openapi()
+    missing = []
+    for name, schema in sorted(_response_schemas(openapi).items()):
+        fields = schema.get("properties", {})
+        if not fields:
+            continue  # an enum
+        text = sections.get(name)
+        if text is None:
+            missing.append(name)
+            continue
+        missing += [f"{name}.{field}" for field in fields if f"`{field}`" not in text]
+    assert missing == []
