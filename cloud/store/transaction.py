@@ -82,12 +82,9 @@ async def unit(conn: Conn, now: datetime) -> AsyncIterator[Unit]:
         work = Unit(conn, now)
         yield work
         if work._changed or work._maintenance or work._labels or work._departed or work._people:
+            # ``people`` only when there are some (issue 11), so that a wrapper of `append`
+            # written before it (a test's, another branch's) keeps working.
+            extra = {"people": work._people} if work._people else {}
             await changelog.append(
-                conn,
-                now,
-                work._changed,
-                work._maintenance,
-                work._labels,
-                work._departed,
-                people=work._people,
+                conn, now, work._changed, work._maintenance, work._labels, work._departed, **extra
             )
