@@ -101,6 +101,31 @@ def _serial(config: KioskConfig) -> SerialBankConfig:
     return serial
 
 
+def _field_doors(config: KioskConfig) -> list[int]:
+    """The doors the field tools may drive: a serial bank's door map, or the GPIO pins'."""
+    serial, gpio = config.doors.serial, config.doors.gpio
+    if serial is not None:
+        return list(serial.door_map.doors)
+    if gpio is not None:
+        return sorted(gpio.pins)
+    raise FieldToolFailed(
+        2, f"field tools drive lock boards or GPIO; this kiosk's doors are {config.doors.backend}"
+    )
+
+
+def _open_gpio(config: KioskConfig) -> Any:
+    """The configured GPIO bank (issue 11: the field tools drive GPIO banks too). A pin another
+    program holds (the daemon) refuses, as a held serial port does."""
+    from kiosk.hardware.config import create_door_bank
+
+    try:
+        return create_door_bank(config.doors)
+    except Exception as error:  # gpiozero's errors (a pin in use, no such pin), ImportError
+        raise FieldToolFailed(
+            1, f"the GPIO pins cannot be claimed ({error}): stop the kiosk daemon first"
+        ) from None
+
+
 def _run(coro: Any) -> Any:
     from kiosk.hardware.errors import LockBoardError
 
@@ -150,8 +175,30 @@ async def _read_all(serial: SerialBankConfig) -> dict[str, Any]:
     return rows
 
 
+async def _read_gpio(config: KioskConfig) -> dict[str, Any]:
+    gpio = config.doors.gpio
+    assert gpio is not None
+    bank = _open_gpio(config)
+    try:
+        states = await bank.read_states()
+    finally:
+        await bank.aclose()
+    return {
+        str(door): {
+            "board": f"gpio{gpio.pins[door].solenoid}",
+            "lock": f"gpio{gpio.pins[door].sensor}",
+            "lock_state": state.lock.value,
+            "occupied": state.occupied,
+        }
+        for door, state in sorted(states.items())
+    }
+
+
 def _read_doors(args: argparse.Namespace, config: KioskConfig) -> int:
-    rows: dict[str, Any] = _run(_read_all(_serial(config)))
+    if config.doors.gpio is not None:
+        rows: dict[str, Any] = _run(_read_gpio(config))
+    else:
+        rows = _run(_read_all(_serial(config)))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -177,7 +224,7 @@ async def _wait_shut(bank: Any, door: int, timeout_s: float) -> float | None:
 
 async def _pulse_and_audit(
     config: KioskConfig,
-    serial: SerialBankConfig,
+    serial: SerialBankConfig | None,
     doors: list[int],
     by: str,
     shut_timeout_s: float | None = None,
@@ -188,9 +235,10 @@ async def _pulse_and_audit(
     from kiosk.store import doors as door_records
     from kiosk.store.records import Actor
 
-    bank = open_bank(serial)
+    bank = open_bank(serial) if serial is not None else _open_gpio(config)
     try:
-        await read_doors(bank)  # refuses (PortHeld) before anything is written
+        # Refuses (PortHeld) before anything is written.
+        await (read_doors(bank) if serial is not None else bank.read_states())
     except BaseException:
         await bank.aclose()
         raise
@@ -214,7 +262,10 @@ async def _pulse_and_audit(
                     detail={"by": by},
                 )
             try:
-                [result] = await pulse_doors(bank, [door])
+                if serial is not None:
+                    [result] = await pulse_doors(bank, [door])
+                else:
+                    result = await _pulse_gpio(bank, door)
             except BaseException:
                 with store.transaction() as db:
                     audit.finish_entry(db, audit_id, "not sent", datetime.now(UTC))
@@ -239,6 +290,15 @@ async def _pulse_and_audit(
         await bank.aclose()
         store.close()
     return results
+
+
+async def _pulse_gpio(bank: Any, door: int) -> Any:
+    from kiosk.hardware.errors import LockBoardError
+
+    try:
+        return await bank.unlock(door)
+    except LockBoardError as error:
+        return f"{type(error).__name__}: {error}"
 
 
 def _door_by_label(config: KioskConfig, named: str) -> int:
@@ -269,9 +329,10 @@ def _labels(config: KioskConfig) -> dict[int, str]:
 
 
 def _pulse(args: argparse.Namespace, config: KioskConfig) -> int:
-    serial = _serial(config)
-    doors = list(serial.door_map.doors) if args.each else [_door_by_label(config, args.door)]
-    unknown = [door for door in doors if door not in serial.door_map.doors]
+    serial = config.doors.serial
+    known = _field_doors(config)
+    doors = known if args.each else [_door_by_label(config, args.door)]
+    unknown = [door for door in doors if door not in known]
     if unknown:
         raise FieldToolFailed(2, f"door {unknown[0]} is not in the door map")
     if args.shut_timeout <= 0:

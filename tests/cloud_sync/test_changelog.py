@@ -310,11 +310,13 @@ async def test_a_kiosk_registering_between_the_secret_read_and_the_append_gets_n
     original = changelog.append
     raced: list[int] = []
 
-    async def register_meanwhile(conn: psycopg.AsyncConnection, *args: object) -> None:
+    async def register_meanwhile(
+        conn: psycopg.AsyncConnection, *args: object, **kwargs: object
+    ) -> None:
         if not raced:
             await asyncio.wait_for(site.register_kiosk(), 10)
             raced.append(await site.revision())
-        await original(conn, *args)  # type: ignore[arg-type]
+        await original(conn, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(changelog, "append", register_meanwhile)
     reserved = await site.reserve()

@@ -85,10 +85,12 @@ async def test_a_second_kiosk_registering_mid_transaction_gets_a_snapshot_not_th
     original = changelog.append
     raced: list[bytes] = []
 
-    async def register_meanwhile(conn: psycopg.AsyncConnection, *args: object) -> None:
+    async def register_meanwhile(
+        conn: psycopg.AsyncConnection, *args: object, **kwargs: object
+    ) -> None:
         if not raced:
             raced.append(await asyncio.wait_for(_second_kiosk(site, other), 10))
-        await original(conn, *args)  # type: ignore[arg-type]
+        await original(conn, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(changelog, "append", register_meanwhile)
     reserved = await site.reserve()

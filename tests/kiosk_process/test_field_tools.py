@@ -204,3 +204,68 @@ def test_every_field_command_refuses_while_the_daemon_holds_the_port(
             daemon.communicate(timeout=30)
         finally:
             daemon.kill()
+
+
+GPIO_DOORS = """[doors]
+backend = "gpio"
+open_timeout_s = 1.0
+poll_interval_s = 0.02
+[doors.gpio]
+pulse_s = 0.01
+[doors.gpio.pins]
+1 = { solenoid = 4, sensor = 16 }
+2 = { solenoid = 5, sensor = 17 }
+"""
+
+
+def test_read_doors_and_pulse_drive_a_gpio_bank(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 11: the field tools drive GPIO banks too, here on gpiozero's MockFactory (in this
+    # process: the mock pins live in it) with simulated spring-loaded doors on the pins.
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from hardware_sim.gpio_doors import SimulatedGpioDoors
+    from kiosk import cli
+    from kiosk.hardware.gpio_bank import GpioBankConfig, GpioDoorPins
+
+    previous = Device.pin_factory
+    Device.pin_factory = factory = MockFactory()
+    try:
+        pins = {1: GpioDoorPins(solenoid=4, sensor=16), 2: GpioDoorPins(solenoid=5, sensor=17)}
+        sim_doors = SimulatedGpioDoors(factory, GpioBankConfig(pins, pulse_s=0.01))
+        config = write_config(tmp_path, doors=GPIO_DOORS, layout='"1-2" = "small"')
+        sim_doors.door(2).jam()
+        assert cli.main(["read-doors", "--config", str(config)]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            "door 1 (gpio4:gpio16): locked, -",
+            "door 2 (gpio5:gpio17): locked, -",
+        ]
+        status = cli.main(
+            [
+                "pulse",
+                "--config",
+                str(config),
+                "--each",
+                "--by",
+                "tech-ola",
+                "--shut-timeout",
+                "0.2",
+            ]
+        )
+        assert status == 1
+        assert capsys.readouterr().out.splitlines() == [
+            "door 1: opened, left open (0.2 s)",
+            "door 2: open_not_detected",
+        ]
+        assert [sim_doors.door(n).pulses for n in (1, 2)] == [1, 1]
+        with open_store(tmp_path / "kiosk.db") as store:
+            entries = audit.entries(store.db, command="field_pulse")
+            assert [(e.door, e.result) for e in entries] == [
+                (1, "opened, left open"),
+                (2, "open_not_detected"),
+            ]
+    finally:
+        Device.pin_factory.close()
+        Device.pin_factory = previous

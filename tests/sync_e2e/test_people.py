@@ -60,4 +60,8 @@ async def test_staff_and_couriers_are_provisioned_and_revoked_at_the_kiosk(
         with pytest.raises(FlowRefused):
             staff_sign_in.sign_in(site.ctx, "135790", pin_checker(None))
         assert staff_sign_in.sign_in(site.ctx, "246802", pin_checker(None)).staff_id == "bo"
+        # Allocations carry their carrier to the kiosk, so couriers are scoped to it.
+        parcel = await site.reserve()
+        ident = str(parcel["allocation_id"])
+        await eventually(lambda: people.carrier_of(store.db, ident) == site.carrier_id)
         await converge(site)
