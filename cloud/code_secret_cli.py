@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from cloud import code_secret_rotation
 from cloud.config import CloudSettings
+from cloud.store import code_secrets
 from cloud.store import database as db
 
 COMMANDS = ("rotate-code-secret",)
@@ -61,7 +62,7 @@ async def _run(args: argparse.Namespace) -> int:
         else:
             if args.location is not None:
                 async with pool.connection() as conn:
-                    kiosks = await code_secret_rotation.kiosks_of_location(conn, args.location)
+                    kiosks = await code_secrets.kiosks_of_location(conn, args.location)
             else:
                 kiosks = [args.kiosk]
             requests = await code_secret_rotation.rotate(pool, kiosks, now, "locker-cloud")

@@ -45,6 +45,24 @@ class RotationRequest:
     new: bool  # False: the request was already waiting (it is logged again)
 
 
+async def kiosks_of_location(conn: Conn, location_id: str) -> list[str]:
+    """The location's unrevoked kiosks.
+
+    Raises:
+        LookupError: no such location.
+    """
+    cur = await conn.execute(
+        "SELECT l.location_id, k.kiosk_id FROM locations l LEFT JOIN kiosks k"
+        " ON k.location_id = l.location_id AND k.revoked_at IS NULL"
+        " WHERE l.location_id = %s ORDER BY k.kiosk_id",
+        (location_id,),
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        raise LookupError(f"no location {location_id!r}")
+    return [row["kiosk_id"] for row in rows if row["kiosk_id"] is not None]
+
+
 async def request_rotation(
     conn: Conn, kiosk_id: str, now: datetime, requested_by: str
 ) -> RotationRequest:
