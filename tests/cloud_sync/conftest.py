@@ -27,8 +27,9 @@ from cloud.parcels.requests import AllocationRequest
 from cloud.store import database as db
 from cloud.store.database import Pool
 from cloud.sync.keys import register_kiosk
-from cloud.sync.worker import BrokerAddress, SyncWorker
+from cloud.sync.worker import TOPIC_LIMIT, BrokerAddress, SyncWorker
 from shared.clock import SystemClock
+from shared.flood_gate import RateLimit
 from shared.protocol import (
     CLOUD_SENDER,
     AckBody,
@@ -228,6 +229,7 @@ async def running_worker(
     share_group: str = TEST_SHARE_GROUP,
     key_cache_s: float = 60.0,
     key_refresh_s: float = 5.0,
+    topic_limit: RateLimit = TOPIC_LIMIT,
 ) -> AsyncIterator[SyncWorker]:
     host, port, shared = broker
     worker = SyncWorker(
@@ -242,6 +244,7 @@ async def running_worker(
         sweep_interval=sweep_interval,
         key_cache_s=key_cache_s,
         key_refresh_s=key_refresh_s,
+        topic_limit=topic_limit,
     )
     task = asyncio.create_task(worker.run())
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from cloud.store.database import Pool
 from cloud.sync.publisher import Publisher, queue_remote_open
 from cloud.sync.worker import SyncWorker
 from shared.codes import PickupCode, code_hash
+from shared.flood_gate import RateLimit
 from shared.protocol import (
     BirthBody,
     ChangesBody,
@@ -374,6 +376,22 @@ async def test_too_deep_json_and_huge_numbers_are_counted_as_rejections_not_fail
 
 async def test_a_flood_on_one_topic_is_dropped_with_one_log_line_and_others_go_through(
     pool: Pool,
+    sync_db_url: str,
+    mqtt_broker: tuple[str, int, bool],
+    cloud_signer: Signer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A slow rate past a burst of 1,000: at the default 100/s, a loaded machine publishing the
+    # 3,000 messages over 20 s or more let them all through, and nothing was rate-limited.
+    limit = RateLimit(per_second=1.0, burst=1_000)
+    async with running_worker(
+        pool, sync_db_url, mqtt_broker, cloud_signer, topic_limit=limit
+    ) as worker:
+        await _flood_one_topic(pool, worker, mqtt_broker, cloud_signer, caplog)
+
+
+async def _flood_one_topic(
+    pool: Pool,
     worker: SyncWorker,
     mqtt_broker: tuple[str, int, bool],
     cloud_signer: Signer,
@@ -384,6 +402,7 @@ async def test_a_flood_on_one_topic_is_dropped_with_one_log_line_and_others_go_t
     caplog.set_level(logging.WARNING, logger="cloud.sync.worker")
     host, port, _ = mqtt_broker
     junk_topic = topic(flooded.location_id, Channel.KIOSK_HEARTBEAT)
+    started = time.monotonic()
     async with aiomqtt.Client(host, port, identifier=f"flood-{uuid.uuid4().hex[:6]}") as raw:
         for n in range(3_000):
             await raw.publish(junk_topic, b"junk %d" % n, qos=0)
@@ -406,9 +425,12 @@ async def test_a_flood_on_one_topic_is_dropped_with_one_log_line_and_others_go_t
             await peer.ack_through(1)
 
     assert (await site.allocation(parcel["allocation_id"]))["status"] == "deposited"
-    floods = [r for r in caplog.records if "flood on a topic" in r.getMessage()]
-    assert 1 <= len(floods) <= 2, [r.getMessage() for r in floods]
-    assert junk_topic in floods[0].getMessage()
+    # The worker reads every kiosk topic on the broker, so another test's flood may be logged
+    # too: count this topic's lines. One per 10 s of flood, not one per message.
+    lines = [r.getMessage() for r in caplog.records if "flood on a topic" in r.getMessage()]
+    floods = [line for line in lines if junk_topic in line]
+    allowed = 1 + int((time.monotonic() - started) // 10)
+    assert 1 <= len(floods) <= allowed, floods
 
 
 async def test_a_live_birth_is_not_answered_with_changes_since_the_sync_request_follows_it(

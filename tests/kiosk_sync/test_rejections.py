@@ -7,6 +7,7 @@ peer) could; the kiosk stays up and applies the next valid message.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -127,8 +128,11 @@ async def test_a_flood_is_dropped_unread_with_one_log_line_and_the_real_change_f
 ) -> None:
     kiosk, cloud = rig.kiosk, rig.cloud
     cloud.answer_sync_requests = True
-    sync = kiosk.start()
+    # 1/s past the burst of 1,000: at the default 100/s a loaded machine, taking 20 s or more
+    # over the 3,000 messages, let nearly all of them through to be parsed.
+    sync = kiosk.start(rate_limit_per_s=1.0)
     await eventually(lambda: kiosk.connected)
+    started = time.monotonic()
     for n in range(3_000):
         await cloud.publish_raw(Channel.CLOUD_CHANGES, b"junk %d" % n)
     await eventually(lambda: sync.status.rejected["rate_limited"] >= 1_000)
@@ -141,7 +145,8 @@ async def test_a_flood_is_dropped_unread_with_one_log_line_and_the_real_change_f
 
     floods = [r for r in caplog.records if "flood on a cloud topic" in r.getMessage()]
     # One line per 10 s of flood (a slow machine may take more than 10 s over it), not 3,000.
-    assert 1 <= len(floods) <= 2, [r.getMessage() for r in floods]
+    allowed = 1 + int((time.monotonic() - started) // 10)
+    assert 1 <= len(floods) <= allowed, [r.getMessage() for r in floods]
     # Every junk message is accounted for (and the real change, if it was dropped too).
     seen = sync.status.rejected["malformed_json"] + sync.status.rejected["rate_limited"]
     assert seen in (3_000, 3_001)
