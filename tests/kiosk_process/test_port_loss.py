@@ -115,6 +115,14 @@ class Running:
         assert self.daemon.ctx is not None
         return allocations.get_allocation(self.daemon.ctx.store.db, allocation_id).status
 
+    def seen_open(self, door: int) -> bool:
+        """The kiosk saw ``door`` open (its operation is past the pulse)."""
+        assert self.daemon.ctx is not None
+        row = self.daemon.ctx.store.db.execute(
+            "SELECT 1 FROM door_operations WHERE door = ? AND state = 'open'", [door]
+        ).fetchone()
+        return row is not None
+
     async def scan(self, line: str) -> None:
         before = self.daemon.scans
         self.scanner.scan(line)
@@ -185,6 +193,10 @@ async def test_an_unplugged_adapter_is_a_lost_port_and_the_kiosk_recovers_when_p
     assert len(plugged.events(EventType.DOOR_BANK_RESTORED)) == 1
     await plugged.scan("ABC234")
     await wait_for(lambda: sim.door(1, 1).is_open)
+    # The customer holds the door open until the kiosk has seen it open: shut before that (a
+    # poll missed on a loaded machine), the door was never seen open, the occupancy sensor
+    # settles it, and the parcel the simulator still holds stays deposited.
+    await wait_for(lambda: plugged.seen_open(1))
     sim.door(1, 1).close()
     await wait_for(lambda: plugged.status("p1") is AllocationStatus.PICKED_UP)
 
@@ -226,5 +238,6 @@ async def test_a_bus_absent_at_boot_does_not_stop_the_daemon_and_reconciles_when
     assert running.daemon.monitor.reconciliation is not None
     result = await pick_up(ctx, "ABC234")
     assert result.all_opened
+    await wait_for(lambda: running.seen_open(1))  # held open until the kiosk saw it (above)
     sim.door(1, 1).close()
     await wait_for(lambda: running.status("p1") is AllocationStatus.PICKED_UP)
