@@ -4,12 +4,14 @@ carrier and permissions allow; the session records every parcel; a revocation en
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from kiosk.flows import courier
 from kiosk.flows.refusals import FlowRefused, Refusal
-from kiosk.store import audit, courier_sessions, people
-from kiosk.store.records import AllocationKind
+from kiosk.store import audit, courier_sessions, people, staff_pin_guard
+from kiosk.store.records import Actor, AllocationKind, EventType
 from shared.people import secret_hash
 from shared.protocol import CourierChange
 from shared.states import AllocationStatus
@@ -76,9 +78,14 @@ async def test_a_courier_collects_all_of_their_carriers_due_parcels_and_nothing_
         ("exp-a", "collect_opened"),
         ("exp-a", "collected"),
     ]
-    # The audit names the driver, not "touchscreen".
-    entries = audit.entries(k.store.db, command="confirm_collected")
-    assert [e.detail["staff_id"] for e in entries] == ["drv-a"]
+    # The audit names the driver as the one who took each parcel, as the drop-off does.
+    [taken] = audit.entries(k.store.db, command="confirm_collected")
+    assert (taken.actor, taken.detail) == (
+        Actor.DRIVER,
+        {"allocation_id": "exp-a", "driver_id": "drv-a"},
+    )
+    [unlock] = [e for e in audit.entries(k.store.db) if e.door == 1 and e.operation_id is not None]
+    assert (unlock.actor, unlock.detail["driver_id"]) == (Actor.DRIVER, "drv-a")
 
 
 async def test_a_courier_drops_off_under_their_own_id_and_a_revocation_ends_the_session(
@@ -113,3 +120,59 @@ async def test_a_courier_drops_off_under_their_own_id_and_a_revocation_ends_the_
     assert not k.sim_door(5).is_open
     with pytest.raises(FlowRefused):
         courier.sign_in(k.ctx, "33334444")
+
+
+# Issue 11: courier codes are guarded against guessing as staff PINs are.
+
+
+def sign_in_refusal(k: SimKiosk, code: str) -> FlowRefused:
+    with pytest.raises(FlowRefused) as refused:
+        courier.sign_in(k.ctx, code)
+    return refused.value
+
+
+async def test_the_fifth_wrong_courier_code_locks_courier_sign_in_and_alerts_the_operators(
+    sim_kiosk: SimKiosk,
+) -> None:
+    k = sim_kiosk
+    k.allocate("a1", door=1, barcode="PKG-1")
+    provision(k, "drv-a", "11112222", "carrier-a", ["drop_off"], revision=1)
+    for _ in range(4):
+        refused = sign_in_refusal(k, "12345678")
+        assert refused.refusal is Refusal.WRONG_COURIER_CODE
+    assert k.events(EventType.COURIER_CODE_LOCKED) == []
+
+    fifth = sign_in_refusal(k, "12345678")
+    assert fifth.refusal is Refusal.COURIER_CODE_LOCKED
+    assert "Come back in 15 minute(s)" in fifth.message
+    right = sign_in_refusal(k, "11112222")  # even the right code, while locked
+    assert right.refusal is Refusal.COURIER_CODE_LOCKED
+    [locked] = k.events(EventType.COURIER_CODE_LOCKED)
+    assert locked.payload["failures"] == 5
+    # Staff sign-in keeps its own count: a courier guesser does not lock staff out.
+    assert staff_pin_guard.locked_until(k.store.db) is None
+
+    k.clock.advance(courier.LOCKOUT + timedelta(seconds=1))
+    session = courier.sign_in(k.ctx, "11112222")
+    result = await courier.drop_off_parcel(k.ctx, session, "PKG-1")
+    assert result.door == 1
+    await wait_for(lambda: k.sim_door(1).is_open)
+    results = [e.result for e in audit.entries(k.store.db, command="courier_sign_in")]
+    assert results == ["wrong_courier_code"] * 5 + ["courier_code_locked", "accepted"]
+    assert all("11112222" not in str(e.detail) for e in audit.entries(k.store.db))
+
+
+async def test_a_wrong_courier_code_never_tells_whether_a_code_exists(sim_kiosk: SimKiosk) -> None:
+    k = sim_kiosk
+    provision(k, "drv-a", "11112222", "carrier-a", ["drop_off"], revision=1)
+    provision(k, "drv-b", "33334444", "carrier-a", ["drop_off"], revision=2)
+    never = sign_in_refusal(k, "87654321")  # no courier ever had it
+    courier.sign_in(k.ctx, "33334444")  # a right code: counting starts again
+    provision(k, "drv-a", "11112222", "carrier-a", ["drop_off"], revision=3, revoked=True)
+    revoked = sign_in_refusal(k, "11112222")  # a real courier's code, revoked
+    assert (never.refusal, never.message) == (revoked.refusal, revoked.message)
+    assert "4 tries left" in never.message
+    wrong = [
+        e for e in audit.entries(k.store.db, command="courier_sign_in") if e.result != "accepted"
+    ]
+    assert [e.detail for e in wrong] == [{"failures": 1}, {"failures": 1}]
