@@ -5,18 +5,24 @@ carrier and permissions allow; the session records every parcel; a revocation en
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from kiosk.flows import courier
+from kiosk.flows.context import FlowContext
 from kiosk.flows.refusals import FlowRefused, Refusal
-from kiosk.store import audit, courier_sessions, people, staff_pin_guard
+from kiosk.hardware.fake_bank import FakeDoorBank
+from kiosk.store import audit, courier_sessions, doors, people, staff_pin_guard
+from kiosk.store.code_hash import CodeHasher
+from kiosk.store.database import KioskIdentity, Store
 from kiosk.store.records import Actor, AllocationKind, EventType
+from shared.clock import ManualClock
 from shared.people import secret_hash
 from shared.protocol import CourierChange
 from shared.states import AllocationStatus
 
-from .conftest import SimKiosk, wait_for
+from .conftest import LAYOUT, SECRET, START, SimKiosk, wait_for
 
 SALT = "cd" * 16
 
@@ -176,3 +182,31 @@ async def test_a_wrong_courier_code_never_tells_whether_a_code_exists(sim_kiosk:
         e for e in audit.entries(k.store.db, command="courier_sign_in") if e.result != "accepted"
     ]
     assert [e.detail for e in wrong] == [{"failures": 1}, {"failures": 1}]
+
+
+def test_a_reboot_does_not_end_the_courier_code_lockout(tmp_path: Path) -> None:
+    path, clock = tmp_path / "kiosk.db", ManualClock(START)
+    identity, bank = KioskIdentity("loc-test", "kiosk-test"), FakeDoorBank(sorted(LAYOUT))
+
+    def boot() -> tuple[Store, FlowContext]:
+        store = Store.open(path, CodeHasher(SECRET), identity)
+        return store, FlowContext(store=store, bank=bank, clock=clock)
+
+    store, ctx = boot()
+    with store.transaction() as db:
+        doors.sync_layout(db, LAYOUT, START)
+    change = CourierChange(
+        revision=1, courier_id="drv-a", name="A", carrier_id="carrier-a",
+        code_hash=secret_hash("11112222", SALT), salt=SALT, permissions=["drop_off"],
+    )  # fmt: skip
+    people.apply_courier(store, change, clock.now())
+    for _ in range(5):
+        with pytest.raises(FlowRefused):
+            courier.sign_in(ctx, "12345678")
+    store.close()
+
+    store, ctx = boot()
+    with pytest.raises(FlowRefused) as locked:
+        courier.sign_in(ctx, "11112222")
+    assert locked.value.refusal is Refusal.COURIER_CODE_LOCKED
+    store.close()
