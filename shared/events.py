@@ -70,6 +70,8 @@ class EventType(StrEnum):
     CODE_SECRET_ROTATED = "code_secret_rotated"  # noqa: S105 (an event type)
     # Issue 9: the kiosk's next signing key, announced under its current one.
     SIGNING_KEY_ROTATED = "signing_key_rotated"
+    # Issue 11: the courier code's lockout, as the staff PIN's.
+    COURIER_CODE_LOCKED = "courier_code_locked"
 
 
 # Field types. Ids as the sync protocol bounds them (`shared.protocol.AllocationState`); free
@@ -332,6 +334,14 @@ class StaffPinLocked(PayloadModel):
     locked_until: AwareDatetime
 
 
+class CourierCodeLocked(PayloadModel):
+    """Too many wrong courier codes: courier sign-in is refused until ``locked_until``."""
+
+    type: Literal[EventType.COURIER_CODE_LOCKED] = EventType.COURIER_CODE_LOCKED
+    failures: Annotated[StrictInt, Field(gt=0)]
+    locked_until: AwareDatetime
+
+
 Hex32 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -384,7 +394,8 @@ KioskEvent = Annotated[
     | CodeGivenBack
     | StaffPinLocked
     | CodeSecretRotated
-    | SigningKeyRotated,
+    | SigningKeyRotated
+    | CourierCodeLocked,
     Field(discriminator="type"),
 ]
 """Any kiosk event, told apart by its ``type``."""

@@ -116,6 +116,7 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "reason": "interrupted before the pulse",
     },
     EventType.STAFF_PIN_LOCKED: {"failures": 5, "locked_until": "2026-01-05T10:15:00+00:00"},
+    EventType.COURIER_CODE_LOCKED: {"failures": 5, "locked_until": "2026-01-05T10:15:00+00:00"},
     EventType.CODE_SECRET_ROTATED: {
         "generation": 2,
         "kiosk_public": "ab" * 32,

@@ -90,6 +90,7 @@ ALERT_EVENTS = frozenset(
         EventType.CLOUD_CHANGE_REFUSED,
         EventType.DOOR_BANK_UNAVAILABLE,
         EventType.STAFF_PIN_LOCKED,
+        EventType.COURIER_CODE_LOCKED,
     }
 )
 # Events kept for the audit trail only: they change nothing the cloud keeps.

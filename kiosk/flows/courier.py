@@ -9,24 +9,40 @@ their permissions': ``drop_off`` (the drop-off flow, audited under their courier
 carrier the kiosk does not know, or another carrier's, is never opened for them.
 
 Every step checks the courier is still live: a revocation arriving mid-session ends it.
+
+Courier codes are guarded against guessing as staff PINs are (`kiosk.flows.staff_sign_in`'s
+rule, `kiosk.store.sign_in_guard`'s mechanism, its own count per kiosk): the fifth wrong code
+within five minutes locks courier sign-in for fifteen minutes and tells the operators
+(``courier_code_locked``, an alert). A wrong code gets the same answer whether or not some
+courier's code is near it, or was revoked: the answer never reveals which codes exist. Couriers
+are audited under actor ``driver`` with their ``driver_id``, as the drop-off names its driver.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from kiosk.flows import drop_off, staff
+from sqlite_utils import Database
+
+from kiosk.flows import drop_off, staff, staff_sign_in
 from kiosk.flows.context import FlowContext
 from kiosk.flows.drop_off import DropOffResult
 from kiosk.flows.opening import DoorOpening
 from kiosk.flows.refusals import FlowRefused, Refusal
-from kiosk.store import allocations, audit, courier_sessions, people
+from kiosk.store import allocations, audit, courier_sessions, outbox, people, sign_in_guard
 from kiosk.store.people import Courier
 from kiosk.store.records import Actor, Allocation, AllocationKind
+from shared.events import CourierCodeLocked
 from shared.people import CourierPermission
 from shared.states import AllocationStatus
 
 SIGN_IN = "courier_sign_in"
+
+# The staff PIN's rule: one rule for the secrets people type to sign in.
+MAX_FAILURES = staff_sign_in.MAX_FAILURES
+WINDOW = staff_sign_in.WINDOW
+LOCKOUT = staff_sign_in.LOCKOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,31 +52,71 @@ class CourierSession:
 
 
 def sign_in(ctx: FlowContext, code: str) -> CourierSession:
-    """Starts a session for the courier whose code this is.
+    """Starts a session for the courier whose code this is, unless courier sign-in is locked.
 
     Raises:
-        FlowRefused: WRONG_COURIER_CODE (audited, never with the code).
+        FlowRefused: COURIER_CODE_LOCKED (too many wrong codes; the message says for how long),
+            or WRONG_COURIER_CODE. The attempt is audited either way, never with the code.
     """
+    # Refusals are raised after the commit, so that their audit entry and count are kept.
+    outcome: FlowRefused | CourierSession
     with ctx.store.transaction() as db:
         now = ctx.clock.now()
-        courier = people.find_courier(db, code.strip())
-        if courier is None:
-            audit.record_entry(db, now, Actor.DRIVER, SIGN_IN, Refusal.WRONG_COURIER_CODE.value)
+        until = sign_in_guard.locked_until(db, sign_in_guard.COURIER_CODE)
+        if until is not None and until > now:
+            audit.record_entry(db, now, Actor.DRIVER, SIGN_IN, Refusal.COURIER_CODE_LOCKED.value)
+            outcome = _locked(until - now)
         else:
-            session_id = courier_sessions.start(db, courier.courier_id, now)
-            audit.record_entry(
-                db,
-                now,
-                Actor.DRIVER,
-                SIGN_IN,
-                "accepted",
-                detail={"courier_id": courier.courier_id, "session_id": session_id},
-            )
-    if courier is None:
-        raise FlowRefused(
-            Refusal.WRONG_COURIER_CODE, "That courier code is not right. Check it and try again."
+            outcome = _check(db, now, code)
+    if isinstance(outcome, FlowRefused):
+        raise outcome
+    return outcome
+
+
+def _check(db: Database, now: datetime, code: str) -> FlowRefused | CourierSession:
+    courier = people.find_courier(db, code.strip())
+    if courier is not None:
+        sign_in_guard.clear(db, sign_in_guard.COURIER_CODE)
+        session_id = courier_sessions.start(db, courier.courier_id, now)
+        audit.record_entry(
+            db,
+            now,
+            Actor.DRIVER,
+            SIGN_IN,
+            "accepted",
+            detail={"courier_id": courier.courier_id, "session_id": session_id},
         )
-    return CourierSession(session_id, courier)
+        return CourierSession(session_id, courier)
+    failures = sign_in_guard.record_failure(db, sign_in_guard.COURIER_CODE, now, WINDOW)
+    audit.record_entry(
+        db,
+        now,
+        Actor.DRIVER,
+        SIGN_IN,
+        Refusal.WRONG_COURIER_CODE.value,
+        detail={"failures": failures},
+    )
+    if failures >= MAX_FAILURES:
+        locked = now + LOCKOUT
+        sign_in_guard.lock(db, sign_in_guard.COURIER_CODE, locked)
+        outbox.append_event(db, CourierCodeLocked(failures=failures, locked_until=locked), now)
+        return _locked(LOCKOUT)
+    left = MAX_FAILURES - failures
+    return FlowRefused(
+        Refusal.WRONG_COURIER_CODE,
+        f"That courier code is not right. Check it and try again: {left} "
+        f"{'try' if left == 1 else 'tries'} left before courier sign-in locks.",
+    )
+
+
+def _locked(left: timedelta) -> FlowRefused:
+    minutes = max(1, -(-int(left.total_seconds()) // 60))
+    return FlowRefused(
+        Refusal.COURIER_CODE_LOCKED,
+        f"Too many wrong courier codes: courier sign-in is locked. Come back in {minutes} "
+        "minute(s), or ask your carrier's dispatcher. The operators have been told.",
+        retry_after=left,
+    )
 
 
 def sign_out(ctx: FlowContext, session: CourierSession) -> None:
@@ -135,7 +191,9 @@ def confirm_collected(ctx: FlowContext, session: CourierSession, allocation_id: 
             courier, parcel, people.carrier_of(db, allocation_id)
         ):
             raise _not_permitted("take this parcel")
-        collected = staff.confirm_collected(ctx, allocation_id, staff_id=courier.courier_id)
+        collected = staff.confirm_collected(
+            ctx, allocation_id, staff_id=courier.courier_id, actor=Actor.DRIVER
+        )
         courier_sessions.record_parcel(
             db, session.session_id, allocation_id, "collected", ctx.clock.now()
         )

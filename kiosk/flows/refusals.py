@@ -36,6 +36,7 @@ class Refusal(StrEnum):
     STAFF_PIN_LOCKED = "staff_pin_locked"
     # Issue 11: couriers.
     WRONG_COURIER_CODE = "wrong_courier_code"
+    COURIER_CODE_LOCKED = "courier_code_locked"
     NOT_PERMITTED = "not_permitted"  # the courier may not do this (permissions, carrier)
     SESSION_ENDED = "session_ended"  # the courier was revoked, or signed out
 

@@ -59,14 +59,19 @@ async def open_for_collection(
                     purpose=Purpose.COLLECTION,
                     actor=actor,
                     allocation_id=parcel.allocation_id,
-                    detail={"staff_id": staff_id},
+                    detail=_person(actor, staff_id),
                 )
             )
     return tuple([await opening.pulse(ctx, p) for p in pending])
 
 
-def confirm_collected(ctx: FlowContext, allocation_id: str, *, staff_id: str) -> Allocation:
+def confirm_collected(
+    ctx: FlowContext, allocation_id: str, *, staff_id: str, actor: Actor = Actor.STAFF
+) -> Allocation:
     """Records that staff took the parcel out; its door is free once shut.
+
+    A courier's collection (`kiosk.flows.courier`) is audited under actor ``driver`` with their
+    ``driver_id``, so that the audit names who took each parcel.
 
     Raises:
         FlowRefused: NOT_COLLECTABLE for an unknown parcel or one that is not due for
@@ -92,13 +97,19 @@ def confirm_collected(ctx: FlowContext, allocation_id: str, *, staff_id: str) ->
         audit.record_entry(
             db,
             now,
-            Actor.STAFF,
+            actor,
             "confirm_collected",
             "done",
             door=parcel.door,
-            detail={"allocation_id": allocation_id, "staff_id": staff_id},
+            detail={"allocation_id": allocation_id, **_person(actor, staff_id)},
         )
         return collected
+
+
+def _person(actor: Actor, person_id: str) -> dict[str, str]:
+    # The audit detail naming who acted: a courier as the drop-off names its driver
+    # (``driver_id``), staff by their staff id.
+    return {"driver_id": person_id} if actor is Actor.DRIVER else {"staff_id": person_id}
 
 
 def set_maintenance(

@@ -436,6 +436,19 @@ def _snapshot_parts(db: Database) -> None:
     )
 
 
+@migrations(name="0016_courier_code_guard")
+def _courier_code_guard(db: Database) -> None:
+    # Issue 11: the courier code's brute-force guard, the staff PIN's mechanism with its own
+    # tables (`kiosk.store.sign_in_guard`), so that guessing one never locks the other.
+    db.execute(
+        "CREATE TABLE courier_code_failures (failure_id INTEGER PRIMARY KEY, at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE courier_code_lock (id INTEGER PRIMARY KEY CHECK (id = 1), locked_until TEXT)"
+    )
+    db.execute("INSERT INTO courier_code_lock (id, locked_until) VALUES (1, NULL)")
+
+
 KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0001_initial",
     "0002_pending_audit_index",
@@ -452,6 +465,7 @@ KNOWN_MIGRATIONS: tuple[str, ...] = (
     "0013_staff_and_couriers",
     "0014_courier_sessions",
     "0015_snapshot_parts",
+    "0016_courier_code_guard",
 )
 
 

@@ -1,7 +1,8 @@
 """The staff PIN's brute-force guard, in the store: recent wrong PINs and the lockout.
 
-As for the customers' keypad (`kiosk.store.keypad`), kept in SQLite so that pulling the plug
-does not reset it. The rule (how many, how long) is the sign-in flow's; this module only counts.
+The staff PIN's tables in the sign-in guard (`kiosk.store.sign_in_guard`), which the courier
+code's shares its mechanism with. The rule (how many, how long) is the sign-in flow's; this
+module only counts.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from kiosk.store.database import require_transaction
-from kiosk.store.records import from_db_time, to_db_time
+from kiosk.store import sign_in_guard
+from kiosk.store.sign_in_guard import STAFF_PIN
 
 
 def locked_until(db: Database) -> datetime | None:
     """When the current lockout ends (it may lie in the past), or None if never locked."""
-    row = next(db.query("SELECT locked_until FROM staff_pin_lock WHERE id = 1"), None)
-    return None if row is None else from_db_time(row["locked_until"])
+    return sign_in_guard.locked_until(db, STAFF_PIN)
 
 
 def record_failure(db: Database, now: datetime, window: timedelta) -> int:
@@ -26,10 +26,7 @@ def record_failure(db: Database, now: datetime, window: timedelta) -> int:
     Raises:
         NotInTransaction: called outside `Store.transaction`.
     """
-    require_transaction(db)
-    db.execute("DELETE FROM staff_pin_failures WHERE at <= ?", [to_db_time(now - window)])
-    db.execute("INSERT INTO staff_pin_failures (at) VALUES (?)", [to_db_time(now)])
-    return int(next(db.query("SELECT count(*) AS n FROM staff_pin_failures"))["n"])
+    return sign_in_guard.record_failure(db, STAFF_PIN, now, window)
 
 
 def lock(db: Database, until: datetime) -> None:
@@ -38,9 +35,7 @@ def lock(db: Database, until: datetime) -> None:
     Raises:
         NotInTransaction: called outside `Store.transaction`.
     """
-    require_transaction(db)
-    db.execute("UPDATE staff_pin_lock SET locked_until = ? WHERE id = 1", [to_db_time(until)])
-    db.execute("DELETE FROM staff_pin_failures")
+    sign_in_guard.lock(db, STAFF_PIN, until)
 
 
 def clear(db: Database) -> None:
@@ -49,5 +44,4 @@ def clear(db: Database) -> None:
     Raises:
         NotInTransaction: called outside `Store.transaction`.
     """
-    require_transaction(db)
-    db.execute("DELETE FROM staff_pin_failures")
+    sign_in_guard.clear(db, STAFF_PIN)

@@ -4,7 +4,7 @@ then the drop-off screen as that courier."""
 from __future__ import annotations
 
 from kiosk.flows import courier
-from kiosk.flows.refusals import FlowRefused
+from kiosk.flows.refusals import FlowRefused, Refusal
 from kiosk.ui.code_entry import CodeEntryScreen
 from kiosk.ui.driver import DriverScreen
 from kiosk.ui.notice import NoticeScreen
@@ -23,6 +23,10 @@ class CourierCodeScreen(CodeEntryScreen):
         try:
             session = courier.sign_in(self.services.ctx, code)
         except FlowRefused as refused:
-            self.kiosk.push_screen(NoticeScreen("Code not accepted", refused.message))
+            # Locked after too many wrong codes: the message says when to come back. Any other
+            # refusal reads the same for every wrong code (it never tells whether one exists).
+            locked = refused.refusal is Refusal.COURIER_CODE_LOCKED
+            heading = "Courier sign-in locked" if locked else "Code not accepted"
+            self.kiosk.push_screen(NoticeScreen(heading, refused.message))
             return
         self.kiosk.switch_screen(DriverScreen(session))

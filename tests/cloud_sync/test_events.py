@@ -550,3 +550,22 @@ async def test_a_code_given_back_is_live_again_though_the_customer_has_a_newer_l
     # A third parcel for her joins the newer code, not the given-back one.
     third = await site.reserve(customer="cleo")
     assert (await site.allocation(third["allocation_id"]))["pickup_code_id"] == second_code
+
+
+async def test_a_locked_courier_sign_in_is_an_operator_alert(
+    site: Site, worker: SyncWorker, peer: KioskPeer
+) -> None:
+    # Issue 11: as staff_pin_locked, so that operators see someone guessing courier codes.
+    locked = {"failures": 5, "locked_until": (now() + timedelta(minutes=15)).isoformat()}
+    await peer.send_events([peer.event("courier_code_locked", locked)])
+    assert (await peer.ack_through(1)).through_sequence == 1
+    assert [(e["type"], e["outcome"]) for e in await _events(site)] == [
+        ("courier_code_locked", "recorded")
+    ]
+    async with site.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, detail FROM fleet_alerts WHERE location_id = %s", (site.location_id,)
+        )
+        [alert] = await cur.fetchall()
+    assert alert["kind"] == "courier_code_locked"
+    assert alert["detail"]["failures"] == 5

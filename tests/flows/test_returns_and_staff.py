@@ -124,6 +124,9 @@ async def test_staff_open_expired_doors_and_confirm_each_collected_parcel(
     await kiosk.poll()
     assert kiosk.door(2).status is DoorStatus.AVAILABLE
     assert [e.payload["allocation_id"] for e in kiosk.events(EventType.PARCEL_COLLECTED)] == ["a2"]
+    # Staff collection stays audited under actor staff with their staff id (couriers': driver).
+    [taken] = audit.entries(kiosk.store.db, command="confirm_collected")
+    assert (taken.actor, taken.detail) == (Actor.STAFF, {"allocation_id": "a2", "staff_id": "s1"})
 
     with pytest.raises(FlowRefused) as refused:
         confirm_collected(kiosk.ctx, "a3", staff_id="s1")

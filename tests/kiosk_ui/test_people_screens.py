@@ -106,3 +106,31 @@ async def test_a_courier_signs_in_drops_off_and_collects_only_their_carriers_par
         assert not fake_bank.is_open(5)
     [scan] = [e for e in audit.entries(kiosk.store.db, command="scan") if e.result == "accepted"]
     assert scan.detail["driver_id"] == "drv-a"
+
+
+async def test_a_courier_locked_out_after_wrong_codes_is_told_to_come_back_later(
+    kiosk: Kiosk, fake_bank: FakeDoorBank, build_app: Callable[..., KioskApp]
+) -> None:
+    courier(kiosk, "drv-a", "24681357", "carrier-a", ["drop_off"])
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        for attempt in range(1, 6):
+            await pilot.press(*"11111111", "enter")
+            await settle(pilot)
+            assert isinstance(app.screen, NoticeScreen)
+            if attempt < 5:
+                assert text(app, "#notice-heading") == "Code not accepted"
+                app.pop_screen()
+                await settle(pilot)
+                await pilot.press(*["backspace"] * 8)
+        assert text(app, "#notice-heading") == "Courier sign-in locked"
+        assert "Come back in 15 minute(s)" in text(app, "#notice-message")
+        app.pop_screen()
+        await settle(pilot)
+        await pilot.press(*["backspace"] * 8, *"24681357", "enter")  # the right code, while locked
+        await settle(pilot)
+        assert isinstance(app.screen, NoticeScreen)
+        assert text(app, "#notice-heading") == "Courier sign-in locked"
+        assert not any(isinstance(screen, DriverScreen) for screen in app.screen_stack)

@@ -32,7 +32,8 @@ def test_the_kiosk_imports_the_shared_event_types() -> None:
     assert EventType.CODE_GIVEN_BACK in EventType  # issue 11
     assert EventType.CODE_SECRET_ROTATED in EventType  # issue 9
     assert EventType.SIGNING_KEY_ROTATED in EventType  # issue 9
-    assert len(EventType) == 26
+    assert EventType.COURIER_CODE_LOCKED in EventType  # issue 11
+    assert len(EventType) == 27
 
 
 @pytest.mark.parametrize("event_type", list(EventType))
