@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from door_rigs import REQUEST_TIMEOUT_S, RETRIES, TIMING, SerialRig
@@ -42,7 +43,7 @@ def wide_board() -> Iterator[LockBoardSimulator]:
 
 def _bank(sim: LockBoardSimulator, door_map: DoorMap, **options: object) -> SerialBoardBank:
     config = SerialBankConfig(
-        port=sim.path,
+        port=str(options.pop("port", sim.path)),
         protocol=sim.protocol,
         door_map=door_map,
         request_timeout_s=REQUEST_TIMEOUT_S,
@@ -273,14 +274,22 @@ def test_baudrate_defaults_to_the_protocols(protocol: str, baudrate: int) -> Non
     assert config.effective_baudrate == baudrate
 
 
-async def test_a_port_that_goes_away_is_a_port_error_and_the_link_reopens_it() -> None:
+async def test_a_port_that_goes_away_is_a_port_error_and_the_link_reopens_it(
+    tmp_path: Path,
+) -> None:
     # A pty whose other end closes fails like an unplugged USB adapter: pyserial's
     # reset_input_buffer raises termios.error (EIO), which is not an OSError.
     sim = LockBoardSimulator(BoardProtocol.EIGHT_A, {1: 4}, spring_delay_s=0)
     sim.start()
-    bank = _bank(sim, DoorMap.sequential([(1, 4)]))
+    # Through a stable link, as /dev/serial/by-id is, removed with the adapter: reopening the
+    # freed /dev/pts number itself could open (and exclusively lock) another test process's
+    # new pty, which then failed "Could not exclusively lock port".
+    link = tmp_path / "usb-FTDI_RS485-if00-port0"
+    link.symlink_to(sim.path)
+    bank = _bank(sim, DoorMap.sequential([(1, 4)]), port=str(link))
     try:
         assert len(await bank.read_states()) == 4
+        link.unlink()
         sim.stop()
         for _ in range(2):  # the failed handle is dropped; reopening fails as a PortError too
             with pytest.raises(PortError):
