@@ -97,6 +97,22 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("mosquitto did not listen within 10 s")
 
 
+@contextlib.contextmanager
+def running_broker(ca: FleetCa, folder: Path, clients: dict[str, IssuedFiles]) -> Iterator[Fleet]:
+    """Mosquitto on a free port, with the configuration generated from ``ca``, until the end of
+    the block (the broker certificate must be issued into ``folder / "broker"`` first)."""
+    port = free_port()
+    config_file = _generate(ca, folder, port)
+    process = _start(config_file, folder)
+    fleet = Fleet(ca, folder, port, clients, process, config_file)
+    try:
+        _wait_listening(port, process)
+        yield fleet
+    finally:
+        fleet.process.terminate()
+        fleet.process.wait(10)
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     if not Path(MOSQUITTO).exists():
@@ -122,16 +138,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     }
     ca.revoke(identity="kiosk-stolen", now=NOW)
     ca.issue_broker(hosts=["localhost", "127.0.0.1"], out=folder / "broker", now=NOW)
-    port = free_port()
-    config_file = _generate(ca, folder, port)
-    process = _start(config_file, folder)
-    fleet = Fleet(ca, folder, port, clients, process, config_file)
-    try:
-        _wait_listening(port, process)
+    with running_broker(ca, folder, clients) as fleet:
         yield fleet
-    finally:
-        fleet.process.terminate()
-        fleet.process.wait(10)
 
 
 def _start(config_file: Path, folder: Path) -> subprocess.Popen[bytes]:

@@ -18,10 +18,7 @@ from tests.broker_tls.conftest import (
     MOSQUITTO,
     NOW,
     Fleet,
-    _generate,
-    _start,
-    _wait_listening,
-    free_port,
+    running_broker,
 )
 
 
@@ -39,16 +36,8 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         ),
     }
     ca.issue_broker(hosts=["localhost"], out=tmp_path / "broker", now=NOW)
-    port = free_port()
-    config_file = _generate(ca, tmp_path, port)
-    process = _start(config_file, tmp_path)
-    running = Fleet(ca, tmp_path, port, clients, process, config_file)
-    try:
-        _wait_listening(port, process)
+    with running_broker(ca, tmp_path, clients) as running:
         yield running
-    finally:
-        running.process.terminate()
-        running.process.wait(10)
 
 
 async def _works(fleet: Fleet, files: IssuedFiles, trust: Path, location: str) -> bool:

@@ -20,11 +20,8 @@ from tests.broker_tls.conftest import (
     MOSQUITTO,
     NOW,
     Fleet,
-    _generate,
-    _start,
-    _wait_listening,
     first_message,
-    free_port,
+    running_broker,
 )
 
 
@@ -42,16 +39,8 @@ def live_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         ),
     }
     ca.issue_broker(hosts=["localhost", "127.0.0.1"], out=folder / "broker", now=NOW)
-    port = free_port()
-    config_file = _generate(ca, folder, port)
-    process = _start(config_file, folder)
-    fleet = Fleet(ca, folder, port, clients, process, config_file)
-    try:
-        _wait_listening(port, process)
+    with running_broker(ca, folder, clients) as fleet:
         yield fleet
-    finally:
-        fleet.process.terminate()
-        fleet.process.wait(10)
 
 
 async def _apply(fleet: Fleet) -> object:
