@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -123,7 +123,7 @@ async def live_at(conn: Conn, location_id: str) -> list[Allocation]:
 
 async def stream_live_at(
     conn: Conn, location_id: str, *, batch: int = 500
-) -> AsyncIterator[Allocation]:
+) -> AsyncGenerator[Allocation, None]:
     """`live_at`'s allocations through a server-side cursor, ``batch`` rows per fetch: a
     location's snapshot of any size is read without holding its rows all at once (issue 14).
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from datetime import datetime, timedelta
 
 from cloud import errors
@@ -130,32 +131,35 @@ class Publisher:
         revision = 0
         async with self._pool.connection() as conn, conn.transaction():
             await snapshots.read_one_moment(conn)
-            async for body in stream_snapshot(conn, location_id):
-                revision = body.revision
-                if isinstance(body, SnapshotBody):
-                    whole = seal(
-                        self._signer,
-                        MessageType.SNAPSHOT,
-                        location_id=location_id,
-                        sender=CLOUD_SENDER,
-                        body=body,
-                        now=self._clock.now(),
-                    )
-                    if len(whole) <= MAX_PAYLOAD_BYTES:
-                        await self._publish(
-                            topic(location_id, Channel.CLOUD_CHANGES), whole, 1, False
+            # aclosing: a publish that fails (or a worker cancelled) between two parts closes
+            # the snapshot's cursor here, before the connection goes back to the pool.
+            async with aclosing(stream_snapshot(conn, location_id)) as bodies:
+                async for body in bodies:
+                    revision = body.revision
+                    if isinstance(body, SnapshotBody):
+                        whole = seal(
+                            self._signer,
+                            MessageType.SNAPSHOT,
+                            location_id=location_id,
+                            sender=CLOUD_SENDER,
+                            body=body,
+                            now=self._clock.now(),
                         )
-                        log.info("sent a snapshot of %s at revision %d", location_id, revision)
-                        return revision
-                    pieces = split_snapshot(body)  # one part's worth that still does not fit
-                else:
-                    pieces = [body]
-                for piece in pieces:
-                    await self._send(
-                        location_id, Channel.CLOUD_CHANGES, MessageType.SNAPSHOT_PART, piece
-                    )
-                    parts += 1
-                    allocations += len(piece.allocations)
+                        if len(whole) <= MAX_PAYLOAD_BYTES:
+                            await self._publish(
+                                topic(location_id, Channel.CLOUD_CHANGES), whole, 1, False
+                            )
+                            log.info("sent a snapshot of %s at revision %d", location_id, revision)
+                            return revision
+                        pieces = split_snapshot(body)  # one part's worth that still does not fit
+                    else:
+                        pieces = [body]
+                    for piece in pieces:
+                        await self._send(
+                            location_id, Channel.CLOUD_CHANGES, MessageType.SNAPSHOT_PART, piece
+                        )
+                        parts += 1
+                        allocations += len(piece.allocations)
         log.info(
             "sent a snapshot of %s at revision %d in %d parts (%d allocations)",
             location_id,

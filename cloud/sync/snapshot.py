@@ -13,7 +13,8 @@ again to yield each part as it fills. Both reads see the same moment, so the pla
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 from cloud.store import allocations, changelog, code_secrets, people, publications, snapshots
@@ -78,11 +79,12 @@ async def build_snapshot(pool: Pool, location_id: str) -> SnapshotBody:
 
 async def stream_snapshot(
     conn: Conn, location_id: str, *, per_part: int = ALLOCATIONS_PER_PART
-) -> AsyncIterator[SnapshotBody | SnapshotPartBody]:
+) -> AsyncGenerator[SnapshotBody | SnapshotPartBody, None]:
     """The location's snapshot: one `SnapshotBody` when its allocations fit one part, else its
     `SnapshotPartBody` parts one at a time, each built only when it is due.
 
-    ``conn`` must be in a transaction that `snapshots.read_one_moment` began.
+    ``conn`` must be in a transaction that `snapshots.read_one_moment` began. Consume it under
+    `contextlib.aclosing`, so that stopping early closes its server-side cursor at once.
 
     Raises:
         LookupError: no such location.
@@ -90,23 +92,28 @@ async def stream_snapshot(
     revision = await _revision(conn, location_id)
     lists = await part_one_lists(conn, location_id)
     cutter = PartCutter(first_part_bytes=part_one_bytes(lists), per_part=per_part)
-    async for allocation in allocations.stream_live_at(conn, location_id):
-        cutter.add(len(changelog.state_of(allocation).model_dump_json()) + 1)
+    async with aclosing(allocations.stream_live_at(conn, location_id)) as rows:
+        async for allocation in rows:
+            cutter.add(len(changelog.state_of(allocation).model_dump_json()) + 1)
     lengths = cutter.lengths()
     if len(lengths) == 1:
-        states = [
-            changelog.state_of(a) async for a in allocations.stream_live_at(conn, location_id)
-        ]
+        async with aclosing(allocations.stream_live_at(conn, location_id)) as rows:
+            states = [changelog.state_of(a) async for a in rows]
         yield SnapshotBody.model_validate({"revision": revision, "allocations": states, **lists})
         return
     snapshot_id = uuid.uuid4()
     number = 1
     chunk_states: list[AllocationState] = []
-    async for allocation in allocations.stream_live_at(conn, location_id):
-        chunk_states.append(changelog.state_of(allocation))
-        if len(chunk_states) == lengths[number - 1]:
-            yield make_part(snapshot_id, revision, number, len(lengths), chunk_states, lists)
-            number, chunk_states = number + 1, []
+    # aclosing: a consumer that stops between parts (a failed publish, a cancelled worker)
+    # closes the cursor while its connection is still checked out. A bare ``async for`` leaves
+    # the generator suspended with the cursor open, to be closed at garbage collection on a
+    # connection long back in the pool (or closed: a ResourceWarning in some later test).
+    async with aclosing(allocations.stream_live_at(conn, location_id)) as rows:
+        async for allocation in rows:
+            chunk_states.append(changelog.state_of(allocation))
+            if len(chunk_states) == lengths[number - 1]:
+                yield make_part(snapshot_id, revision, number, len(lengths), chunk_states, lists)
+                number, chunk_states = number + 1, []
     if number <= len(lengths):
         # The second read saw fewer rows than the first: impossible in one REPEATABLE READ
         # transaction, so a bug; the kiosk would wait for the parts forever.

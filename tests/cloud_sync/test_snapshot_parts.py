@@ -8,18 +8,25 @@ as an error and not sent, so a large or busy location could never be re-synced.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import pytest
 
 from cloud import doors
 from cloud.doors import DoorSpec
 from cloud.parcels.requests import AllocationRequest
 from cloud.parcels.reserve import Job, reserve_many
+from cloud.store import allocations as store_allocations
 from cloud.store import snapshots
-from cloud.store.database import Pool
+from cloud.store.database import Conn, Pool
+from cloud.sync import publisher
 from cloud.sync.snapshot import stream_snapshot
 from cloud.sync.worker import SyncWorker
 from kiosk.store import CodeHasher, KioskIdentity, Store, allocations, changes
 from kiosk.store import doors as kiosk_doors
 from kiosk.sync.apply import CheckpointStatus, apply_snapshot
+from shared.clock import SystemClock
 from shared.protocol import Channel, MessageType, SnapshotBody, SnapshotPartBody, SyncRequestBody
 from shared.signing import Signer
 from shared.sizes import Size
@@ -134,3 +141,43 @@ async def test_a_small_snapshot_streams_as_one_body(pool: Pool) -> None:
     [body] = bodies
     assert isinstance(body, SnapshotBody)
     assert len(body.allocations) == 1
+
+
+async def test_a_publish_failing_between_parts_closes_the_snapshot_cursor_at_once(
+    pool: Pool, cloud_signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, a publish that raised between two parts (or a worker cancelled there) left the
+    # snapshot's generators suspended with their server-side cursor open. It was closed only at
+    # garbage collection, on a connection long back in the pool or closed: CI saw that as a
+    # ResourceWarning ("AsyncServerCursor ... was deleted while still open") in a later test.
+    site = await make_site(pool)
+    async with pool.connection() as conn, conn.transaction():
+        await doors.add_doors(
+            conn, site.location_id, [DoorSpec(n, Size.SMALL) for n in range(6, 20)], now()
+        )
+    for _ in range(12):
+        await site.reserve()
+    made: list[Any] = []
+    stream_live_at = store_allocations.stream_live_at
+
+    def watched(conn: Conn, location_id: str, **kwargs: int) -> Any:
+        rows = stream_live_at(conn, location_id, **kwargs)
+        made.append(rows)
+        return rows
+
+    monkeypatch.setattr(store_allocations, "stream_live_at", watched)
+    monkeypatch.setattr(publisher, "stream_snapshot", partial(stream_snapshot, per_part=5))
+    published: list[str] = []
+
+    async def publish_once(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if published:
+            raise ConnectionError("the broker went away")
+        published.append(topic)
+
+    sender = publisher.Publisher(pool, cloud_signer, SystemClock(), publish_once)
+    with pytest.raises(ConnectionError):
+        await sender.send_snapshot(site.location_id)
+    assert len(published) == 1
+    assert len(made) == 2  # the rows counted once, then streamed
+    # A generator's frame is gone once it has finished or been closed.
+    assert all(rows.ag_frame is None for rows in made), "a cursor was left open"
